@@ -1,0 +1,45 @@
+# Gavel: every target creates the virtualenv and installs the pinned dependencies first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test lint serve bench install migrate clean requirements
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	DJANGO_SETTINGS_MODULE=gavel.settings.demo $(BIN)/python -m gavel.demo
+
+test: $(STAMP)
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml:var/coverage.xml -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy gavel stripe_sandbox
+	DJANGO_SETTINGS_MODULE=gavel.settings.local $(BIN)/python manage.py makemigrations --check --dry-run
+
+serve: $(STAMP)
+	bash scripts/serve.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate
+
+# Re-pin after editing pyproject.toml (needs network access to the package index).
+requirements:
+	$(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --no-header -o requirements/base.txt
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --no-header -o requirements/dev.txt
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .coverage*

@@ -1,0 +1,83 @@
+"""Suite-wide fixtures: API clients, users, the in-process Stripe sandbox, a Celery worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from gavel.users.models import User
+
+
+QUEUES = ("default", "webhooks", "payments", "auctions")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def _make_user(email: str, **extra: Any) -> User:
+    return User.objects.create_user(email=email, password="correct horse battery", **extra)
+
+
+@pytest.fixture
+def make_user(db: None) -> Any:
+    return _make_user
+
+
+@pytest.fixture
+def buyer(db: None) -> User:
+    return _make_user("buyer@example.com", display_name="Bea Buyer")
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    return _make_user("staff@example.com", is_staff=True)
+
+
+def bearer(user: User) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {RefreshToken.for_user(user).access_token}"}
+
+
+@pytest.fixture
+def auth_client(buyer: User) -> APIClient:
+    client = APIClient()
+    client.credentials(**bearer(buyer))
+    return client
+
+
+@pytest.fixture
+def sandbox(settings: Any) -> Iterator[Any]:
+    """A fresh Stripe sandbox, bound to the gateway for the length of one test."""
+    from gavel.gateway.client import client_bind_sandbox
+    from stripe_sandbox import Sandbox
+
+    instance = Sandbox(api_keys=[settings.STRIPE_SECRET_KEY])
+    client_bind_sandbox(instance.http_client())
+    yield instance
+    client_bind_sandbox(None)
+
+
+@pytest.fixture
+def celery_worker_thread(transactional_db: None) -> Iterator[Any]:
+    """A real Celery worker (solo pool, in a thread) consuming from the configured broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from gavel.celery import app
+
+    with app.connection_for_write() as connection:
+        for queue in QUEUES:
+            connection.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            connection.default_channel.queue_purge(queue)
+    with start_worker(
+        app,
+        pool="solo",
+        perform_ping_check=False,
+        shutdown_timeout=10,
+        queues=list(QUEUES),
+    ) as worker:
+        yield worker

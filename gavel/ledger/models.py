@@ -1,0 +1,65 @@
+"""The double-entry ledger. Append-only: a correction is a new entry, never an edit.
+
+Sign convention: a posting's ``amount_minor`` is positive for a debit and negative for a
+credit. Every journal entry sums to zero in each currency (checked by ``entry_post`` and by a
+deferred database trigger on PostgreSQL), so the whole ledger always sums to zero.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class LedgerAccount(models.Model):
+    """A named account: ``platform:stripe_balance``, ``seller_payable:acct_123``, ..."""
+
+    class Kind(models.TextChoices):
+        ASSET = "asset"
+        LIABILITY = "liability"
+        REVENUE = "revenue"
+        EXPENSE = "expense"
+        EQUITY = "equity"
+
+    code = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    description = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class JournalEntry(models.Model):
+    """One money movement, posted once: ``reference`` is unique (the operation's own id)."""
+
+    reference = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=64, db_index=True)
+    description = models.CharField(max_length=500, blank=True, default="")
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.reference}"
+
+
+class Posting(models.Model):
+    """One line of an entry: a debit (positive) or credit (negative) to one account."""
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
+    amount_minor = models.BigIntegerField(help_text="minor units; debit positive, credit negative")
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "currency"], name="posting_account_currency")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(amount_minor=0), name="posting_amount_nonzero"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.code} {self.amount_minor} {self.currency}"

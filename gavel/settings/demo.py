@@ -1,0 +1,21 @@
+"""The embedded ``make demo``: a SQLite file, an in-memory broker and the in-process sandbox."""
+
+from __future__ import annotations
+
+from gavel.settings.base import *  # noqa: F403
+from gavel.settings.env import env_str
+
+DEBUG = False
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(BASE_DIR / "var" / "demo.sqlite3"),  # noqa: F405
+        "OPTIONS": {"timeout": 20},
+    }
+}
+CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+STRIPE_API_BASE = "inprocess"
+STRIPE_SECRET_KEY = "sk_test_gavel_demo"
+STRIPE_WEBHOOK_SECRETS = [env_str("DEMO_WEBHOOK_SECRET", "whsec_demo_platform")]
+STRIPE_CONNECT_WEBHOOK_SECRETS = [env_str("DEMO_CONNECT_WEBHOOK_SECRET", "whsec_demo_connect")]
