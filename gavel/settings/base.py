@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "gavel.users",
     "gavel.ledger",
     "gavel.observability",
+    "gavel.auctions",
 ]
 
 MIDDLEWARE = [
@@ -131,6 +132,7 @@ SPECTACULAR_SETTINGS = {
 # How long an Idempotency-Key is remembered, per user (Stripe keeps its keys 24 hours).
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env_int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
 
+from gavel.settings.auctions import *  # noqa: E402,F403
 from gavel.settings.celery import *  # noqa: E402,F403
 from gavel.settings.logging import *  # noqa: E402,F403
 from gavel.settings.stripe import *  # noqa: E402,F403

@@ -54,4 +54,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
         "options": {"queue": "default"},
     },
+    "auctions-close-scan": {
+        "task": "gavel.auctions.tasks.auctions_close_scan",
+        "schedule": float(env_int("AUCTIONS_CLOSE_SCAN_SECONDS", default=10)),
+        "options": {"queue": "auctions"},
+    },
+    "auctions-sales-scan": {
+        "task": "gavel.auctions.tasks.sales_deadlines_scan",
+        "schedule": float(env_int("AUCTIONS_SALES_SCAN_SECONDS", default=300)),
+        "options": {"queue": "auctions"},
+    },
 }

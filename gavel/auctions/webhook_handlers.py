@@ -1,0 +1,1 @@
+"""Stripe webhook handlers of the auctions app (SetupIntent confirmation)."""
