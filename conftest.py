@@ -11,7 +11,6 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from gavel.users.models import User
 
-
 QUEUES = ("default", "webhooks", "payments", "auctions")
 
 
@@ -70,9 +69,10 @@ def celery_worker_thread(transactional_db: None) -> Iterator[Any]:
     from gavel.celery import app
 
     with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel
         for queue in QUEUES:
-            connection.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
-            connection.default_channel.queue_purge(queue)
+            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            channel.queue_purge(queue)
     with start_worker(
         app,
         pool="solo",

@@ -76,10 +76,19 @@ class GatewayCardDeclined(GatewayFinalError):
         )
 
 
-def _intent_id(error: stripe.StripeError, field: str) -> str | None:
+def _error_detail(error: stripe.StripeError) -> dict[str, object]:
     body = error.json_body if isinstance(error.json_body, dict) else {}
-    detail = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
-    intent = detail.get(field)
+    detail = body.get("error")
+    return detail if isinstance(detail, dict) else {}
+
+
+def _decline_code(error: stripe.StripeError) -> str | None:
+    code = getattr(error, "decline_code", None) or _error_detail(error).get("decline_code")
+    return code if isinstance(code, str) else None
+
+
+def _intent_id(error: stripe.StripeError, field: str) -> str | None:
+    intent = _error_detail(error).get(field)
     if isinstance(intent, dict):
         value = intent.get("id")
         return value if isinstance(value, str) else None
@@ -93,7 +102,7 @@ def translate(error: stripe.StripeError) -> GatewayError:
     if isinstance(error, stripe.CardError):
         return GatewayCardDeclined(
             message,
-            decline_code=getattr(error, "decline_code", None),
+            decline_code=_decline_code(error),
             payment_intent_id=_intent_id(error, "payment_intent"),
             setup_intent_id=_intent_id(error, "setup_intent"),
             code=code,

@@ -1,0 +1,1 @@
+"""``make demo``: a scripted marketplace story on the embedded default, then the API served."""

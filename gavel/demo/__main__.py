@@ -1,0 +1,56 @@
+"""Run the demo story, print the books' summary, then serve the API (``DEMO_SERVE=0`` exits)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import django
+
+# The demo's own throwaway admin, on 127.0.0.1 and a SQLite file made fresh every run.
+DEMO_ADMIN_PASSWORD = "gavel-demo-admin"  # noqa: S105
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gavel.settings.demo")
+    django.setup()
+
+    from django.core.management import call_command
+
+    from gavel.demo.narrator import Narrator
+    from gavel.demo.runtime import database_fresh, sandbox_bound, worker_running
+    from gavel.demo.story import CHAPTERS, StoryContext
+    from gavel.ledger.selectors import trial_balance
+
+    narrator = Narrator()
+    narrator.chapter("Gavel demo: an auction marketplace's money, end to end")
+    narrator.detail("Embedded setup: a SQLite file, an in-memory broker and worker, and the")
+    narrator.detail("project's Stripe sandbox standing in for Stripe.")
+    database_fresh()
+    with sandbox_bound() as sandbox, worker_running():
+        context = StoryContext(narrator=narrator, sandbox=sandbox)
+        for chapter in CHAPTERS:
+            chapter(context)
+
+    balances = trial_balance()
+    balanced = all(total == 0 for total in balances.values())
+    currencies = ", ".join(f"{currency} {total:+d}" for currency, total in sorted(balances.items()))
+    books = "ledger balanced" if balanced else f"ledger NOT in balance ({currencies})"
+    print(f"\nSUMMARY: {narrator.steps} steps, {books}.", flush=True)
+    if not balanced:
+        return 1
+
+    if os.environ.get("DEMO_SERVE", "1") != "0":
+        from gavel.users.models import User
+
+        User.objects.create_superuser(email="admin@example.com", password=DEMO_ADMIN_PASSWORD)
+        print("\nServing the API and the admin on http://127.0.0.1:8000 (Ctrl-C to stop).")
+        print(f"  admin sign-in (demo only): admin@example.com / {DEMO_ADMIN_PASSWORD}")
+        print("  API docs: http://127.0.0.1:8000/api/docs/   admin: http://127.0.0.1:8000/admin/")
+        with sandbox_bound():
+            call_command("runserver", "127.0.0.1:8000", use_reloader=False, verbosity=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

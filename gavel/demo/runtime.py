@@ -1,0 +1,55 @@
+"""The embedded runtime: a fresh SQLite database, the in-process sandbox and Celery worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+
+
+def database_fresh() -> None:
+    """Start every demo from an empty SQLite file so the story is the same each time."""
+    path = Path(settings.DATABASES["default"]["NAME"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = path.with_name(path.name + suffix)
+        if candidate.exists():
+            candidate.unlink()
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("collectstatic", verbosity=0, interactive=False)
+
+
+@contextmanager
+def sandbox_bound() -> Iterator[Any]:
+    """The project's Stripe sandbox, in this process, as the gateway's Stripe."""
+    from gavel.gateway.client import client_bind_sandbox
+    from stripe_sandbox import Sandbox
+
+    sandbox = Sandbox(api_keys=[settings.STRIPE_SECRET_KEY])
+    client_bind_sandbox(sandbox.http_client())
+    try:
+        yield sandbox
+    finally:
+        client_bind_sandbox(None)
+
+
+@contextmanager
+def worker_running() -> Iterator[Any]:
+    """A Celery worker thread on the in-memory broker, consuming every queue."""
+    from celery.contrib.testing.worker import start_worker
+
+    from gavel.celery import app
+
+    with start_worker(
+        app,
+        pool="solo",
+        perform_ping_check=False,
+        shutdown_timeout=10,
+        queues=["default", "webhooks", "payments", "auctions"],
+        loglevel="WARNING",
+    ) as worker:
+        yield worker

@@ -1,0 +1,83 @@
+"""The scripted marketplace story. Each capability adds its chapter to ``CHAPTERS``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.test import Client
+
+from gavel.demo.narrator import Narrator
+
+
+@dataclass
+class StoryContext:
+    """What chapters share: the narrator, the API client, the sandbox and the cast."""
+
+    narrator: Narrator
+    sandbox: Any
+    client: Client = field(default_factory=Client)
+    tokens: dict[str, str] = field(default_factory=dict)
+    cast: dict[str, Any] = field(default_factory=dict)
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        as_user: str | None = None,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        expect: int = 200,
+    ) -> Any:
+        """Call the public API as one of the cast, exactly as the mobile app would."""
+        headers: dict[str, str] = {}
+        if as_user is not None:
+            headers["HTTP_AUTHORIZATION"] = f"Bearer {self.tokens[as_user]}"
+        if idempotency_key is not None:
+            headers["HTTP_IDEMPOTENCY_KEY"] = idempotency_key
+        call = getattr(self.client, method.lower())
+        response = call(path, body or {}, content_type="application/json", **headers)
+        if response.status_code != expect:
+            raise RuntimeError(
+                f"{method} {path} answered {response.status_code}, expected {expect}: "
+                f"{response.content[:500]!r}"
+            )
+        return response.json() if response.content else None
+
+
+Chapter = Callable[[StoryContext], None]
+
+
+def chapter_people(context: StoryContext) -> None:
+    narrator = context.narrator
+    narrator.chapter("People join the marketplace")
+    for name, email in (("ada", "ada@example.com"), ("sam", "sam@example.com")):
+        body = {"email": email, "password": "demo passphrase 2026", "display_name": name.title()}
+        first = context.api(
+            "POST", "/api/v1/auth/register/", body=body, idempotency_key=f"demo-{name}", expect=201
+        )
+        narrator.step(f"{name.title()} signs up with {email} and gets account #{first['id']}.")
+        tokens = context.api(
+            "POST",
+            "/api/v1/auth/token/",
+            body={"email": email, "password": body["password"]},
+        )
+        context.tokens[name] = tokens["access"]
+        context.cast[name] = first
+    ada = {"email": "ada@example.com", "password": "demo passphrase 2026", "display_name": "Ada"}
+    retried = context.api(
+        "POST",
+        "/api/v1/auth/register/",
+        body=ada,
+        idempotency_key="demo-ada",
+        expect=201,
+    )
+    narrator.step(
+        "Ada's phone lost the answer and sent the sign-up again with the same Idempotency-Key: "
+        f"Gavel replayed the first answer (account #{retried['id']}) instead of a second account."
+    )
+
+
+CHAPTERS: list[Chapter] = [chapter_people]
