@@ -19,15 +19,25 @@ import django
 def _modules() -> list[str]:
     package_dir = os.path.dirname(__file__)
     return sorted(
-        info.name
-        for info in pkgutil.iter_modules([package_dir])
-        if not info.name.startswith("_")
+        info.name for info in pkgutil.iter_modules([package_dir]) if not info.name.startswith("_")
     )
 
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gavel.settings.local")
     django.setup()
+    from django.db import connection
+
+    # A throwaway database (test_<name>), migrated fresh and dropped afterwards.
+    original_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        return _run(argv)
+    finally:
+        connection.creation.destroy_test_db(original_name, verbosity=0)
+
+
+def _run(argv: list[str]) -> int:
     wanted = argv or _modules()
     for name in wanted:
         module = importlib.import_module(f"benchmarks.{name}")
