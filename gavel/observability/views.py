@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
@@ -14,6 +16,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from gavel.common.errors import json_error_response
 
 
 @require_GET
@@ -58,6 +62,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    token = settings.METRICS_BEARER_TOKEN
+    if token and not hmac.compare_digest(
+        request.headers.get("Authorization", ""), f"Bearer {token}"
+    ):
+        return json_error_response(401, "not_authenticated", "A metrics bearer token is required.")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

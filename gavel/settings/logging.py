@@ -7,6 +7,9 @@ from gavel.settings.env import env_str
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 SENTRY_DSN = env_str("SENTRY_DSN", "")
 SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development")
+# When set, /metrics answers only to "Authorization: Bearer <token>"; when empty, restrict it at
+# the network (it carries no personal data, but it tells volumes).
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")
 
 LOGGING = {
     "version": 1,

@@ -19,7 +19,11 @@ if _missing:
     raise ImproperlyConfigured(f"Missing required environment: {', '.join(sorted(_missing))}")
 if DEBUG:  # noqa: F405
     raise ImproperlyConfigured("DEBUG must be off in production")
-if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-insecure"):  # noqa: F405
+if (
+    len(SECRET_KEY) < 50  # noqa: F405
+    or len(set(SECRET_KEY)) < 5  # noqa: F405
+    or SECRET_KEY.startswith(("dev-insecure", "django-insecure"))  # noqa: F405
+):
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters")
 if STRIPE_API_BASE == "inprocess":  # noqa: F405
     raise ImproperlyConfigured("STRIPE_API_BASE=inprocess is for tests and the demo only")

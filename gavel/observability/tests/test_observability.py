@@ -93,6 +93,18 @@ def test_health_ready_and_metrics() -> None:
 
 
 @pytest.mark.django_db
+def test_metrics_need_the_bearer_token_when_one_is_configured(settings: Any) -> None:
+    settings.METRICS_BEARER_TOKEN = "metrics-token-123"
+    client = Client()
+    denied = client.get("/metrics")
+    assert denied.status_code == 401
+    assert denied.json()["error"]["type"] == "authentication_error"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    allowed = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-123")
+    assert allowed.status_code == 200
+
+
+@pytest.mark.django_db
 def test_readyz_reports_an_unreachable_broker(settings: Any) -> None:
     from gavel.celery import app
 
@@ -122,7 +134,7 @@ def _production_check(env: dict[str, str], *args: str) -> subprocess.CompletedPr
 
 
 PRODUCTION_ENV = {
-    "SECRET_KEY": "x" * 64,
+    "SECRET_KEY": "pr0duction-Secret-key-for-tests-9f8e7d6c5b4a3210-ZYXWVUTSRQ",
     "STRIPE_SECRET_KEY": "sk_live_fromtheenvironment",
     "STRIPE_WEBHOOK_SECRETS": "whsec_a,whsec_b",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/gavel",
