@@ -146,3 +146,11 @@ def test_openapi_schema_is_served(api_client: APIClient) -> None:
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")
     assert "/api/v1/auth/register/" in schema["paths"]
+
+
+def test_browsable_docs_are_served_without_a_cdn(api_client: APIClient) -> None:
+    response = api_client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui" in page
+    assert "cdn.jsdelivr" not in page
