@@ -37,6 +37,25 @@ def outbox_effect(reference: str) -> None:
     )
 
 
+REQUEST_ID_TASK = "gavel.tests.outbox_request_id"
+
+
+@app.task(name=REQUEST_ID_TASK, acks_late=True)
+def outbox_request_id(reference: str) -> None:
+    """Records the request id the task sees, to prove it travelled from the request."""
+    from gavel.common.context import request_id_current
+
+    entry_post(
+        reference=reference,
+        kind="outbox_test",
+        description=request_id_current() or "",
+        lines=[
+            debit("test:cash", LedgerAccount.Kind.ASSET, 1, "USD"),
+            credit("test:owed", LedgerAccount.Kind.LIABILITY, 1, "USD"),
+        ],
+    )
+
+
 def _child_env(**overrides: str) -> dict[str, str]:
     database = connection.settings_dict
     env = dict(os.environ)
@@ -138,6 +157,23 @@ def test_enqueue_publishes_only_after_commit_and_not_after_rollback(
         enqueue_then_fail()
     assert not OutboxMessage.objects.filter(kwargs__reference="rollback-1").exists()
     assert outbox_publish(message_id=10**9) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_request_id_travels_into_the_task(celery_worker_thread: Any) -> None:
+    from gavel.common.context import request_id_var
+
+    token = request_id_var.set("req_from_the_api_call")
+    try:
+        with transaction.atomic():
+            outbox_enqueue(task_name=REQUEST_ID_TASK, kwargs={"reference": "rid-1"})
+    finally:
+        request_id_var.reset(token)
+    _wait_for_entry("rid-1")
+    assert JournalEntry.objects.get(reference="rid-1").description == "req_from_the_api_call"
+    assert OutboxMessage.objects.get(kwargs__reference="rid-1").request_id == (
+        "req_from_the_api_call"
+    )
 
 
 def test_celery_is_configured_for_at_least_once_delivery() -> None:
