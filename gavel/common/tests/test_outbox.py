@@ -176,6 +176,45 @@ def test_the_request_id_travels_into_the_task(celery_worker_thread: Any) -> None
     )
 
 
+RABBITMQ_CHILD = """
+import time
+import django
+django.setup()
+from celery.contrib.testing.worker import start_worker
+from django.db import transaction
+from gavel.celery import app
+from gavel.common.outbox import outbox_enqueue
+from gavel.common.tests.test_outbox import EFFECT_TASK
+from gavel.ledger.models import JournalEntry
+
+assert app.conf.broker_url.startswith("amqp://"), app.conf.broker_url
+with start_worker(app, pool="solo", perform_ping_check=False, queues=["default"]):
+    with transaction.atomic():
+        outbox_enqueue(task_name=EFFECT_TASK, kwargs={"reference": "rabbit-1"})
+    deadline = time.monotonic() + 30
+    while not JournalEntry.objects.filter(reference="rabbit-1").exists():
+        assert time.monotonic() < deadline, "the task never ran on RabbitMQ"
+        time.sleep(0.05)
+print("ran on", app.conf.broker_url.split("@")[-1])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_outbox_and_worker_run_on_rabbitmq_too() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", RABBITMQ_CHILD],
+        env=_child_env(CELERY_BROKER_URL=settings.RABBITMQ_URL),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ran on" in result.stdout
+    assert JournalEntry.objects.filter(reference="rabbit-1").count() == 1
+
+
 def test_celery_is_configured_for_at_least_once_delivery() -> None:
     conf = app.conf
     assert conf.task_acks_late is True
