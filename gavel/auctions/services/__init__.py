@@ -1,0 +1,11 @@
+"""Services of the auctions app (writes). Public entry points for other apps and the demo:
+
+* listing: ``auction_create``, ``auction_update``, ``auction_cancel``
+* bidding: ``bid_place``, ``auction_buy_now``
+* closing: ``auction_close``, ``auctions_close_due``, ``auction_closes_schedule``
+* sales (called by payments): ``sale_mark_paid``, ``sale_payment_failed``;
+  ``sales_unpaid_cancel_due``, ``second_chance_offer_accept``, ``second_chance_offer_decline``,
+  ``second_chance_offers_expire_due``
+* eligibility: ``payment_method_setup_create``, ``payment_method_setup_refresh``,
+  ``setup_intent_event_apply``
+"""
