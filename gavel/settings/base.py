@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "gavel.ledger",
     "gavel.observability",
     "gavel.auctions",
+    "gavel.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -141,3 +142,4 @@ from gavel.settings.auctions import *  # noqa: E402,F403
 from gavel.settings.celery import *  # noqa: E402,F403
 from gavel.settings.logging import *  # noqa: E402,F403
 from gavel.settings.stripe import *  # noqa: E402,F403
+from gavel.settings.webhooks import *  # noqa: E402,F403

@@ -49,6 +49,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 15.0,
         "options": {"queue": "default"},
     },
+    "webhooks-sweep": {
+        "task": "gavel.webhooks.tasks.webhook_events_sweep",
+        "schedule": float(env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=15)),
+        "options": {"queue": "webhooks"},
+    },
     "idempotency-keys-purge": {
         "task": "gavel.common.tasks.idempotency_keys_purge",
         "schedule": 3600.0,

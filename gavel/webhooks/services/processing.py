@@ -1,0 +1,232 @@
+"""Processing one stored event: route it (forward, handle, ignore), apply it in order under its
+object's row lock, record the attempt, and on failure schedule a retry or dead-letter it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import traceback
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from gavel.gateway.events import related_object_fetch
+from gavel.observability.scrub import scrub_text
+from gavel.webhooks import metrics
+from gavel.webhooks.envelope import thin_type_to_v1
+from gavel.webhooks.lock_objects import event_lock, object_cursor_lock
+from gavel.webhooks.models import WebhookAttempt, WebhookEvent
+from gavel.webhooks.registry import Handler, IncomingEvent, Ordering, handler_for, ordering_for
+from gavel.webhooks.services.forwarding import ForwardFailed, event_forward, legacy_owns
+
+logger = logging.getLogger(__name__)
+
+Status = WebhookEvent.Status
+Outcome = WebhookAttempt.Outcome
+
+_STATUS_BY_OUTCOME = {
+    Outcome.PROCESSED: Status.PROCESSED,
+    Outcome.SUPERSEDED: Status.SUPERSEDED,
+    Outcome.FORWARDED: Status.FORWARDED,
+    Outcome.IGNORED: Status.IGNORED,
+}
+ERROR_MAX_CHARS = 4000
+
+
+def retry_delay_seconds(*, attempt_number: int) -> float:
+    """Exponential backoff with equal jitter: half the step fixed, half random."""
+    base: int = settings.WEBHOOK_RETRY_BASE_SECONDS
+    step = min(float(settings.WEBHOOK_RETRY_MAX_SECONDS), base * 2.0 ** max(attempt_number - 1, 0))
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def _error_text(error: BaseException) -> str:
+    text = "".join(traceback.format_exception(error, limit=-8))
+    return scrub_text(text)[-ERROR_MAX_CHARS:]
+
+
+def incoming_event_build(
+    event: WebhookEvent, payload: dict[str, Any], *, fetch: bool = True
+) -> IncomingEvent:
+    """The handler's view of a stored event; a thin event's object is fetched from Stripe."""
+    if event.source == WebhookEvent.Source.THIN:
+        related = payload.get("related_object") or {}
+        data_object: dict[str, Any] = {}
+        if fetch and isinstance(related, dict) and isinstance(related.get("url"), str):
+            data_object = related_object_fetch(url=related["url"], account=event.account or None)
+        return IncomingEvent(
+            id=event.stripe_event_id,
+            type=thin_type_to_v1(event.event_type),
+            created=int(event.stripe_created_at.timestamp()),
+            livemode=event.livemode,
+            data_object=data_object,
+            account=event.account or None,
+            raw=payload,
+            thin=True,
+        )
+    data = payload.get("data") or {}
+    previous = data.get("previous_attributes")
+    return IncomingEvent(
+        id=event.stripe_event_id,
+        type=event.event_type,
+        created=int(event.stripe_created_at.timestamp()),
+        livemode=event.livemode,
+        data_object=data.get("object") or {},
+        account=event.account or None,
+        previous_attributes=previous if isinstance(previous, dict) else None,
+        api_version=event.api_version or None,
+        raw=payload,
+    )
+
+
+def _apply_in_order(event: WebhookEvent, incoming: IncomingEvent, handler: Handler) -> Outcome:
+    """Apply under the object's row lock; an event older than the last applied one is
+    superseded (LATEST_WINS) or handed over flagged (REFETCH, thin events)."""
+    if not event.object_id:
+        handler(incoming)
+        return Outcome.PROCESSED
+    cursor = object_cursor_lock(object_id=event.object_id)
+    is_newer = (event.stripe_created_at, event.stripe_event_id) > (
+        cursor.applied_created_at,
+        cursor.applied_event_id,
+    )
+    ordering = Ordering.REFETCH if incoming.thin else ordering_for(incoming.type)
+    if not is_newer and ordering == Ordering.LATEST_WINS:
+        return Outcome.SUPERSEDED
+    handler(replace(incoming, superseded=not is_newer))
+    if is_newer:
+        cursor.applied_created_at = event.stripe_created_at
+        cursor.applied_event_id = event.stripe_event_id
+        cursor.save(update_fields=["applied_created_at", "applied_event_id", "updated_at"])
+    return Outcome.PROCESSED
+
+
+def _route_and_apply(event: WebhookEvent) -> tuple[Outcome, WebhookAttempt.Action]:
+    payload = json.loads(event.payload)
+    incoming = incoming_event_build(event, payload)
+    if legacy_owns(account=incoming.account, data_object=incoming.data_object):
+        event_forward(payload=event.payload)
+        return Outcome.FORWARDED, WebhookAttempt.Action.FORWARD
+    handler = handler_for(incoming.type)
+    if handler is None:
+        return Outcome.IGNORED, WebhookAttempt.Action.HANDLE
+    return _apply_in_order(event, incoming, handler), WebhookAttempt.Action.HANDLE
+
+
+def _attempt_finish(
+    attempt_pk: int,
+    *,
+    outcome: Outcome,
+    action: WebhookAttempt.Action = WebhookAttempt.Action.HANDLE,
+    error: str = "",
+) -> None:
+    WebhookAttempt.objects.filter(pk=attempt_pk).update(
+        outcome=outcome, action=action, error=error, finished_at=timezone.now()
+    )
+
+
+def _dead_letter(event_pk: int, *, reason: str) -> None:
+    with transaction.atomic():
+        event = event_lock(event_pk=event_pk)
+        if event.status not in WebhookEvent.UNFINISHED:
+            return
+        event.status = Status.DEAD
+        event.due_at = None
+        event.finished_at = timezone.now()
+        event.last_error = reason
+        event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
+    metrics.DEAD_LETTERS.labels(event.event_type).inc()
+    logger.error(
+        "webhook event dead-lettered",
+        extra={"stripe_event_id": event.stripe_event_id, "event_type": event.event_type},
+    )
+
+
+def _attempt_fail(
+    event_pk: int, attempt_pk: int, error: BaseException, *, action: WebhookAttempt.Action
+) -> str:
+    text = _error_text(error)
+    now = timezone.now()
+    with transaction.atomic():
+        event = event_lock(event_pk=event_pk)
+        _attempt_finish(attempt_pk, outcome=Outcome.FAILED, action=action, error=text)
+        if event.status not in WebhookEvent.UNFINISHED:
+            return str(event.status)
+        event.last_error = text
+        if event.attempts_count >= settings.WEBHOOK_MAX_ATTEMPTS:
+            event.status = Status.DEAD
+            event.due_at = None
+            event.finished_at = now
+        else:
+            event.status = Status.RETRYING
+            delay = retry_delay_seconds(attempt_number=event.attempts_count)
+            event.due_at = now + timedelta(seconds=delay)
+        event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
+    metrics.PROCESSED.labels(event.event_type, Outcome.FAILED).inc()
+    if event.status == Status.DEAD:
+        metrics.DEAD_LETTERS.labels(event.event_type).inc()
+        logger.error(
+            "webhook event dead-lettered after its retries",
+            extra={"stripe_event_id": event.stripe_event_id, "attempts": event.attempts_count},
+        )
+    else:
+        metrics.RETRIES.labels(event.event_type).inc()
+        logger.warning(
+            "webhook event attempt failed; will retry",
+            extra={"stripe_event_id": event.stripe_event_id, "attempts": event.attempts_count},
+        )
+    return str(event.status)
+
+
+def event_process(*, event_pk: int, worker: str = "", task_id: str = "") -> str:
+    """Process one stored event once in effect; returns the event's resulting status.
+
+    Safe to run any number of times, concurrently too: the event row lock and its status make
+    every run after the first a no-op, and the handler's writes commit in the same transaction
+    as the event's new status.
+    """
+    current = WebhookEvent.objects.filter(pk=event_pk).values("status", "attempts_count").first()
+    if current is None or current["status"] not in WebhookEvent.UNFINISHED:
+        return str(current["status"]) if current else "missing"
+    if current["attempts_count"] >= settings.WEBHOOK_MAX_ATTEMPTS:
+        # Every attempt so far died with its worker (a poison event that kills the process).
+        _dead_letter(event_pk, reason="attempt limit reached: workers lost during attempts")
+        return str(Status.DEAD)
+    started_at = timezone.now()
+    WebhookEvent.objects.filter(pk=event_pk).update(attempts_count=F("attempts_count") + 1)
+    attempt = WebhookAttempt.objects.create(
+        event_id=event_pk,
+        number=current["attempts_count"] + 1,
+        worker=worker[:255],
+        task_id=task_id[:255],
+        started_at=started_at,
+    )
+    try:
+        with transaction.atomic():
+            event = event_lock(event_pk=event_pk)
+            if event.status not in WebhookEvent.UNFINISHED:
+                _attempt_finish(attempt.pk, outcome=Outcome.ALREADY_FINISHED)
+                return str(event.status)
+            outcome, action = _route_and_apply(event)
+            finished_at = timezone.now()
+            event.status = _STATUS_BY_OUTCOME[outcome]
+            event.due_at = None
+            event.finished_at = finished_at
+            event.last_error = ""
+            event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
+            _attempt_finish(attempt.pk, outcome=outcome, action=action)
+    except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
+        forwarding = isinstance(error, ForwardFailed)
+        if forwarding:
+            metrics.FORWARD_FAILURES.inc()
+        action = WebhookAttempt.Action.FORWARD if forwarding else WebhookAttempt.Action.HANDLE
+        return _attempt_fail(event_pk, attempt.pk, error, action=action)
+    metrics.PROCESSED.labels(event.event_type, outcome).inc()
+    metrics.PROCESSING_LAG.observe((finished_at - event.received_at).total_seconds())
+    return str(event.status)
