@@ -9,6 +9,7 @@ from gavel.observability.views import healthz, metrics, readyz
 api_v1 = [
     path("", include("gavel.users.urls")),
     path("", include("gavel.auctions.urls")),
+    path("", include("gavel.connect.urls")),
 ]
 
 urlpatterns = [

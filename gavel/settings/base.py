@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "gavel.observability",
     "gavel.auctions",
     "gavel.webhooks",
+    "gavel.connect",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +141,7 @@ IDEMPOTENCY_KEY_TTL = timedelta(hours=env_int("IDEMPOTENCY_KEY_TTL_HOURS", defau
 
 from gavel.settings.auctions import *  # noqa: E402,F403
 from gavel.settings.celery import *  # noqa: E402,F403
+from gavel.settings.connect import *  # noqa: E402,F403
 from gavel.settings.logging import *  # noqa: E402,F403
 from gavel.settings.stripe import *  # noqa: E402,F403
 from gavel.settings.webhooks import *  # noqa: E402,F403

@@ -1,0 +1,185 @@
+"""Reading sellers' Connect state. Auctions and payments call ``seller_selling_status``,
+``seller_can_list``, ``seller_payouts_allowed`` and ``seller_account_id``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from gavel.connect.models import ConnectedAccount, ConnectedAccountChange
+from gavel.connect.requirements import disabled_reason_sentence, requirements_explain
+from gavel.connect.states import AccountStatus
+from gavel.users.models import User
+
+SELLER_PAYABLE_PREFIX = "seller_payable:"
+DASHBOARD_BASE_URL = "https://dashboard.stripe.com/"
+
+KEEP_SELLING = "keep_selling"
+STOP_SELLING = "stop_selling"
+
+
+@dataclass(frozen=True, slots=True)
+class SellingStatus:
+    """What a seller may do now and, when something is missing, why, in plain words.
+
+    ``can_list``: may list new items. ``payouts_allowed``: Gavel may transfer sale proceeds to
+    the seller's Stripe account now (``transfers`` active); when False, payments keeps the money
+    and the auction goes on. ``code`` is stable for the apps; ``message`` is for the seller.
+    """
+
+    can_list: bool
+    payouts_allowed: bool
+    code: str
+    message: str
+    due_by: datetime | None = None
+
+
+def connected_account_for_user(*, user: User) -> ConnectedAccount | None:
+    return ConnectedAccount.objects.filter(user=user).first()
+
+
+def connected_account_list() -> QuerySet[ConnectedAccount]:
+    return ConnectedAccount.objects.select_related("user").order_by("-id")
+
+
+def connected_account_history(*, account: ConnectedAccount) -> QuerySet[ConnectedAccountChange]:
+    return account.changes.order_by("-id")
+
+
+def seller_account_id(*, user: User) -> str | None:
+    """The seller's Stripe account id (``acct_...``), or None if they have none yet."""
+    return (
+        ConnectedAccount.objects.filter(user=user)
+        .exclude(status=AccountStatus.DEAUTHORIZED)
+        .values_list("stripe_account_id", flat=True)
+        .first()
+    )
+
+
+def seller_payable_ledger_code(*, stripe_account_id: str) -> str:
+    """The ledger account (a liability) of what Gavel owes this seller."""
+    return f"{SELLER_PAYABLE_PREFIX}{stripe_account_id}"
+
+
+def stripe_dashboard_url(*, account: ConnectedAccount) -> str:
+    if not account.stripe_account_id:
+        return ""
+    mode = "" if account.livemode else "test/"
+    return f"{DASHBOARD_BASE_URL}{mode}connect/accounts/{account.stripe_account_id}"
+
+
+def _capabilities_active(account: ConnectedAccount) -> bool:
+    required: list[str] = settings.CONNECT_REQUIRED_CAPABILITIES
+    return all(account.capabilities.get(name) == "active" for name in required)
+
+
+def _first_requirements(keys: list[str], *, limit: int = 3) -> str:
+    items = requirements_explain(keys)
+    text = " ".join(item.message for item in items[:limit])
+    if len(items) > limit:
+        text += f" (and {len(items) - limit} more)"
+    return text
+
+
+def _date(value: datetime) -> str:
+    return value.strftime("%d %B %Y")
+
+
+def account_selling_status(*, account: ConnectedAccount | None) -> SellingStatus:
+    """The rules, applied to one account (None: the user never started onboarding)."""
+    if account is None:
+        return SellingStatus(
+            False, False, "not_onboarded", "Become a seller first: set up your Stripe account."
+        )
+    status = account.status
+    payouts_allowed = (
+        status not in (AccountStatus.DEAUTHORIZED, AccountStatus.CREATING)
+        and account.capabilities.get("transfers") == "active"
+    )
+    if status == AccountStatus.CREATING:
+        return SellingStatus(
+            False,
+            False,
+            "account_pending",
+            "Your Stripe account is still being created; tap “Become a seller” again.",
+        )
+    if status == AccountStatus.DEAUTHORIZED:
+        return SellingStatus(
+            False,
+            False,
+            "deauthorized",
+            "You disconnected your Stripe account from Gavel; contact support to sell again.",
+        )
+    if status == AccountStatus.REJECTED:
+        return SellingStatus(
+            False, payouts_allowed, "rejected", disabled_reason_sentence(account.disabled_reason)
+        )
+    if status == AccountStatus.ONBOARDING:
+        return SellingStatus(
+            False,
+            payouts_allowed,
+            "onboarding_incomplete",
+            "Finish setting up your Stripe account: "
+            + _first_requirements(account.requirements_currently_due),
+        )
+    if account.requirements_past_due:
+        return SellingStatus(
+            False,
+            payouts_allowed,
+            "requirements_past_due",
+            "Stripe paused selling until you provide: "
+            + _first_requirements(account.requirements_past_due),
+        )
+    if not account.charges_enabled or not _capabilities_active(account):
+        message = disabled_reason_sentence(account.disabled_reason) or (
+            "Stripe has not enabled card payments and transfers for your account yet."
+        )
+        return SellingStatus(False, payouts_allowed, "capabilities_inactive", message)
+    if not account.payouts_enabled:
+        what = _first_requirements(account.requirements_currently_due)
+        detail = f" until you provide: {what}" if what else ""
+        if settings.CONNECT_PAYOUTS_DISABLED_POLICY == STOP_SELLING:
+            return SellingStatus(
+                False,
+                payouts_allowed,
+                "payouts_disabled",
+                f"Stripe paused payouts to your bank{detail}. "
+                "You can list again once payouts resume.",
+            )
+        return SellingStatus(
+            True,
+            payouts_allowed,
+            "payouts_paused",
+            f"You can keep selling, but Stripe paused payouts to your bank{detail}. "
+            "Your earnings wait in your Stripe balance.",
+        )
+    if account.requirements_currently_due:
+        deadline = account.requirements_deadline
+        by = f" by {_date(deadline)}" if deadline else ""
+        return SellingStatus(
+            True,
+            payouts_allowed,
+            "requirements_due",
+            f"Provide{by} to keep selling: "
+            + _first_requirements(account.requirements_currently_due),
+            due_by=deadline,
+        )
+    return SellingStatus(True, payouts_allowed, "ok", "")
+
+
+def seller_selling_status(*, user: User) -> SellingStatus:
+    return account_selling_status(account=connected_account_for_user(user=user))
+
+
+def seller_can_list(*, user: User) -> tuple[bool, str]:
+    """The auctions seam (``gavel.auctions.policies.seller_can_list``)."""
+    status = seller_selling_status(user=user)
+    return status.can_list, status.message
+
+
+def seller_payouts_allowed(*, user: User) -> bool:
+    """Whether payments may transfer this seller's proceeds now; if not, the payout waits."""
+    return seller_selling_status(user=user).payouts_allowed
