@@ -179,9 +179,9 @@ def verified_payment_methods(*, user: User) -> QuerySet[VerifiedPaymentMethod]:
     return VerifiedPaymentMethod.objects.filter(user=user).order_by("-id")
 
 
-def payment_method_setup_get(*, setup_id: int, user: User) -> PaymentMethodSetup:
-    setup = PaymentMethodSetup.objects.filter(pk=setup_id).first()
-    if setup is None or (setup.user_id != user.pk and not user.is_staff):
+def payment_method_setup_get(*, setup_id: int) -> PaymentMethodSetup:
+    setup = PaymentMethodSetup.objects.select_related("customer").filter(pk=setup_id).first()
+    if setup is None:
         raise NotFoundError("No such payment method setup.", code="setup_not_found")
     return setup
 

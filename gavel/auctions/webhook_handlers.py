@@ -1,1 +1,21 @@
-"""Stripe webhook handlers of the auctions app (SetupIntent confirmation)."""
+"""Stripe webhook handlers of the auctions app: SetupIntent confirmation.
+
+Each handler re-reads the SetupIntent from Stripe rather than trusting the event's copy, so
+events arriving late, twice or out of order all converge on Stripe's current state.
+"""
+
+from __future__ import annotations
+
+from gavel.auctions.services.eligibility import setup_intent_event_apply
+from gavel.webhooks.registry import IncomingEvent, webhook_handler
+
+
+@webhook_handler(
+    "setup_intent.succeeded", "setup_intent.setup_failed", "setup_intent.requires_action"
+)
+def setup_intent_event_handle(event: IncomingEvent) -> None:
+    if event.account is not None or event.object_id is None:
+        return  # connected-account SetupIntents are not bidders'
+    metadata = event.data_object.get("metadata") or {}
+    hint = metadata.get("gavel_setup_id") if isinstance(metadata, dict) else None
+    setup_intent_event_apply(setup_intent_id=event.object_id, setup_id_hint=hint)

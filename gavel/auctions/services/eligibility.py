@@ -1,0 +1,173 @@
+"""Eligibility to bid: a payment method verified for off-session charges (SetupIntent flow).
+
+1. ``payment_method_setup_create``: ensure the bidder's Stripe customer, record a setup row,
+   create a SetupIntent (usage off_session) keyed by that row's id, hand the client secret to
+   the app (PaymentSheet / Elements), which confirms it, 3-D Secure included.
+2. Confirmation arrives by webhook (``setup_intent.*``, see ``webhook_handlers``) or through
+   ``payment_method_setup_refresh``; both re-read the SetupIntent from Stripe and apply it.
+   On success the payment method's display details (brand, last4, expiry) are recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from gavel.auctions.lock_objects import setup_lock
+from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPaymentMethod
+from gavel.auctions.selectors import payment_method_setup_get
+from gavel.auctions.states import SETUP_TRANSITIONS, history_record, status_transition
+from gavel.common.errors import ServiceError
+from gavel.gateway.customers import customer_create
+from gavel.gateway.errors import GatewayError, GatewayRetryableError
+from gavel.gateway.setup_intents import (
+    payment_method_retrieve,
+    setup_intent_create,
+    setup_intent_retrieve,
+)
+from gavel.gateway.types import StripePaymentMethod, StripeSetupIntent
+from gavel.users.models import User
+
+logger = logging.getLogger(__name__)
+
+SetupStatus = PaymentMethodSetup.Status
+
+
+@dataclass(frozen=True, slots=True)
+class SetupView:
+    setup: PaymentMethodSetup
+    client_secret: str | None
+    payment_method: VerifiedPaymentMethod | None
+
+
+def _gateway_failure(error: GatewayError) -> ServiceError:
+    if isinstance(error, GatewayRetryableError):
+        return ServiceError(
+            "Stripe did not answer; try again shortly.", code="stripe_unavailable", status_code=503
+        )
+    return ServiceError(
+        "Stripe refused the request.", code=error.code or "stripe_error", status_code=502
+    )
+
+
+def buyer_customer_ensure(*, user: User) -> BuyerCustomer:
+    """The bidder's Stripe customer, created once (the row id keys the Stripe call)."""
+    try:
+        with transaction.atomic():
+            customer, _ = BuyerCustomer.objects.get_or_create(user=user)
+    except IntegrityError:
+        customer = BuyerCustomer.objects.get(user=user)
+    if customer.stripe_customer_id:
+        return customer
+    try:
+        remote = customer_create(
+            operation_id=customer.pk,
+            email=user.email,
+            name=user.display_name,
+            metadata={"gavel_user_id": str(user.pk)},
+        )
+    except GatewayError as error:
+        raise _gateway_failure(error) from error
+    BuyerCustomer.objects.filter(pk=customer.pk, stripe_customer_id__isnull=True).update(
+        stripe_customer_id=remote.id
+    )
+    customer.refresh_from_db()
+    return customer
+
+
+def payment_method_setup_create(*, user: User) -> SetupView:
+    customer = buyer_customer_ensure(user=user)
+    with transaction.atomic():
+        setup = PaymentMethodSetup.objects.create(user=user, customer=customer)
+        history_record(instance=setup, from_status="", to_status=setup.status, reason="created")
+    return _setup_sync(setup)
+
+
+def payment_method_setup_refresh(*, setup_id: int, user: User) -> SetupView:
+    setup = payment_method_setup_get(setup_id=setup_id)
+    if setup.user_id != user.pk and not user.is_staff:
+        raise ServiceError("This setup is not yours.", code="not_your_setup", status_code=403)
+    return _setup_sync(setup)
+
+
+def setup_intent_event_apply(*, setup_intent_id: str, setup_id_hint: str | None = None) -> bool:
+    """A ``setup_intent.*`` webhook: re-read the intent and apply it. False when not ours."""
+    setup = PaymentMethodSetup.objects.filter(stripe_setup_intent_id=setup_intent_id).first()
+    if setup is None and setup_id_hint and setup_id_hint.isdigit():
+        setup = PaymentMethodSetup.objects.filter(
+            pk=int(setup_id_hint), stripe_setup_intent_id__isnull=True
+        ).first()
+    if setup is None:
+        return False
+    # A gateway error propagates: the webhook pipeline records it and retries the event.
+    intent = setup_intent_retrieve(setup_intent_id=setup_intent_id)
+    _intent_apply(setup_id=setup.pk, intent=intent, payment_method=_verified_details(intent))
+    return True
+
+
+def _setup_sync(setup: PaymentMethodSetup) -> SetupView:
+    """Create (again, same idempotency key) or re-read the SetupIntent, then apply it."""
+    try:
+        if setup.stripe_setup_intent_id is None:
+            intent = setup_intent_create(
+                operation_id=setup.pk,
+                customer_id=str(setup.customer.stripe_customer_id),
+                metadata={"gavel_setup_id": str(setup.pk), "gavel_user_id": str(setup.user_id)},
+            )
+        else:
+            intent = setup_intent_retrieve(setup_intent_id=setup.stripe_setup_intent_id)
+        payment_method = _verified_details(intent)
+    except GatewayError as error:
+        raise _gateway_failure(error) from error
+    return _intent_apply(setup_id=setup.pk, intent=intent, payment_method=payment_method)
+
+
+def _verified_details(intent: StripeSetupIntent) -> StripePaymentMethod | None:
+    if intent.status != SetupStatus.SUCCEEDED or intent.payment_method_id is None:
+        return None
+    return payment_method_retrieve(payment_method_id=intent.payment_method_id)
+
+
+def _intent_apply(
+    *, setup_id: int, intent: StripeSetupIntent, payment_method: StripePaymentMethod | None
+) -> SetupView:
+    with transaction.atomic():
+        setup = setup_lock(setup_id=setup_id).get()
+        fields: list[str] = []
+        if setup.stripe_setup_intent_id is None:
+            setup.stripe_setup_intent_id = intent.id
+            fields.append("stripe_setup_intent_id")
+        error_code = intent.last_error_decline_code or intent.last_error_code or ""
+        if error_code != setup.last_error_code and intent.status != SetupStatus.SUCCEEDED:
+            setup.last_error_code = error_code
+            fields.append("last_error_code")
+        if intent.status in SETUP_TRANSITIONS.get(setup.status, frozenset()):
+            status_transition(
+                instance=setup,
+                to_status=intent.status,
+                reason=f"stripe: {intent.status}" + (f" ({error_code})" if error_code else ""),
+                fields=fields,
+            )
+        elif fields:
+            setup.save(update_fields=[*fields, "updated_at"])
+        verified = None
+        if setup.status == SetupStatus.SUCCEEDED and payment_method is not None:
+            verified, _ = VerifiedPaymentMethod.objects.get_or_create(
+                setup=setup,
+                defaults={
+                    "user_id": setup.user_id,
+                    "stripe_payment_method_id": payment_method.id,
+                    "brand": payment_method.card_brand or payment_method.type,
+                    "last4": payment_method.card_last4 or "",
+                    "exp_month": payment_method.card_exp_month,
+                    "exp_year": payment_method.card_exp_year,
+                },
+            )
+    terminal = setup.status in (SetupStatus.SUCCEEDED, SetupStatus.CANCELED)
+    return SetupView(
+        setup=setup,
+        client_secret=None if terminal else intent.client_secret,
+        payment_method=verified or VerifiedPaymentMethod.objects.filter(setup=setup).first(),
+    )
