@@ -179,7 +179,7 @@ def test_auth(sb: Sandbox) -> None:
 
 
 def test_stripe_version_echo(sb: Sandbox) -> None:
-    client = stripe.StripeClient(
+    client: Any = stripe.StripeClient(
         "sk_test_sandbox",
         http_client=sb.http_client(),
         base_addresses={"api": sb.base_url},

@@ -394,7 +394,7 @@ def test_dispute_won_via_control(sb: Sandbox, client: Any) -> None:
 
 def test_bypass_pending_and_processing_mode(hooks: Hooks) -> None:
     sb = Sandbox(start_time=1_760_000_000, webhook_transport=hooks, card_processing_seconds=60)
-    client = sb.client()
+    client: Any = sb.client()
     pi = client.v1.payment_intents.create(
         params={
             "amount": 1000,

@@ -134,7 +134,7 @@ def test_duplicate_shuffle_delay_hold(sb: Sandbox, client: Any, hooks: Hooks) ->
 
 def test_queued_mode(hooks: Hooks) -> None:
     sb = Sandbox(start_time=T0, webhook_transport=hooks, webhook_mode="queued")
-    client = sb.client()
+    client: Any = sb.client()
     _endpoint(client)
     client.v1.customers.create()
     assert hooks.received == []
@@ -265,7 +265,7 @@ def test_timeout_after_apply(sb: Sandbox, client: Any) -> None:
 
 
 def test_sdk_retry_recovers_from_timeout_with_same_key(sb: Sandbox) -> None:
-    client = sb.client(max_network_retries=1)
+    client: Any = sb.client(max_network_retries=1)
     sb.timeout_after_apply(path="/v1/customers")
     cus = client.v1.customers.create(params={"email": "r@x.test"})
     assert cus.last_response.headers["Idempotent-Replayed"] == "true"
