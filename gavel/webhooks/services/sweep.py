@@ -57,6 +57,7 @@ def events_sweep(
     Rows locked by a worker that is processing them right now are skipped (SKIP LOCKED), and
     so are rows another sweeper holds.
     """
+    lost = attempts_mark_lost(older_than_seconds=lost_after_seconds)
     now = timezone.now()
     limit = batch_size or settings.WEBHOOK_SWEEP_BATCH_SIZE
     with transaction.atomic():
@@ -74,6 +75,5 @@ def events_sweep(
             event_enqueue(event_pk=event_pk)
     enqueued = len(due)
     metrics.SWEEP_ENQUEUED.inc(enqueued)
-    lost = attempts_mark_lost(older_than_seconds=lost_after_seconds)
     _gauges_publish()
     return SweepResult(enqueued=enqueued, attempts_lost=lost)
