@@ -84,7 +84,8 @@ def _coerce(value: Any, tp: Any, path: list[str]) -> Any:
     if origin is Union or origin is types.UnionType:
         args = typing.get_args(tp)
         literal_arms = [a for a in args if typing.get_origin(a) is Literal]
-        if literal_arms and all(a is str or a in literal_arms for a in args):
+        enum_values = [v for a in literal_arms for v in typing.get_args(a) if v != ""]
+        if enum_values and all(a is str or a in literal_arms for a in args):
             # The SDK widens enums with ``str`` for forward compatibility; Stripe does not.
             allowed = [v for a in literal_arms for v in typing.get_args(a)]
             if value in allowed:

@@ -332,16 +332,10 @@ def create_pi(ctx: Ctx, p: Obj) -> Obj:
     if p.get("payment_method"):
         pm = resolve_pm(ctx, p["payment_method"])
     elif p.get("payment_method_data"):
-        from stripe_sandbox.resources.customers import new_card_pm, test_token_card
-
-        pmd = p["payment_method_data"]
-        name = test_token_card(str((pmd.get("card") or {}).get("token", "")))
-        if pmd.get("type") != "card" or name is None:
-            raise invalid(
-                "payment_method_data must be a card with a test token (card[token]=tok_visa).",
-                param="payment_method_data",
-            )
-        pm = new_card_pm(sb, ctx.account, name, billing=pmd.get("billing_details"))
+        raise invalid(
+            "The sandbox only emulates cards; pass `payment_method` (e.g. pm_card_visa).",
+            param="payment_method_data[type]",
+        )
     apm = p.get("automatic_payment_methods")
     pi = sb.new_object(
         "payment_intent",
@@ -440,7 +434,7 @@ def _confirm_pi(ctx: Ctx, pi: Obj, pm: Obj, p: Obj) -> None:
     _check_customer_pm(sb, pm, pi.get("customer"))
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
-    pi["_auth_done"] = False
+    pi["_auth_done"] = pi.get("_auth_pm") == pm["id"]
     pi["_off_session"] = bool(p.get("off_session"))
     pi["_error_on_requires_action"] = bool(p.get("error_on_requires_action"))
     if p.get("return_url"):
@@ -452,7 +446,7 @@ def _confirm_pi(ctx: Ctx, pi: Obj, pm: Obj, p: Obj) -> None:
     needs_auth = card.auth == "always" or (
         card.auth == "setup" and not (off_session and pm.get("_setup_ok"))
     )
-    if needs_auth:
+    if needs_auth and not pi["_auth_done"]:
         if off_session or pi["_error_on_requires_action"]:
             ch = _fail_charge(ctx, pi, pm, "authentication_required")
             raise _pi_error(sb, _auth_required_error(pi, pm, ch), pi)
@@ -1027,6 +1021,7 @@ def complete_3ds(sb: Sandbox, intent_id: str) -> Obj:
         _succeed_si(ctx, intent, pm)
         return sb.render(intent)
     intent["_auth_done"] = True
+    intent["_auth_pm"] = pm["id"]
     if intent.get("confirmation_method") == "manual":
         intent["status"] = "requires_confirmation"
         intent["next_action"] = None
