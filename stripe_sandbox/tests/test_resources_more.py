@@ -613,10 +613,8 @@ def test_control_readers(sb: Sandbox, client: Any, tmp_path: Any) -> None:
 
 def test_main_parses_and_serves() -> None:
     from stripe_sandbox import __main__ as entry
-
     from stripe_sandbox.server import SandboxServer
 
-    assert entry.main
     with mock.patch.object(SandboxServer, "serve_forever") as serve:
         entry.main(["--port", "0", "--frozen-clock", "--api-key", "sk_test_a"])
     serve.assert_called_once()
