@@ -35,8 +35,8 @@ BUSINESS_SENTENCES: dict[str, str] = {
 # What is asked about a person, by the part of the key after the person.
 PERSON_FIELDS: dict[str, str] = {
     "dob": "date of birth",
-    "first_name": "first name",
-    "last_name": "last name",
+    "first_name": "full name",
+    "last_name": "full name",
     "email": "email address",
     "phone": "phone number",
     "address": "home address",

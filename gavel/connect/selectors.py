@@ -84,6 +84,10 @@ def _first_requirements(keys: list[str], *, limit: int = 3) -> str:
     return text
 
 
+def _sentence(text: str) -> str:
+    return text if text.endswith(".") else f"{text}."
+
+
 def _date(value: datetime) -> str:
     return value.strftime("%d %B %Y")
 
@@ -146,15 +150,15 @@ def account_selling_status(*, account: ConnectedAccount | None) -> SellingStatus
                 False,
                 payouts_allowed,
                 "payouts_disabled",
-                f"Stripe paused payouts to your bank{detail}. "
-                "You can list again once payouts resume.",
+                _sentence(f"Stripe paused payouts to your bank{detail}")
+                + " You can list again once payouts resume.",
             )
         return SellingStatus(
             True,
             payouts_allowed,
             "payouts_paused",
-            f"You can keep selling, but Stripe paused payouts to your bank{detail}. "
-            "Your earnings wait in your Stripe balance.",
+            _sentence(f"You can keep selling, but Stripe paused payouts to your bank{detail}")
+            + " Your earnings wait in your Stripe balance.",
         )
     if account.requirements_currently_due:
         deadline = account.requirements_deadline
