@@ -1,0 +1,234 @@
+"""Operations: the sweeper, replay (service, command, admin), metrics."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from gavel.common.models import OutboxMessage
+from gavel.webhooks.envelope import envelope_read
+from gavel.webhooks.models import WebhookAttempt, WebhookEvent
+from gavel.webhooks.services import event_ingest, event_replay, events_sweep
+from gavel.webhooks.tasks import webhook_events_sweep
+from gavel.webhooks.tests.conftest import event_payload, signed
+
+pytestmark = pytest.mark.django_db
+
+Status = WebhookEvent.Status
+
+
+def store(event_type: str = "test.apply", **fields: Any) -> WebhookEvent:
+    payload = event_payload(event_type)
+    result = event_ingest(
+        envelope=envelope_read(payload),
+        body=json.dumps(payload),
+        source=WebhookEvent.Source.PLATFORM,
+    )
+    assert result.event_pk is not None
+    WebhookEvent.objects.filter(pk=result.event_pk).update(**fields)
+    return WebhookEvent.objects.get(pk=result.event_pk)
+
+
+def enqueued_event_pks() -> list[int]:
+    return [message.kwargs["event_pk"] for message in OutboxMessage.objects.order_by("pk")]
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_sweep_enqueues_only_unfinished_events_past_due(settings: Any) -> None:
+    settings.WEBHOOK_SWEEP_AFTER_SECONDS = 60
+    past = timezone.now() - timedelta(seconds=1)
+    due_pending = store(due_at=past)
+    due_retrying = store(status=Status.RETRYING, due_at=past)
+    store()  # not due yet
+    store(status=Status.PROCESSED, due_at=None)
+    store(status=Status.DEAD, due_at=None)
+    OutboxMessage.objects.all().delete()
+
+    result = events_sweep()
+
+    assert (result.enqueued, result.attempts_lost) == (2, 0)
+    assert sorted(enqueued_event_pks()) == sorted([due_pending.pk, due_retrying.pk])
+    due_pending.refresh_from_db()
+    assert due_pending.due_at is not None
+    assert due_pending.due_at > timezone.now() + timedelta(seconds=50)
+    assert events_sweep().enqueued == 0
+    assert sample("gavel_webhooks_unfinished_events") == 3
+    assert sample("gavel_webhooks_dead_events") == 1
+    assert sample("gavel_webhooks_oldest_unfinished_age_seconds") >= 0
+
+
+def test_sweep_task_runs_the_sweeper() -> None:
+    store(due_at=timezone.now() - timedelta(seconds=1))
+    OutboxMessage.objects.all().delete()
+
+    assert webhook_events_sweep() == 1
+
+
+def test_sweep_closes_attempts_whose_worker_died() -> None:
+    event = store()
+    long_ago = timezone.now() - timedelta(hours=1)
+    lost = WebhookAttempt.objects.create(event=event, number=1, started_at=long_ago)
+    running = WebhookAttempt.objects.create(event=event, number=2, started_at=timezone.now())
+
+    assert events_sweep().attempts_lost == 1
+
+    lost.refresh_from_db()
+    running.refresh_from_db()
+    assert (lost.outcome, running.outcome) == (
+        WebhookAttempt.Outcome.LOST,
+        WebhookAttempt.Outcome.RUNNING,
+    )
+    assert lost.finished_at is not None
+    assert running.finished_at is None
+
+
+def test_replay_puts_dead_and_ignored_events_back_and_leaves_others() -> None:
+    dead = store(status=Status.DEAD, due_at=None, attempts_count=8, finished_at=timezone.now())
+    ignored = store(status=Status.IGNORED, due_at=None)
+    processed = store(status=Status.PROCESSED, due_at=None)
+    OutboxMessage.objects.all().delete()
+
+    assert event_replay(event_pk=dead.pk) is True
+    assert event_replay(event_pk=ignored.pk) is True
+    assert event_replay(event_pk=processed.pk) is False
+
+    dead.refresh_from_db()
+    assert (dead.status, dead.attempts_count, dead.finished_at) == (Status.PENDING, 0, None)
+    assert dead.due_at is not None
+    processed.refresh_from_db()
+    assert processed.status == Status.PROCESSED
+    assert enqueued_event_pks() == [dead.pk, ignored.pk]
+
+
+def test_replay_command_by_event_id() -> None:
+    dead = store(status=Status.DEAD, due_at=None)
+    other = store(status=Status.DEAD, due_at=None)
+    out = StringIO()
+
+    call_command("webhooks_replay", "--event", dead.stripe_event_id, stdout=out)
+
+    assert "1 event(s) replayed" in out.getvalue()
+    dead.refresh_from_db()
+    other.refresh_from_db()
+    assert (dead.status, other.status) == (Status.PENDING, Status.DEAD)
+
+
+def test_replay_command_in_bulk_with_dry_run() -> None:
+    dead = store("charge.refunded", status=Status.DEAD, due_at=None)
+    store("charge.captured", status=Status.DEAD, due_at=None)
+    store("charge.refunded", status=Status.IGNORED, due_at=None)
+    since = (timezone.now() - timedelta(hours=1)).isoformat()
+    out = StringIO()
+
+    call_command(
+        "webhooks_replay", "--status", "dead", "--type", "charge.refunded", "--since", since,
+        "--dry-run", stdout=out,
+    )  # fmt: skip
+
+    assert "1 event(s) would be replayed" in out.getvalue()
+    assert dead.stripe_event_id in out.getvalue()
+    assert WebhookEvent.objects.filter(status=Status.PENDING).count() == 0
+
+    call_command("webhooks_replay", "--status", "dead", "--type", "charge.refunded", stdout=out)
+
+    assert list(WebhookEvent.objects.filter(status=Status.PENDING)) == [dead]
+
+
+def test_replay_command_refuses_no_selection_and_bad_times() -> None:
+    with pytest.raises(CommandError, match="Name events"):
+        call_command("webhooks_replay")
+    with pytest.raises(CommandError, match="ISO 8601"):
+        call_command("webhooks_replay", "--since", "2026-11-01")
+
+
+@pytest.fixture
+def staff_client(django_user_model: Any) -> Client:
+    user = django_user_model.objects.create_superuser(
+        email="ops@example.com", password="correct horse battery"
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_admin_finds_events_and_shows_attempts(staff_client: Client) -> None:
+    event = store("charge.refunded")
+    WebhookAttempt.objects.create(
+        event=event,
+        number=1,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        outcome=WebhookAttempt.Outcome.FAILED,
+        error="boom from the handler",
+        worker="celery@host:1",
+    )
+    store("charge.captured")
+
+    for term in (event.stripe_event_id, event.object_id, "charge.refunded"):
+        listing = staff_client.get("/admin/webhooks/webhookevent/", {"q": term})
+        assert listing.status_code == 200
+        assert event.stripe_event_id in listing.content.decode()
+        assert "1 result" in listing.content.decode()
+    detail = staff_client.get(f"/admin/webhooks/webhookevent/{event.pk}/change/")
+    assert detail.status_code == 200
+    assert "boom from the handler" in detail.content.decode()
+    by_status = staff_client.get("/admin/webhooks/webhookevent/", {"status__exact": "dead"})
+    assert "0 results" in by_status.content.decode()
+    assert staff_client.get("/admin/webhooks/webhookobjectcursor/").status_code == 200
+    assert staff_client.get("/admin/webhooks/webhookevent/add/").status_code == 403
+
+
+def test_admin_replay_action(staff_client: Client) -> None:
+    dead = store(status=Status.DEAD, due_at=None)
+    processed = store(status=Status.PROCESSED, due_at=None)
+
+    response = staff_client.post(
+        "/admin/webhooks/webhookevent/",
+        {"action": "replay_selected", "_selected_action": [dead.pk, processed.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "Replayed 1 event(s); skipped 1" in response.content.decode()
+    dead.refresh_from_db()
+    processed.refresh_from_db()
+    assert (dead.status, processed.status) == (Status.PENDING, Status.PROCESSED)
+
+
+def test_intake_metrics_count_received_duplicates_and_rejections() -> None:
+    received = sample("gavel_webhooks_received_total", {"endpoint": "platform"})
+    duplicates = sample("gavel_webhooks_duplicates_total", {"endpoint": "platform"})
+    rejected = sample(
+        "gavel_webhooks_rejections_total", {"endpoint": "platform", "reason": "bad_signature"}
+    )
+    body, header = signed(event_payload())
+    client = Client()
+
+    for _ in range(2):
+        client.post(
+            "/webhooks/stripe/", body, "application/json", headers={"Stripe-Signature": header}
+        )
+    client.post(
+        "/webhooks/stripe/", body, "application/json", headers={"Stripe-Signature": "t=1,v1=0"}
+    )
+
+    assert sample("gavel_webhooks_received_total", {"endpoint": "platform"}) == received + 1
+    assert sample("gavel_webhooks_duplicates_total", {"endpoint": "platform"}) == duplicates + 1
+    assert (
+        sample(
+            "gavel_webhooks_rejections_total",
+            {"endpoint": "platform", "reason": "bad_signature"},
+        )
+        == rejected + 1
+    )
