@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import heapq
@@ -96,6 +97,19 @@ def _default_transport(timeout: float) -> Transport:
             return int(e.code)
 
     return send
+
+
+def _api_key_from(auth: str) -> str:
+    """Secret key from ``Bearer <key>`` or HTTP Basic (``curl -u sk_test_...:``)."""
+    scheme, _, value = auth.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode().split(":", 1)[0]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
 
 
 def _ensure_resources_loaded() -> None:
@@ -555,8 +569,7 @@ class Sandbox(ControlMixin):
         idem_key = headers.get("idempotency-key") if method == "POST" else None
 
         # 1. authentication
-        auth = headers.get("authorization", "")
-        api_key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        api_key = _api_key_from(headers.get("authorization", ""))
         if not api_key:
             return self._error_response(
                 StripeError(
@@ -686,7 +699,6 @@ class Sandbox(ControlMixin):
                         )
                     replay_headers = dict(entry.headers)
                     replay_headers["Idempotent-Replayed"] = "true"
-                    replay_headers["Request-Id"] = req_id
                     return Response(entry.status, replay_headers, entry.body)
                 self._idem[slot] = _IdemEntry(fingerprint, path, self.now())
                 idem_slot = slot

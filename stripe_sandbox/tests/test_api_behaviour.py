@@ -172,6 +172,11 @@ def test_auth(sb: Sandbox) -> None:
         bad.v1.customers.list()
     assert e.value.http_status == 401
     assert "Invalid API Key provided" in str(e.value.user_message)
+    import base64
+
+    basic = base64.b64encode(b"sk_test_sandbox:").decode()
+    ok = sb.handle("GET", "/v1/customers", {"Authorization": f"Basic {basic}"}, None)
+    assert ok.status == 200
     resp = sb.handle("GET", "/v1/customers", {}, None)
     assert resp.status == 401
     assert "did not provide an API key" in resp.json()["error"]["message"]

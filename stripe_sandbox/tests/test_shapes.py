@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stripe_sandbox import Sandbox
 from stripe_sandbox._shape_keys import FIXTURE_KEYS
+from stripe_sandbox.fixtures import fixtures_path
 
 from .conftest import DAY, Hooks, onboarded
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(
-    os.environ.get("STRIPE_SANDBOX_FIXTURES", REPO / ".." / "shared" / "stripe" / "fixtures3.json")
-)
+FIXTURES = fixtures_path()
 
 
 def _collect(node: Any, out: dict[str, list[dict[str, Any]]]) -> None:
