@@ -13,16 +13,15 @@ from gavel.gateway.types import StripePaymentMethod, StripeSetupIntent
 
 
 def _id_of(value: Any) -> str | None:
-    if value is None:
-        return None
+    """An expandable field's id, whether Stripe sent the id or the expanded object."""
     if isinstance(value, str):
         return value
-    identifier = value.get("id") if hasattr(value, "get") else None
+    identifier = value.get("id") if isinstance(value, dict) else getattr(value, "id", None)
     return identifier if isinstance(identifier, str) else None
 
 
-def setup_intent_from_payload(payload: Any) -> StripeSetupIntent:
-    """Our value from an SDK object or an event's ``data.object`` dict."""
+def setup_intent_from_payload(payload: dict[str, Any]) -> StripeSetupIntent:
+    """Our value from a SetupIntent as a plain dict (an API answer or an event's object)."""
     error = payload.get("last_setup_error") or {}
     return StripeSetupIntent(
         id=payload["id"],
@@ -50,13 +49,13 @@ def setup_intent_create(
             params=params,
             options={"idempotency_key": idempotency_key("setup_intent_create", operation_id)},
         )
-    return setup_intent_from_payload(intent)
+    return setup_intent_from_payload(intent.to_dict())
 
 
 def setup_intent_retrieve(*, setup_intent_id: str) -> StripeSetupIntent:
     with stripe_errors_translated():
         intent = stripe_client().v1.setup_intents.retrieve(setup_intent_id)
-    return setup_intent_from_payload(intent)
+    return setup_intent_from_payload(intent.to_dict())
 
 
 def setup_intent_confirm(
@@ -77,7 +76,7 @@ def setup_intent_confirm(
                 )
             },
         )
-    return setup_intent_from_payload(intent)
+    return setup_intent_from_payload(intent.to_dict())
 
 
 def payment_method_retrieve(*, payment_method_id: str) -> StripePaymentMethod:

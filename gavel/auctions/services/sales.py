@@ -173,8 +173,10 @@ def second_chance_offer_next(
 
 def _offer_for_bidder(*, offer_id: int, user: User) -> SecondChanceOffer:
     offer = offer_lock(offer_id=offer_id).first()
-    if offer is None or offer.bidder_id != user.pk:
+    if offer is None:
         raise NotFoundError("No such offer.", code="offer_not_found")
+    if offer.bidder_id != user.pk:
+        raise ServiceError("This offer is not yours.", code="not_your_offer", status_code=403)
     return offer
 
 
