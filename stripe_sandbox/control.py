@@ -360,3 +360,4 @@ class ControlMixin:
             sb._deliveries_due = state["deliveries_due"]
             sb.deliveries_log = state["deliveries_log"]
             sb.clock.set(int(state["now"]))
+            sb.reindex()

@@ -185,6 +185,7 @@ class Sandbox(ControlMixin):
         self.faults = FaultSet(seed or 0)
         self.objects: dict[str, Obj] = {}
         self._seq = 0
+        self._by_type: dict[str, dict[str, None]] = {}
         self._tasks: list[tuple[int, int, str, Obj]] = []
         self._deliveries_due: list[Obj] = []
         self.deliveries_log: list[Obj] = []
@@ -225,7 +226,15 @@ class Sandbox(ControlMixin):
         obj["_owner"] = owner
         obj["_seq"] = self._seq
         self.objects[obj["id"]] = obj
+        self._by_type.setdefault(obj["object"], {})[obj["id"]] = None
         return obj
+
+    def reindex(self) -> None:
+        """Rebuild the per-type index (after loading state)."""
+        self._by_type = {}
+        for obj in sorted(self.objects.values(), key=lambda o: o.get("_seq", 0)):
+            if "object" in obj and "id" in obj:
+                self._by_type.setdefault(obj["object"], {})[obj["id"]] = None
 
     def find(self, obj_id: str | None, kind: str | None = None) -> Obj | None:
         if not obj_id:
@@ -253,13 +262,13 @@ class Sandbox(ControlMixin):
         return obj
 
     def objects_of(self, kind: str, owner: str | object | None = ...) -> list[Obj]:
-        out = [
-            o
-            for o in self.objects.values()
-            if o.get("object") == kind
-            and not o.get("_deleted")
-            and (owner is ... or o.get("_owner") == owner)
-        ]
+        out = []
+        for obj_id in self._by_type.get(kind, {}):
+            o = self.objects.get(obj_id)
+            if o is None or o.get("_deleted"):
+                continue
+            if owner is ... or o.get("_owner") == owner:
+                out.append(o)
         out.sort(key=lambda o: (o.get("created") or 0, o["_seq"]), reverse=True)
         return out
 
@@ -339,12 +348,16 @@ class Sandbox(ControlMixin):
             if not entry.in_flight and now - entry.created >= self.idempotency_ttl:
                 del self._idem[key]
         cutoff = now - self.event_retention
-        for obj_id in [
-            i
-            for i, o in self.objects.items()
-            if o.get("object") == "event" and o["created"] < cutoff
-        ]:
-            del self.objects[obj_id]
+        events = self._by_type.get("event", {})
+        expired = []
+        for obj_id in events:  # insertion order == creation order
+            ev = self.objects.get(obj_id)
+            if ev is not None and ev["created"] >= cutoff:
+                break
+            expired.append(obj_id)
+        for obj_id in expired:
+            events.pop(obj_id, None)
+            self.objects.pop(obj_id, None)
 
     # ------------------------------------------------------------------ events & webhooks
     def emit(
