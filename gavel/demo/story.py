@@ -8,6 +8,7 @@ from typing import Any
 
 from django.test import Client
 
+from gavel.demo.chapters_connect import chapter_seller_onboarding
 from gavel.demo.narrator import Narrator
 
 
@@ -80,4 +81,4 @@ def chapter_people(context: StoryContext) -> None:
     )
 
 
-CHAPTERS: list[Chapter] = [chapter_people]
+CHAPTERS: list[Chapter] = [chapter_people, chapter_seller_onboarding]
