@@ -22,8 +22,9 @@ def object_cursor_lock(*, object_id: str) -> WebhookObjectCursor:
     table = WebhookObjectCursor._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (object_id, applied_created_at, applied_event_id, updated_at) "  # noqa: S608 - table name from the model
-            "VALUES (%s, %s, '', now()) ON CONFLICT (object_id) DO NOTHING",
+            f"INSERT INTO {table} "  # noqa: S608 - table name from the model
+            "(object_id, applied_created_at, applied_rank, applied_event_id, updated_at) "
+            "VALUES (%s, %s, 0, '', now()) ON CONFLICT (object_id) DO NOTHING",
             [object_id, _EPOCH],
         )
     return WebhookObjectCursor.objects.select_for_update().get(object_id=object_id)

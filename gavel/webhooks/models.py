@@ -116,6 +116,7 @@ class WebhookObjectCursor(models.Model):
 
     object_id = models.CharField(max_length=255, unique=True)
     applied_created_at = models.DateTimeField()
+    applied_rank = models.SmallIntegerField(default=0, help_text="lifecycle stage, for ties")
     applied_event_id = models.CharField(max_length=255)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -22,6 +22,7 @@ from gavel.webhooks import metrics
 from gavel.webhooks.envelope import thin_type_to_v1
 from gavel.webhooks.lock_objects import event_lock, object_cursor_lock
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
+from gavel.webhooks.ordering import progress_rank
 from gavel.webhooks.registry import Handler, IncomingEvent, Ordering, handler_for, ordering_for
 from gavel.webhooks.services.forwarding import ForwardFailed, event_forward, legacy_owns
 
@@ -92,8 +93,10 @@ def _apply_in_order(event: WebhookEvent, incoming: IncomingEvent, handler: Handl
         handler(incoming)
         return Outcome.PROCESSED
     cursor = object_cursor_lock(object_id=event.object_id)
-    is_newer = (event.stripe_created_at, event.stripe_event_id) > (
+    rank = progress_rank(object_type=event.object_type, data_object=incoming.data_object)
+    is_newer = (event.stripe_created_at, rank, event.stripe_event_id) > (
         cursor.applied_created_at,
+        cursor.applied_rank,
         cursor.applied_event_id,
     )
     ordering = Ordering.REFETCH if incoming.thin else ordering_for(incoming.type)
@@ -102,8 +105,11 @@ def _apply_in_order(event: WebhookEvent, incoming: IncomingEvent, handler: Handl
     handler(replace(incoming, superseded=not is_newer))
     if is_newer:
         cursor.applied_created_at = event.stripe_created_at
+        cursor.applied_rank = rank
         cursor.applied_event_id = event.stripe_event_id
-        cursor.save(update_fields=["applied_created_at", "applied_event_id", "updated_at"])
+        cursor.save(
+            update_fields=["applied_created_at", "applied_rank", "applied_event_id", "updated_at"]
+        )
     return Outcome.PROCESSED
 
 

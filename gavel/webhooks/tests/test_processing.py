@@ -90,14 +90,44 @@ def test_older_event_is_superseded_by_a_newer_one(applied: Applied) -> None:
     assert WebhookObjectCursor.objects.get(object_id="pi_2").applied_event_id == newer["id"]
 
 
-def test_same_second_is_ordered_by_event_id(applied: Applied) -> None:
-    first = event_payload("test.apply", object_id="pi_3", created=100, event_id="evt_a")
-    second = event_payload("test.apply", object_id="pi_3", created=100, event_id="evt_b")
+def test_same_second_later_lifecycle_stage_wins_whatever_the_ids(applied: Applied) -> None:
+    created = event_payload(
+        "payment_intent.created",
+        data_object={"object": "payment_intent", "id": "pi_3", "status": "requires_payment_method"},
+        created=100,
+        event_id="evt_zzz",
+    )
+    succeeded = event_payload(
+        "payment_intent.succeeded",
+        data_object={"object": "payment_intent", "id": "pi_3", "status": "succeeded"},
+        created=100,
+        event_id="evt_aaa",
+    )
+    succeeded_pk, created_pk = store(succeeded), store(created)
+
+    assert event_process(event_pk=succeeded_pk) == Status.PROCESSED
+    assert event_process(event_pk=created_pk) == Status.SUPERSEDED
+
+    assert applied.state == {"pi_3": "succeeded"}
+    assert WebhookObjectCursor.objects.get(object_id="pi_3").applied_rank == 5
+
+
+def test_same_second_same_stage_is_ordered_by_event_id(applied: Applied) -> None:
+    first = event_payload("test.apply", object_id="pi_4", created=100, event_id="evt_a")
+    second = event_payload("test.apply", object_id="pi_4", created=100, event_id="evt_b")
     second_pk, first_pk = store(second), store(first)
 
     event_process(event_pk=second_pk)
 
     assert event_process(event_pk=first_pk) == Status.SUPERSEDED
+
+
+def test_progress_rank_of_unranked_snapshots_is_zero() -> None:
+    from gavel.webhooks.ordering import progress_rank
+
+    assert progress_rank(object_type="payout", data_object={"status": "paid"}) == 2
+    assert progress_rank(object_type="payout", data_object={"status": 3}) == 0
+    assert progress_rank(object_type="transfer", data_object={"status": "paid"}) == 0
 
 
 def test_refetch_type_sees_older_events_flagged(applied: Applied) -> None:
