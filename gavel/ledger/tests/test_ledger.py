@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from gavel.ledger.models import JournalEntry, LedgerAccount, Posting
 from gavel.ledger.selectors import account_balance, ledger_is_balanced, trial_balance
@@ -55,11 +56,16 @@ def test_unbalanced_or_empty_entries_are_refused_and_write_nothing() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_database_refuses_an_unbalanced_entry_written_behind_the_service() -> None:
     account = LedgerAccount.objects.create(code="a", kind=ASSET)
-    from django.utils import timezone
 
-    with pytest.raises(IntegrityError), transaction.atomic():
-        entry = JournalEntry.objects.create(reference="raw", kind="x", occurred_at=timezone.now())
-        Posting.objects.create(entry=entry, account=account, amount_minor=5, currency="USD")
+    def write_one_sided_entry() -> None:
+        with transaction.atomic():
+            entry = JournalEntry.objects.create(
+                reference="raw", kind="x", occurred_at=timezone.now()
+            )
+            Posting.objects.create(entry=entry, account=account, amount_minor=5, currency="USD")
+
+    with pytest.raises(IntegrityError):
+        write_one_sided_entry()
     assert JournalEntry.objects.filter(reference="raw").count() == 0
 
 
@@ -72,7 +78,6 @@ def test_ledger_rows_cannot_be_updated_or_deleted() -> None:
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         Posting.objects.filter(entry=entry).update(amount_minor=1)
-    with pytest.raises(IntegrityError), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM ledger_journalentry WHERE id = %s", [entry.pk])
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM ledger_journalentry WHERE id = %s", [entry.pk])
     assert sorted(Posting.objects.values_list("amount_minor", flat=True)) == [-100, 100]
