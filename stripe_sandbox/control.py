@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any, cast
 
 from stripe_sandbox.faults import RequestFault
+from stripe_sandbox.idempotency import IdemEntry
 
 if TYPE_CHECKING:
     from stripe_sandbox.core import Sandbox, Transport
@@ -335,10 +336,16 @@ class ControlMixin:
                 "now": sb.now(),
                 "seq": sb._seq,
                 "platform_id": sb.platform_id,
+                "rng": sb.ids.getstate(),
                 "objects": sb.objects,
                 "tasks": sb._tasks,
                 "deliveries_due": sb._deliveries_due,
                 "deliveries_log": sb.deliveries_log,
+                "idempotency": [
+                    [*slot, e.fingerprint, e.path, e.created, e.status, e.body.decode(), e.headers]
+                    for slot, e in sb._idem.items()
+                    if not e.in_flight
+                ],
             }
             data = json.dumps(state)
         with open(path, "w", encoding="utf-8") as fh:
@@ -361,3 +368,11 @@ class ControlMixin:
             sb.deliveries_log = state["deliveries_log"]
             sb.clock.set(int(state["now"]))
             sb.reindex()
+            if "rng" in state:
+                sb.ids.setstate(state["rng"])
+            sb._idem = {}
+            for row in state.get("idempotency", []):
+                key, acct, idem, fp, path, created, status, body, headers = row
+                sb._idem[(key, acct, idem)] = IdemEntry(
+                    fp, path, created, False, status, body.encode(), headers
+                )

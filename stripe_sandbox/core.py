@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,6 +24,7 @@ from stripe_sandbox.control import ControlMixin
 from stripe_sandbox.encoding import decode_form, decode_pairs
 from stripe_sandbox.errors import SandboxError, StripeError, invalid, no_such
 from stripe_sandbox.faults import FaultSet
+from stripe_sandbox.idempotency import IdemEntry
 from stripe_sandbox.ids import IdFactory
 from stripe_sandbox.params import validate
 from stripe_sandbox.shapes import template
@@ -69,17 +70,6 @@ class Response:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-@dataclass
-class _IdemEntry:
-    fingerprint: str
-    path: str
-    created: int
-    in_flight: bool = True
-    status: int = 0
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _default_transport(timeout: float) -> Transport:
@@ -141,14 +131,14 @@ class Sandbox(ControlMixin):
         webhook_mode: str = "immediate",
         webhook_transport: Transport | None = None,
         webhook_timeout: float = 10.0,
-        webhook_retry_delays: Iterable[int] = (60, 300, 1800, 3600),
+        webhook_retry_delays: Iterable[int] = (300, 1800, 10800),
         signature_clock: str = "wall",
         idempotency_ttl: int = DAY,
         event_retention_days: int = 30,
         account_link_ttl: int = 300,
         requirements_deadline_days: int = 14,
         base_url: str = "http://sandbox.invalid",
-        seed: int | None = 0,
+        seed: int | None = None,
         platform_account_id: str | None = None,
         platform_country: str = "US",
         default_currency: str = "usd",
@@ -189,7 +179,7 @@ class Sandbox(ControlMixin):
         self._tasks: list[tuple[int, int, str, Obj]] = []
         self._deliveries_due: list[Obj] = []
         self.deliveries_log: list[Obj] = []
-        self._idem: dict[tuple[str, str, str], _IdemEntry] = {}
+        self._idem: dict[tuple[str, str, str], IdemEntry] = {}
         self._deliver_local = threading.local()
         self._wakeup = threading.Event()
         self.platform_id = platform_account_id or self.ids.new("acct", 16)
@@ -202,7 +192,10 @@ class Sandbox(ControlMixin):
         return self.clock.now()
 
     def new_id(self, prefix: str, length: int = 24) -> str:
-        return self.ids.new(prefix, length)
+        while True:
+            obj_id = self.ids.new(prefix, length)
+            if obj_id not in self.objects:
+                return obj_id
 
     def new_object(self, kind: str, prefix: str | None, owner: str | None, **values: Any) -> Obj:
         """Create an object from the fixture-derived template of ``kind`` and store it."""
@@ -713,7 +706,7 @@ class Sandbox(ControlMixin):
                     replay_headers = dict(entry.headers)
                     replay_headers["Idempotent-Replayed"] = "true"
                     return Response(entry.status, replay_headers, entry.body)
-                self._idem[slot] = _IdemEntry(fingerprint, path, self.now())
+                self._idem[slot] = IdemEntry(fingerprint, path, self.now())
                 idem_slot = slot
 
         # 6. latency (holds the idempotency key in flight)

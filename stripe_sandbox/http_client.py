@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import stripe
@@ -83,3 +84,34 @@ class SandboxHTTPClient(stripe.HTTPClient):
 
     def close(self) -> None:
         pass
+
+    # async variants (``await client.v1.customers.create_async()``): same in-process call
+    async def request_async(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        post_data: Any = None,
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        content, status, hdrs = self.request(method, url, headers, post_data)
+        return content.encode(), status, hdrs
+
+    async def request_stream_async(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        post_data: Any = None,
+    ) -> tuple[AsyncIterator[bytes], int, Mapping[str, str]]:
+        content, status, hdrs = self.request(method, url, headers, post_data)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield content.encode()
+
+        return chunks(), status, hdrs
+
+    async def close_async(self) -> None:
+        pass
+
+    def sleep_async(self, secs: float) -> Awaitable[None]:
+        return asyncio.sleep(secs)

@@ -45,7 +45,9 @@ class SandboxServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> SandboxServer:
-        t1 = threading.Thread(target=self.httpd.serve_forever, name="sandbox-http", daemon=True)
+        t1 = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.05,), name="sandbox-http", daemon=True
+        )
         t2 = threading.Thread(target=self._background, name="sandbox-webhooks", daemon=True)
         self._threads = [t1, t2]
         for t in self._threads:

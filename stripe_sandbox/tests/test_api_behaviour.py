@@ -252,3 +252,15 @@ def test_update_metadata_and_events_previous_attributes(sb: Sandbox, client: Any
     assert ev.request.idempotency_key
     assert ev.livemode is False
     assert ev.api_version == DEFAULT_API_VERSION
+
+
+def test_async_client(sb: Sandbox) -> None:
+    import asyncio
+
+    client: Any = sb.client()
+
+    async def go() -> Any:
+        cus = await client.v1.customers.create_async(params={"email": "async@x.test"})
+        return await client.v1.customers.retrieve_async(cus.id)
+
+    assert asyncio.run(go()).email == "async@x.test"

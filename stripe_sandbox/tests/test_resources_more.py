@@ -596,7 +596,7 @@ def test_validate_types_directly() -> None:
 
 
 def test_control_readers(sb: Sandbox, client: Any, tmp_path: Any) -> None:
-    cus = client.v1.customers.create()
+    cus = client.v1.customers.create(options={"idempotency_key": "persisted"})
     got = sb.get_object(cus.id)
     assert got is not None
     assert got["id"] == cus.id
@@ -604,9 +604,15 @@ def test_control_readers(sb: Sandbox, client: Any, tmp_path: Any) -> None:
     assert [e["type"] for e in sb.list_events()] == ["customer.created"]
     path = str(tmp_path / "s.json")
     sb.save(path)
-    fresh = Sandbox()
+    fresh = Sandbox(start_time=sb.now())
     fresh.load(path)
     assert fresh.get_object(cus.id) is not None
+    client2: Any = fresh.client()
+    again = client2.v1.customers.create(options={"idempotency_key": "persisted"})
+    assert again.id == cus.id
+    assert again.last_response.headers["Idempotent-Replayed"] == "true"
+    newer = client2.v1.customers.create()
+    assert newer.id != cus.id  # ids keep being unique after a restart
     sb.clear_deliveries()
     assert sb.deliveries() == []
 
