@@ -38,6 +38,19 @@ Transport = Callable[[str, dict[str, str], bytes], int]
 DEFAULT_API_VERSION = "2026-10-28.endive"
 DAY = 86400
 
+# Stripe documents ``data.previous_attributes`` for ``*.updated`` events; these other
+# "object changed" events carry it as well.
+PREVIOUS_ATTRIBUTE_EVENTS = frozenset(
+    {
+        "charge.captured",
+        "charge.refunded",
+        "charge.expired",
+        "charge.dispute.closed",
+        "transfer.reversed",
+        "application_fee.refunded",
+    }
+)
+
 ZERO_DECIMAL = frozenset(
     "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()  # noqa: SIM905
 )
@@ -378,7 +391,7 @@ class Sandbox(ControlMixin):
             },
             pending_webhooks=0,
         )
-        if previous:
+        if previous and (etype.endswith(".updated") or etype in PREVIOUS_ATTRIBUTE_EVENTS):
             event["data"]["previous_attributes"] = previous
         if ev_owner is not None:
             event["account"] = ev_owner

@@ -162,7 +162,11 @@ def test_events_api(sb: Sandbox, client: Any) -> None:
     assert "customer.created" not in {e.type for e in recent.data}
     succeeded = client.v1.events.list(params={"type": "payment_intent.succeeded"}).data[0]
     assert succeeded.data.object.id == pi.id
-    assert succeeded.data.previous_attributes.status == "requires_confirmation"
+    assert "previous_attributes" not in succeeded.data  # only on *.updated-style events
+    refunded = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
+    assert refunded.amount == 100
+    ch_refunded = client.v1.events.list(params={"type": "charge.refunded"}).data[0]
+    assert ch_refunded.data.previous_attributes.amount_refunded == 0
     assert succeeded.id.startswith("evt_")
     assert client.v1.events.retrieve(succeeded.id).type == "payment_intent.succeeded"
     sb.advance(31 * DAY)
