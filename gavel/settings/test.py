@@ -12,7 +12,6 @@ STRIPE_MAX_NETWORK_RETRIES = 0
 STRIPE_WEBHOOK_SECRETS = ["whsec_test_platform_current", "whsec_test_platform_previous"]
 STRIPE_CONNECT_WEBHOOK_SECRETS = ["whsec_test_connect"]
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
-RABBITMQ_URL = env_str("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "gavel_test")}  # noqa: F405
 LOGGING["root"]["level"] = env_str("LOG_LEVEL", "WARNING")  # type: ignore[index]  # noqa: F405

@@ -109,11 +109,11 @@ def test_readyz_reports_an_unreachable_broker(settings: Any) -> None:
     from gavel.celery import app
 
     original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app.conf.update(broker_url="redis://127.0.0.1:1/0")
     try:
         response = Client().get("/readyz")
     finally:
-        app.conf.broker_url = original
+        app.conf.update(broker_url=original)
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "ok"
     assert response.json()["checks"]["broker"] != "ok"
