@@ -40,10 +40,17 @@ def route(method: str, template: str, params: str | None) -> Callable[[Handler],
 def resolve(method: str, path: str) -> tuple[Route, dict[str, str]] | str | None:
     """(route, path args); ``None`` if no path matches; "method" if only the method differs."""
     path_matched = False
+    best: tuple[Route, dict[str, str]] | None = None
     for r in ROUTES:
         m = r.regex.match(path)
-        if m:
-            path_matched = True
-            if r.method == method.upper():
-                return r, m.groupdict()
+        if not m:
+            continue
+        path_matched = True
+        if r.method != method.upper():
+            continue
+        # literal segments beat placeholders: /v1/payment_intents/search vs /{pi_id}
+        if best is None or r.template.count("{") < best[0].template.count("{"):
+            best = (r, m.groupdict())
+    if best is not None:
+        return best
     return "method" if path_matched else None

@@ -37,6 +37,16 @@ from stripe_sandbox.resources import (  # noqa: E402
     events,
     intents,
     money,
+    search,
 )
 
-__all__ = ["accounts", "customers", "events", "intents", "money", "render_hooks", "task_handlers"]
+__all__ = [
+    "accounts",
+    "customers",
+    "events",
+    "intents",
+    "money",
+    "render_hooks",
+    "search",
+    "task_handlers",
+]

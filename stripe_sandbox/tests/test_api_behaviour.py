@@ -264,3 +264,37 @@ def test_async_client(sb: Sandbox) -> None:
         return await client.v1.customers.retrieve_async(cus.id)
 
     assert asyncio.run(go()).email == "async@x.test"
+
+
+def test_search(sb: Sandbox, client: Any) -> None:
+    cus = client.v1.customers.create(params={"email": "find@x.test", "name": "Ada Lovelace"})
+    client.v1.customers.create(params={"email": "other@x.test"})
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 4200,
+            "currency": "usd",
+            "customer": cus.id,
+            "metadata": {"order_id": "A-17"},
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+        }
+    )
+    client.v1.payment_intents.create(params={"amount": 999, "currency": "usd"})
+    found = client.v1.payment_intents.search(params={"query": "metadata['order_id']:'A-17'"})
+    assert [p.id for p in found.data] == [pi.id]
+    assert found.object == "search_result"
+    both = client.v1.payment_intents.search(params={"query": "status:'succeeded' AND amount>4000"})
+    assert [p.id for p in both.data] == [pi.id]
+    either = client.v1.payment_intents.search(params={"query": "amount:999 OR amount:4200"})
+    assert len(either.data) == 2
+    assert len(client.v1.payment_intents.search(params={"query": "-amount:999"}).data) == 1
+    assert [c.id for c in client.v1.customers.search(params={"query": "name~'lovelace'"}).data] == [
+        cus.id
+    ]
+    charges = client.v1.charges.search(params={"query": f"customer:'{cus.id}'", "limit": 1})
+    assert charges.data[0].payment_intent == pi.id
+    assert client.v1.payment_intents.retrieve(pi.id).id == pi.id
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.search(params={"query": "email is find"})
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.search(params={"query": "email:'a' AND name:'b' OR name:'c'"})
