@@ -8,13 +8,15 @@ becomes the component ``BidPlaceApiInput``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
 
 
 class GavelAutoSchema(AutoSchema):
-    def get_serializer_name(self, serializer: Any, direction: str) -> str:
+    def get_serializer_name(
+        self, serializer: Any, direction: Literal["request", "response"]
+    ) -> str:
         serializer_class = serializer if isinstance(serializer, type) else type(serializer)
         qualified: str = serializer_class.__qualname__
         if "." in qualified and "<locals>" not in qualified:
