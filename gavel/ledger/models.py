@@ -63,3 +63,26 @@ class Posting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account.code} {self.amount_minor} {self.currency}"
+
+
+class BalanceTransactionLink(models.Model):
+    """Which posting a Stripe balance transaction became: the key of reconciliation.
+
+    One row per balance transaction (``txn_...``) of the platform (``stripe_account`` empty)
+    or of a connected account. ``amount_minor`` is the transaction's ``net`` and equals the
+    posting to ``platform:stripe_balance`` or ``connected_balance:<acct>``. Append-only.
+    """
+
+    balance_transaction_id = models.CharField(max_length=255, unique=True)
+    stripe_account = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    entry = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, related_name="balance_transaction_links"
+    )
+    source_id = models.CharField(max_length=255, blank=True, default="")
+    type = models.CharField(max_length=64, blank=True, default="")
+    amount_minor = models.BigIntegerField(help_text="the balance transaction's net, minor units")
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.balance_transaction_id} -> {self.entry_id}"

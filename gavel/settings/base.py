@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "gavel.ledger",
     "gavel.observability",
     "gavel.auctions",
+    "gavel.payments",
+    "gavel.payouts",
     "gavel.webhooks",
     "gavel.connect",
 ]
@@ -143,5 +145,6 @@ from gavel.settings.auctions import *  # noqa: E402,F403
 from gavel.settings.celery import *  # noqa: E402,F403
 from gavel.settings.connect import *  # noqa: E402,F403
 from gavel.settings.logging import *  # noqa: E402,F403
+from gavel.settings.payments import *  # noqa: E402,F403
 from gavel.settings.stripe import *  # noqa: E402,F403
 from gavel.settings.webhooks import *  # noqa: E402,F403

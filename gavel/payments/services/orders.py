@@ -1,0 +1,230 @@
+"""Orders: the fee breakdown frozen at checkout, and the auctions handoff."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from gavel.common.errors import NotFoundError, ServiceError
+from gavel.common.money import MoneyError, currency_normalize
+from gavel.payments.fees import CommissionRule, LineFees, line_fees_compute
+from gavel.payments.lock_objects import sales_lock
+from gavel.payments.models import FeeSchedule, Order, OrderLine, OrderTransition
+from gavel.payments.sellers import seller_account_id
+from gavel.payments.states import Operation
+from gavel.users.models import User
+
+
+def commission_rule_for(*, seller_id: int, category: str, currency: str) -> CommissionRule:
+    """A seller's own schedule beats their category's, which beats the default."""
+    rows = {
+        row.scope: row
+        for row in FeeSchedule.objects.filter(currency=currency).filter(
+            scope=FeeSchedule.Scope.SELLER, seller_id=seller_id
+        )
+    } or {
+        row.scope: row
+        for row in FeeSchedule.objects.filter(
+            currency=currency, scope=FeeSchedule.Scope.CATEGORY, category=category
+        )
+    }
+    row = rows.get(FeeSchedule.Scope.SELLER) or rows.get(FeeSchedule.Scope.CATEGORY)
+    if row is not None:
+        return CommissionRule(
+            rate_bps=row.rate_bps,
+            fixed_minor=row.fixed_minor,
+            minimum_minor=row.minimum_minor,
+            maximum_minor=row.maximum_minor,
+        )
+    maximum: int = settings.PAYMENTS_COMMISSION_MAXIMUM_MINOR
+    return CommissionRule(
+        rate_bps=settings.PAYMENTS_COMMISSION_RATE_BPS,
+        fixed_minor=settings.PAYMENTS_COMMISSION_FIXED_MINOR,
+        minimum_minor=settings.PAYMENTS_COMMISSION_MINIMUM_MINOR,
+        maximum_minor=maximum or None,
+    )
+
+
+def line_fees_for(*, seller_id: int, category: str, currency: str, hammer_minor: int) -> LineFees:
+    return line_fees_compute(
+        hammer_minor=hammer_minor,
+        commission=commission_rule_for(seller_id=seller_id, category=category, currency=currency),
+        buyers_premium_bps=settings.PAYMENTS_BUYERS_PREMIUM_BPS,
+        buyer_fee_minor=settings.PAYMENTS_BUYER_FIXED_FEE_MINOR,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    seller: User
+    hammer_minor: int
+    category: str = ""
+    description: str = ""
+    sale_id: int | None = None
+    seller_account_id: str | None = None
+    fees: LineFees | None = None  # legacy imports bring the fees they charged
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStep:
+    """A past transition, for orders imported with their history."""
+
+    from_status: str
+    to_status: str
+    operation: str
+    occurred_at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderImport:
+    status: str
+    history: Sequence[HistoryStep] = field(default_factory=tuple)
+    legacy_reference: str | None = None
+
+
+def order_create(
+    *,
+    buyer: User,
+    kind: str,
+    currency: str,
+    lines: Sequence[LineSpec],
+    funds_flow: str | None = None,
+    imported: OrderImport | None = None,
+) -> Order:
+    """Create an order with its lines and fee breakdown (inside the caller's transaction or
+    its own). ``imported`` creates it in a given state with its history (legacy import)."""
+    try:
+        currency = currency_normalize(currency)
+    except MoneyError as error:
+        raise ServiceError(str(error), code="currency_unsupported") from error
+    if not lines:
+        raise ServiceError("An order needs at least one line.", code="order_empty")
+    flow = funds_flow or (
+        settings.PAYMENTS_BUY_NOW_FUNDS_FLOW
+        if kind == Order.Kind.BUY_NOW
+        else settings.PAYMENTS_FUNDS_FLOW
+    )
+    if flow not in Order.FundsFlow.values:
+        raise ServiceError(f"Unknown funds flow {flow!r}.", code="funds_flow_unknown")
+    if flow == Order.FundsFlow.DESTINATION_CHARGE and len({ln.seller.pk for ln in lines}) > 1:
+        flow = Order.FundsFlow.SEPARATE_TRANSFERS  # destination charges pay one seller only
+    computed: list[tuple[LineSpec, LineFees, str]] = []
+    for spec in lines:
+        if spec.hammer_minor <= 0:
+            raise ServiceError("A line's price must be positive.", code="amount_invalid")
+        fees = spec.fees or line_fees_for(
+            seller_id=spec.seller.pk,
+            category=spec.category,
+            currency=currency,
+            hammer_minor=spec.hammer_minor,
+        )
+        account = spec.seller_account_id or seller_account_id(user=spec.seller)
+        computed.append((spec, fees, account))
+    with transaction.atomic():
+        order = Order.objects.create(
+            buyer=buyer,
+            kind=kind,
+            funds_flow=flow,
+            currency=currency,
+            status=imported.status if imported else Order.Status.PENDING,
+            subtotal_minor=sum(fees.hammer_minor for _, fees, _ in computed),
+            buyers_premium_minor=sum(fees.buyers_premium_minor for _, fees, _ in computed),
+            buyer_fees_minor=sum(fees.buyer_fee_minor for _, fees, _ in computed),
+            commission_minor=sum(fees.commission_minor for _, fees, _ in computed),
+            total_minor=sum(fees.total_minor for _, fees, _ in computed),
+            legacy_reference=imported.legacy_reference if imported else None,
+        )
+        OrderLine.objects.bulk_create(
+            OrderLine(
+                order=order,
+                sale_id=spec.sale_id,
+                seller=spec.seller,
+                seller_account_id=account,
+                category=spec.category,
+                description=spec.description[:300],
+                hammer_minor=fees.hammer_minor,
+                buyers_premium_minor=fees.buyers_premium_minor,
+                buyer_fee_minor=fees.buyer_fee_minor,
+                commission_minor=fees.commission_minor,
+                seller_net_minor=fees.seller_net_minor,
+                total_minor=fees.total_minor,
+            )
+            for spec, fees, account in computed
+        )
+        now = timezone.now()
+        steps = list(imported.history) if imported else []
+        if not steps:
+            steps = [
+                HistoryStep("", order.status, Operation.CREATE, now, "order created"),
+            ]
+        OrderTransition.objects.bulk_create(
+            OrderTransition(
+                order=order,
+                from_status=step.from_status,
+                to_status=step.to_status,
+                operation=step.operation,
+                reason=step.reason,
+                occurred_at=step.occurred_at,
+            )
+            for step in steps
+        )
+    return order
+
+
+def order_for_sale(*, sale_id: int) -> Order:
+    """The order that charges a sale: the one it is already in, or a new checkout holding it
+    and (PAYMENTS_COMBINE_SALES) the buyer's other unpaid auction sales in that currency."""
+    from gavel.auctions.models import Sale
+
+    with transaction.atomic():
+        sale = sales_lock(sale_ids=[sale_id]).first()
+        if sale is None:
+            raise NotFoundError("No such sale.", code="sale_not_found")
+        existing = OrderLine.objects.filter(sale_id=sale.pk).select_related("order").first()
+        if existing is not None:
+            return existing.order
+        if sale.status == Sale.Status.CANCELLED:
+            raise ServiceError("This sale was cancelled.", code="sale_cancelled", status_code=409)
+        sales: list[Sale] = [sale]
+        if settings.PAYMENTS_COMBINE_SALES and sale.kind != Sale.Kind.BUY_NOW:
+            others = list(
+                Sale.objects.filter(
+                    buyer_id=sale.buyer_id,
+                    currency=sale.currency,
+                    status=Sale.Status.AWAITING_PAYMENT,
+                    order_line__isnull=True,
+                )
+                .exclude(pk=sale.pk)
+                .exclude(kind=Sale.Kind.BUY_NOW)
+                .values_list("pk", flat=True)
+            )
+            locked = list(sales_lock(sale_ids=others))  # pk order
+            sales += [
+                row
+                for row in locked
+                if row.status == Sale.Status.AWAITING_PAYMENT
+                and not OrderLine.objects.filter(sale_id=row.pk).exists()
+            ]
+        sales.sort(key=lambda row: row.pk)
+        kind = Order.Kind.BUY_NOW if sale.kind == Sale.Kind.BUY_NOW else Order.Kind.AUCTION
+        return order_create(
+            buyer=sale.buyer,
+            kind=kind,
+            currency=sale.currency,
+            lines=[
+                LineSpec(
+                    seller=row.seller,
+                    hammer_minor=row.amount_minor,
+                    category=row.auction.category,
+                    description=row.auction.title,
+                    sale_id=row.pk,
+                )
+                for row in sales
+            ],
+        )

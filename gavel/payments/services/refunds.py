@@ -1,0 +1,431 @@
+"""Refunds to buyers: full or partial, before or after the sellers' transfers.
+
+Policy (docs/payments.md, "Refunds"): a refund is split across lines in proportion to what
+each has left to refund; within a line across the buyer's premium (if PAYMENTS_REFUND_
+BUYERS_PREMIUM) and the hammer price, and the hammer part across the seller's net and the
+commission. The seller's part is taken from their payable: before the transfer by paying them
+less, after it by reversing their transfer (never below zero: what cannot be recovered is
+absorbed by the platform). Destination charges reverse the transfer and refund the
+application fee through Stripe, in proportion.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+
+from gavel.common.errors import ConflictError, NotFoundError, ServiceError
+from gavel.common.money import MoneyError
+from gavel.gateway import balance as gateway_balance
+from gavel.gateway import payment_intents as gateway_intents
+from gavel.gateway import refunds as gateway_refunds
+from gavel.gateway import transfers as gateway_transfers
+from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
+from gavel.gateway.payment_types import StripeRefund
+from gavel.ledger import accounts
+from gavel.ledger.services import Line
+from gavel.payments import metrics
+from gavel.payments.fees import LineRefundable, refund_allocate, refundable_minor
+from gavel.payments.lock_objects import order_lock, refund_lock
+from gavel.payments.models import Order, OrderLine, Refund, SellerTransfer, TransferReversal
+from gavel.payments.postings import (
+    BalanceLink,
+    debit,
+    linked_balance_transaction_ids,
+    money_post,
+)
+from gavel.payments.services.charging import _order_get_for_buyer
+from gavel.payments.services.events import audit_record, event_record
+from gavel.payments.services.transfers import reversal_execute, seller_owed_minor
+from gavel.payments.states import Operation, order_transition
+from gavel.users.models import User
+
+R = Refund.Status
+S = Order.Status
+IN_FLIGHT = (R.CREATING, R.UNKNOWN)
+REFUNDABLE_STATUSES = (S.CAPTURED, S.PARTIALLY_REFUNDED)
+
+
+def line_refundable(line: OrderLine) -> LineRefundable:
+    return LineRefundable(
+        seller_minor=line.seller_net_minor
+        - line.refunded_seller_minor
+        - line.disputed_seller_minor,
+        commission_minor=line.commission_minor - line.refunded_commission_minor,
+        premium_minor=line.buyers_premium_minor
+        + line.buyer_fee_minor
+        - line.refunded_premium_minor,
+    )
+
+
+def order_refundable_minor(order: Order) -> int:
+    """What may still be refunded, by policy, less what was absorbed already."""
+    lines = list(order.lines.order_by("pk"))
+    policy = refundable_minor(
+        [line_refundable(line) for line in lines],
+        premium_refundable=settings.PAYMENTS_REFUND_BUYERS_PREMIUM,
+    )
+    absorbed = sum(line.refunded_absorbed_minor for line in lines)
+    return max(0, min(policy - absorbed, order.captured_minor - order.refunded_minor))
+
+
+def _refund_check(order: Order, amount_minor: int) -> None:
+    if order.status not in REFUNDABLE_STATUSES:
+        raise ConflictError(
+            f"This order cannot be refunded while it is {order.status}.",
+            code="order_not_refundable",
+        )
+    if amount_minor <= 0:
+        raise ServiceError(
+            "The amount must be positive.",
+            code="amount_invalid",
+            fields={"amount_minor": ["Must be positive."]},
+        )
+    if order.refunds.filter(status__in=IN_FLIGHT).exists():
+        raise ConflictError("A refund of this order is in progress.", code="refund_in_progress")
+    if SellerTransfer.objects.filter(
+        line__order=order,
+        status__in=(SellerTransfer.Status.CREATING, SellerTransfer.Status.UNKNOWN),
+    ).exists():
+        raise ConflictError("A transfer of this order is in progress.", code="transfer_in_progress")
+    available = order_refundable_minor(order)
+    if amount_minor > available:
+        raise ServiceError(
+            f"At most {available} can be refunded.",
+            code="amount_too_large",
+            fields={"amount_minor": [f"At most {available}."]},
+        )
+
+
+def _allocation(order: Order, amount_minor: int) -> list[dict[str, int]]:
+    lines = list(order.lines.order_by("pk"))
+    try:
+        parts = refund_allocate(
+            amount_minor,
+            [line_refundable(line) for line in lines],
+            premium_refundable=settings.PAYMENTS_REFUND_BUYERS_PREMIUM,
+        )
+    except MoneyError as error:
+        raise ServiceError(str(error), code="amount_too_large") from error
+    return [
+        {
+            "line_id": line.pk,
+            "seller_minor": part.seller_minor,
+            "commission_minor": part.commission_minor,
+            "premium_minor": part.premium_minor,
+        }
+        for line, part in zip(lines, parts, strict=True)
+        if part.total_minor
+    ]
+
+
+def refund_request(*, order_id: int, user: User, amount_minor: int, reason: str) -> Refund:
+    """A buyer asks for a refund; staff approve or reject it."""
+    _order_get_for_buyer(order_id=order_id, user=user)
+    with transaction.atomic():
+        order = order_lock(order_id=order_id).get()
+        _refund_check(order, amount_minor)
+        if order.refunds.filter(status=R.REQUESTED).exists():
+            raise ConflictError("A refund request is already open.", code="refund_request_open")
+        refund = Refund.objects.create(
+            order=order,
+            status=R.REQUESTED,
+            amount_minor=amount_minor,
+            currency=order.currency,
+            reason=reason[:500],
+            requested_by=user,
+        )
+        event_record(order=order, type="refund_requested", amount_minor=amount_minor)
+    return refund
+
+
+def refund_issue(*, order_id: int, actor: User, amount_minor: int, reason: str) -> Refund:
+    """Staff refund an order (audited) and send it to Stripe."""
+    with transaction.atomic():
+        order = order_lock(order_id=order_id).first()
+        if order is None:
+            raise NotFoundError("No such order.", code="order_not_found")
+        _refund_check(order, amount_minor)
+        refund = Refund.objects.create(
+            order=order,
+            status=R.CREATING,
+            amount_minor=amount_minor,
+            currency=order.currency,
+            reason=reason[:500],
+            requested_by=actor,
+            approved_by=actor,
+            allocation=_allocation(order, amount_minor),
+        )
+        audit_record(
+            actor=actor,
+            action="refund_issue",
+            object_type="order",
+            object_id=order.pk,
+            data={"refund_id": refund.pk, "amount_minor": amount_minor, "reason": reason},
+        )
+    return refund_execute(refund_id=refund.pk)
+
+
+def refund_approve(*, refund_id: int, actor: User) -> Refund:
+    with transaction.atomic():
+        order_id = _refund_order_id(refund_id)
+        order = order_lock(order_id=order_id).get()
+        refund = refund_lock(refund_id=refund_id).get()
+        if refund.status != R.REQUESTED:
+            raise ConflictError(
+                "This refund is not awaiting approval.", code="refund_not_requested"
+            )
+        _refund_check(order, refund.amount_minor)
+        refund.status = R.CREATING
+        refund.approved_by = actor
+        refund.allocation = _allocation(order, refund.amount_minor)
+        refund.save(update_fields=["status", "approved_by", "allocation", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="refund_approve",
+            object_type="refund",
+            object_id=refund.pk,
+            data={"order_id": order.pk, "amount_minor": refund.amount_minor},
+        )
+    return refund_execute(refund_id=refund.pk)
+
+
+def refund_reject(*, refund_id: int, actor: User, reason: str) -> Refund:
+    with transaction.atomic():
+        order_lock(order_id=_refund_order_id(refund_id)).get()
+        refund = refund_lock(refund_id=refund_id).get()
+        if refund.status != R.REQUESTED:
+            raise ConflictError(
+                "This refund is not awaiting approval.", code="refund_not_requested"
+            )
+        refund.status = R.REJECTED
+        refund.approved_by = actor
+        refund.save(update_fields=["status", "approved_by", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="refund_reject",
+            object_type="refund",
+            object_id=refund.pk,
+            data={"reason": reason},
+        )
+        event_record(order=refund.order, type="refund_rejected", message=reason)
+    return refund
+
+
+def _refund_order_id(refund_id: int) -> int:
+    order_id = Refund.objects.filter(pk=refund_id).values_list("order_id", flat=True).first()
+    if order_id is None:
+        raise NotFoundError("No such refund.", code="refund_not_found")
+    return order_id
+
+
+def refund_execute(*, refund_id: int) -> Refund:
+    """Send a refund (or re-send it with its own key) and apply the answer."""
+    refund = Refund.objects.select_related("order").get(pk=refund_id)
+    if refund.status not in IN_FLIGHT:
+        return refund
+    order = refund.order
+    destination = order.funds_flow == Order.FundsFlow.DESTINATION_CHARGE
+    try:
+        stripe_refund = gateway_refunds.refund_create(
+            operation_id=refund.pk,
+            charge_id=order.stripe_charge_id,
+            amount_minor=refund.amount_minor,
+            reverse_transfer=destination,
+            refund_application_fee=destination and settings.PAYMENTS_REFUND_APPLICATION_FEE,
+            metadata={"gavel_refund_id": str(refund.pk), "gavel_order_id": str(order.pk)},
+        )
+    except GatewayRetryableError as error:
+        if error.outcome_unknown:
+            Refund.objects.filter(pk=refund.pk, status=R.CREATING).update(status=R.UNKNOWN)
+            metrics.OUTCOMES_UNKNOWN.labels(operation="refund").inc()
+        metrics.REFUNDS.labels(outcome="retry").inc()
+        refund.refresh_from_db()
+        return refund
+    except GatewayFinalError as error:
+        Refund.objects.filter(pk=refund.pk, status__in=IN_FLIGHT).update(
+            status=R.FAILED, error_code=(error.code or "failed")[:100]
+        )
+        event_record(order=order, type="refund_failure", message=error.message, applied=False)
+        metrics.REFUNDS.labels(outcome="failed").inc()
+        refund.refresh_from_db()
+        return refund
+    return refund_succeeded_apply(refund_id=refund.pk, stripe_refund=stripe_refund)
+
+
+def refund_succeeded_apply(*, refund_id: int, stripe_refund: StripeRefund) -> Refund:
+    order_id = _refund_order_id(refund_id)
+    reversal_ids: list[int] = []
+    with transaction.atomic():
+        order = order_lock(order_id=order_id).get()
+        refund = refund_lock(refund_id=refund_id).get()
+        if refund.status == R.SUCCEEDED:
+            return refund
+        assert stripe_refund.balance_transaction_id
+        refund_bt = gateway_balance.balance_transaction_retrieve(
+            balance_transaction_id=stripe_refund.balance_transaction_id
+        )
+        if order.funds_flow == Order.FundsFlow.DESTINATION_CHARGE:
+            lines, links = _destination_refund_postings(order, refund, stripe_refund)
+        else:
+            lines, reversal_ids = _separate_refund_postings(order, refund)
+            links = []
+        money_post(
+            reference=f"refund:{refund.pk}",
+            kind="refund",
+            lines=lines,
+            links=[BalanceLink(refund_bt), *links],
+            description=f"Refund {stripe_refund.id} of order {order.pk}",
+        )
+        refund.status = R.SUCCEEDED
+        refund.stripe_refund_id = stripe_refund.id
+        refund.save(update_fields=["status", "stripe_refund_id", "updated_at"])
+        Order.objects.filter(pk=order.pk).update(
+            refunded_minor=F("refunded_minor") + refund.amount_minor
+        )
+        order.refresh_from_db()
+        to_status = (
+            S.REFUNDED if order.refunded_minor >= order.captured_minor else S.PARTIALLY_REFUNDED
+        )
+        order_transition(
+            order=order, operation=Operation.REFUND, to_status=to_status, reason=refund.reason
+        )
+        event_record(
+            order=order,
+            type="refund_success",
+            amount_minor=refund.amount_minor,
+            stripe_object_id=stripe_refund.id,
+        )
+    metrics.REFUNDS.labels(outcome="succeeded").inc()
+    for reversal_id in reversal_ids:
+        reversal_execute(reversal_id=reversal_id)
+    return refund
+
+
+def _separate_refund_postings(order: Order, refund: Refund) -> tuple[list[Line], list[int]]:
+    currency = order.currency
+    lines: list[Line] = []
+    reversal_ids: list[int] = []
+    owed_by_account: dict[str, int] = {}
+    totals = {"commission": 0, "premium": 0, "absorbed": 0}
+    for part in refund.allocation:
+        line = OrderLine.objects.get(pk=part["line_id"])
+        seller_part = part["seller_minor"]
+        transfer = (
+            line.transfers.filter(
+                kind=SellerTransfer.Kind.SALE, status=SellerTransfer.Status.SUCCEEDED
+            )
+            .order_by("pk")
+            .first()
+        )
+        absorbed = 0
+        if transfer is not None and seller_part:
+            account = line.seller_account_id
+            if account not in owed_by_account:
+                owed_by_account[account] = seller_owed_minor(account_id=account, currency=currency)
+            reversed_so_far = (
+                transfer.reversals.exclude(status=TransferReversal.Status.FAILED).aggregate(
+                    total=Sum("amount_minor")
+                )["total"]
+                or 0
+            )
+            recoverable = max(
+                0,
+                min(seller_part, transfer.amount_minor - reversed_so_far, owed_by_account[account]),
+            )
+            owed_by_account[account] -= recoverable
+            absorbed = seller_part - recoverable
+            if recoverable:
+                reversal = TransferReversal.objects.create(
+                    transfer=transfer,
+                    refund=refund,
+                    amount_minor=recoverable,
+                    currency=currency,
+                )
+                reversal_ids.append(reversal.pk)
+        charged = seller_part - absorbed
+        if charged:
+            lines.append(debit(accounts.seller_payable(line.seller_account_id), charged, currency))
+        OrderLine.objects.filter(pk=line.pk).update(
+            refunded_seller_minor=F("refunded_seller_minor") + charged,
+            refunded_absorbed_minor=F("refunded_absorbed_minor") + absorbed,
+            refunded_commission_minor=F("refunded_commission_minor") + part["commission_minor"],
+            refunded_premium_minor=F("refunded_premium_minor") + part["premium_minor"],
+        )
+        totals["commission"] += part["commission_minor"]
+        totals["premium"] += part["premium_minor"]
+        totals["absorbed"] += absorbed
+    lines += [
+        debit(accounts.COMMISSION_REVENUE, totals["commission"], currency),
+        debit(accounts.BUYERS_PREMIUM_REVENUE, totals["premium"], currency),
+        debit(accounts.REFUNDS_ABSORBED, totals["absorbed"], currency),
+    ]
+    return lines, reversal_ids
+
+
+def _destination_refund_postings(
+    order: Order, refund: Refund, stripe_refund: StripeRefund
+) -> tuple[list[Line], list[BalanceLink]]:
+    currency = order.currency
+    line = order.lines.get()
+    account = line.seller_account_id
+    links: list[BalanceLink] = []
+    reversed_minor = 0
+    if stripe_refund.transfer_reversal_id:
+        transfer = line.transfers.get(kind=SellerTransfer.Kind.DESTINATION)
+        assert transfer.stripe_transfer_id
+        reversal = gateway_transfers.transfer_reversal_retrieve(
+            transfer_id=transfer.stripe_transfer_id, reversal_id=stripe_refund.transfer_reversal_id
+        )
+        reversed_minor = reversal.amount_minor
+        assert reversal.balance_transaction_id
+        links.append(
+            BalanceLink(
+                gateway_balance.balance_transaction_retrieve(
+                    balance_transaction_id=reversal.balance_transaction_id
+                )
+            )
+        )
+        if reversal.destination_payment_refund_id:
+            links += [
+                BalanceLink(bt, account)
+                for bt in gateway_balance.balance_transactions_list(
+                    account_id=account, source_id=reversal.destination_payment_refund_id
+                )
+            ]
+    fee_refunded = 0
+    charge = gateway_intents.charge_retrieve(charge_id=order.stripe_charge_id)
+    if charge.application_fee_id:
+        for fee_refund_id in gateway_refunds.application_fee_refund_ids(
+            application_fee_id=charge.application_fee_id
+        ):
+            if linked_balance_transaction_ids(source_id=fee_refund_id):
+                continue
+            for bt in gateway_balance.balance_transactions_list(source_id=fee_refund_id):
+                links.append(BalanceLink(bt))
+                fee_refunded += -bt.net_minor
+            links += [
+                BalanceLink(bt, account)
+                for bt in gateway_balance.balance_transactions_list(
+                    account_id=account, source_id=fee_refund_id
+                )
+            ]
+    seller_loss = reversed_minor - fee_refunded
+    commission = sum(part["commission_minor"] for part in refund.allocation)
+    premium = sum(part["premium_minor"] for part in refund.allocation)
+    absorbed = refund.amount_minor - seller_loss - commission - premium
+    OrderLine.objects.filter(pk=line.pk).update(
+        refunded_seller_minor=F("refunded_seller_minor") + seller_loss,
+        refunded_commission_minor=F("refunded_commission_minor") + commission,
+        refunded_premium_minor=F("refunded_premium_minor") + premium,
+        refunded_absorbed_minor=F("refunded_absorbed_minor") + absorbed,
+        reversed_minor=F("reversed_minor") + reversed_minor,
+    )
+    lines = [
+        debit(accounts.seller_payable(account), seller_loss, currency),
+        debit(accounts.COMMISSION_REVENUE, commission, currency),
+        debit(accounts.BUYERS_PREMIUM_REVENUE, premium, currency),
+        debit(accounts.REFUNDS_ABSORBED, absorbed, currency),
+    ]
+    return lines, links

@@ -1,0 +1,55 @@
+"""Stripe events the payments app applies. Each handler is idempotent and never moves a state
+backwards: the snapshot is applied through the same functions as our own calls, whose
+transition tables refuse backward moves (a late event is recorded, and changes nothing)."""
+
+from __future__ import annotations
+
+from gavel.gateway.payment_types import StripeDispute, StripePaymentIntent
+from gavel.payments.services.charging import attempt_intent_apply, attempt_of_metadata
+from gavel.payments.services.disputes import dispute_closed_apply, dispute_opened_apply
+from gavel.payments.services.events import event_record
+from gavel.webhooks.registry import IncomingEvent, webhook_handler
+
+
+@webhook_handler(
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.requires_action",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+)
+def payment_intent_event_apply(event: IncomingEvent) -> None:
+    intent = StripePaymentIntent.from_payload(event.data_object)
+    attempt = attempt_of_metadata(intent)
+    if attempt is None:
+        from gavel.payments.models import PaymentAttempt
+
+        attempt = PaymentAttempt.objects.filter(stripe_payment_intent_id=intent.id).first()
+    if attempt is None:
+        event_record(
+            order=None,
+            type=event.type,
+            stripe_object_id=intent.id,
+            stripe_event_id=event.id,
+            applied=False,
+            message="no attempt of ours",
+        )
+        return
+    attempt_intent_apply(
+        attempt_id=attempt.pk, intent=intent, source="webhook", stripe_event_id=event.id
+    )
+
+
+@webhook_handler("charge.dispute.created", "charge.dispute.funds_withdrawn")
+def dispute_opened_event_apply(event: IncomingEvent) -> None:
+    dispute_opened_apply(
+        stripe_dispute=StripeDispute.from_payload(event.data_object), stripe_event_id=event.id
+    )
+
+
+@webhook_handler("charge.dispute.closed", "charge.dispute.funds_reinstated")
+def dispute_closed_event_apply(event: IncomingEvent) -> None:
+    dispute_closed_apply(
+        stripe_dispute=StripeDispute.from_payload(event.data_object), stripe_event_id=event.id
+    )
