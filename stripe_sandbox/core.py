@@ -282,7 +282,8 @@ class Sandbox(ControlMixin):
         """Public JSON of a stored object (computed fields refreshed, private keys dropped)."""
         from stripe_sandbox.resources import render_hooks
 
-        out = {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
+        out: Obj = {k: obj[k] for k in ("id", "object") if k in obj}  # Stripe's key order
+        out.update((k, copy.deepcopy(v)) for k, v in obj.items() if not k.startswith("_"))
         hook = render_hooks.get(obj.get("object", ""))
         if hook is not None:
             hook(self, obj, out)
