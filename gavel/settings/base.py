@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "gavel.users",
     "gavel.ledger",
     "gavel.observability",
+    "gavel.legacy",
     "gavel.auctions",
     "gavel.payments",
     "gavel.payouts",
@@ -144,6 +145,7 @@ IDEMPOTENCY_KEY_TTL = timedelta(hours=env_int("IDEMPOTENCY_KEY_TTL_HOURS", defau
 from gavel.settings.auctions import *  # noqa: E402,F403
 from gavel.settings.celery import *  # noqa: E402,F403
 from gavel.settings.connect import *  # noqa: E402,F403
+from gavel.settings.legacy import *  # noqa: E402,F403
 from gavel.settings.logging import *  # noqa: E402,F403
 from gavel.settings.payments import *  # noqa: E402,F403
 from gavel.settings.stripe import *  # noqa: E402,F403

@@ -1,0 +1,210 @@
+"""Cross-table anomaly checks, run as set-based SQL over the staging tables once every legacy
+table of a run is staged; then the quarantine flags that keep blocked rows out of the load.
+
+Each check inserts into the quarantine with ``ON CONFLICT DO NOTHING``: running it again finds
+the same rows and adds nothing. ``scope_after`` limits the orders and payments checked to those
+staged after that run id (0: everything).
+"""
+
+# SQL here is built from identifiers in this code (tables, columns, state names), never from
+# input; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+
+from gavel.legacy.reader import STRIPE_ID_PATTERNS
+from gavel.legacy.states import (
+    ALLOWED_MOVES,
+    BLOCKING_ANOMALIES,
+    DEPRECATED_MOVES,
+    EXPECTED_PAYMENT_STATUSES,
+    INITIAL_STATE,
+    AnomalyKind,
+)
+
+A = AnomalyKind
+ORDERS = "legacy_legacyorder"
+TRANSITIONS = "legacy_legacyordertransition"
+PAYMENTS = "legacy_legacypayment"
+PEOPLE = "legacy_legacyperson"
+ANOMALIES = "legacy_legacyanomaly"
+
+
+def _values(rows: list[tuple[str | None, ...]]) -> str:
+    def literal(value: str | None) -> str:
+        return "NULL::text" if value is None else "'" + value.replace("'", "''") + "'"
+
+    return ", ".join("(" + ", ".join(literal(value) for value in row) + ")" for row in rows)
+
+
+def _moves_values() -> str:
+    rows: list[tuple[str | None, ...]] = [(None, INITIAL_STATE.value, "allowed")]
+    for source, targets in ALLOWED_MOVES.items():
+        rows += [(source.value, target.value, "allowed") for target in sorted(targets)]
+    for source, targets in DEPRECATED_MOVES.items():
+        rows += [(source.value, target.value, "deprecated") for target in sorted(targets)]
+    return _values(rows)
+
+
+def _expected_status_values() -> str:
+    rows: list[tuple[str | None, ...]] = [
+        (state.value, status)
+        for state, statuses in EXPECTED_PAYMENT_STATUSES.items()
+        for status in sorted(statuses)
+    ]
+    return _values(rows)
+
+
+def _insert_anomalies(
+    kind: AnomalyKind, table: str, select_sql: str, params: dict[str, Any]
+) -> int:
+    """``select_sql`` yields (legacy_id text, details jsonb)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ANOMALIES} (kind, legacy_table, legacy_id, is_blocking, details,"
+            " run_id, detected_at)"
+            f" SELECT %(kind)s, %(table)s, found.legacy_id, %(blocking)s, found.details,"
+            f" %(run)s, now() FROM ({select_sql}) AS found(legacy_id, details)"
+            " ON CONFLICT DO NOTHING",
+            {**params, "kind": kind.value, "table": table, "blocking": kind in BLOCKING_ANOMALIES},
+        )
+        return int(cursor.rowcount)
+
+
+def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hours: int) -> int:
+    """Every cross-table check; returns the number of new anomalies."""
+    params: dict[str, Any] = {"run": run_id, "after": scope_after}
+    order_scope = (
+        f"(o.staged_run_id > %(after)s OR o.legacy_id IN (SELECT transaction_legacy_id"
+        f" FROM {TRANSITIONS} WHERE staged_run_id > %(after)s) OR o.legacy_id IN"
+        f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(after)s))"
+    )
+    found = 0
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS _legacy_steps")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE _legacy_steps AS"
+            " SELECT t.transaction_legacy_id AS tx, t.to_state, t.legacy_created_at,"
+            " LAG(t.to_state) OVER w AS prev_state, LAG(t.legacy_created_at) OVER w AS prev_at,"
+            " LEAD(t.legacy_id) OVER w IS NULL AS is_last"
+            f" FROM {TRANSITIONS} t JOIN {ORDERS} o ON o.legacy_id = t.transaction_legacy_id"
+            f" WHERE {order_scope}"
+            " WINDOW w AS (PARTITION BY t.transaction_legacy_id ORDER BY t.sort_key, t.legacy_id)",
+            params,
+        )
+        cursor.execute("CREATE INDEX ON _legacy_steps (tx) WHERE is_last")
+        cursor.execute("ANALYZE _legacy_steps")
+    moves = f"(VALUES {_moves_values()}) AS m(from_state, to_state, move)"
+    found += _insert_anomalies(
+        A.STATE_MISMATCH,
+        "transactions",
+        "SELECT o.legacy_id::text, jsonb_build_object('current_state', o.current_state,"
+        " 'last_transition', s.to_state)"
+        f" FROM {ORDERS} o LEFT JOIN _legacy_steps s ON s.tx = o.legacy_id AND s.is_last"
+        f" WHERE {order_scope} AND o.current_state IS DISTINCT FROM s.to_state",
+        params,
+    )
+    for kind, condition in (
+        (A.TRANSITION_NOT_ALLOWED, "m.move IS NULL"),
+        (A.DEPRECATED_STATE, "m.move = 'deprecated'"),
+    ):
+        found += _insert_anomalies(
+            kind,
+            "transactions",
+            "SELECT s.tx::text, jsonb_build_object('moves', jsonb_agg(jsonb_build_array("
+            "s.prev_state, s.to_state)))"
+            f" FROM _legacy_steps s LEFT JOIN {moves} ON m.from_state IS NOT DISTINCT FROM"
+            f" s.prev_state AND m.to_state = s.to_state WHERE {condition} GROUP BY s.tx",
+            params,
+        )
+    found += _insert_anomalies(
+        A.TRANSITION_OUT_OF_ORDER,
+        "transactions",
+        "SELECT s.tx::text, jsonb_build_object('steps', jsonb_agg(jsonb_build_array("
+        "s.prev_state, s.to_state)))"
+        " FROM _legacy_steps s WHERE s.legacy_created_at < s.prev_at GROUP BY s.tx",
+        params,
+    )
+    for kind, condition in (
+        (A.PERSON_MISSING, "p.legacy_id IS NULL"),
+        (A.PERSON_DELETED, "p.is_deleted"),
+    ):
+        found += _insert_anomalies(
+            kind,
+            "transactions",
+            "SELECT o.legacy_id::text, jsonb_build_object('people', jsonb_agg(jsonb_build_object("
+            "'role', r.role, 'person', r.person)))"
+            f" FROM {ORDERS} o CROSS JOIN LATERAL (VALUES ('buyer', o.starter_legacy_id),"
+            " ('seller', o.listing_author_legacy_id)) AS r(role, person)"
+            f" LEFT JOIN {PEOPLE} p ON p.legacy_id = r.person"
+            f" WHERE {order_scope} AND {condition} GROUP BY o.legacy_id",
+            params,
+        )
+    found += _insert_anomalies(
+        A.ORPHAN_PAYMENT,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('transaction_id',"
+        " pay.transaction_legacy_id)"
+        f" FROM {PAYMENTS} pay LEFT JOIN {ORDERS} o ON o.legacy_id = pay.transaction_legacy_id"
+        " WHERE pay.staged_run_id > %(after)s AND o.legacy_id IS NULL",
+        params,
+    )
+    for column in ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id"):
+        pattern = STRIPE_ID_PATTERNS[column].pattern
+        found += _insert_anomalies(
+            A.DUPLICATE_STRIPE_ID,
+            "stripe_payments",
+            f"SELECT pay.legacy_id::text, jsonb_build_object('column', '{column}', 'value',"
+            f" pay.{column}) FROM {PAYMENTS} pay WHERE pay.{column} IN (SELECT {column}"
+            f" FROM {PAYMENTS} WHERE {column} ~ '{pattern}' GROUP BY {column}"
+            " HAVING COUNT(*) > 1)",
+            params,
+        )
+    statuses = f"(VALUES {_expected_status_values()}) AS e(state, status)"
+    found += _insert_anomalies(
+        A.PAYMENT_STATUS_MISMATCH,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('status', pay.status,"
+        " 'transaction_state', s.to_state)"
+        f" FROM {PAYMENTS} pay JOIN _legacy_steps s ON s.tx = pay.transaction_legacy_id"
+        f" AND s.is_last LEFT JOIN {statuses} ON e.state = s.to_state AND e.status = pay.status"
+        " WHERE e.state IS NULL",
+        params,
+    )
+    found += _insert_anomalies(
+        A.STUCK_REQUIRES_ACTION,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('since', s.legacy_created_at,"
+        " 'intent', pay.stripe_payment_intent_id)"
+        f" FROM {PAYMENTS} pay JOIN _legacy_steps s ON s.tx = pay.transaction_legacy_id"
+        " AND s.is_last WHERE s.to_state = 'payment_intent_requires_action'"
+        " AND s.legacy_created_at <= %(stuck_before)s",
+        {**params, "stuck_before": watermark - timedelta(hours=stuck_hours)},
+    )
+    quarantine_refresh()
+    return found
+
+
+def quarantine_refresh() -> None:
+    """Flag orders and payments that carry (or whose order carries) a blocking anomaly."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ORDERS} o SET is_quarantined = true FROM {ANOMALIES} a"
+            " WHERE a.is_blocking AND a.legacy_table = 'transactions'"
+            " AND o.legacy_id = a.legacy_id::bigint AND NOT o.is_quarantined"
+        )
+        cursor.execute(
+            f"UPDATE {PAYMENTS} pay SET is_quarantined = true FROM {ANOMALIES} a"
+            " WHERE a.is_blocking AND a.legacy_table = 'stripe_payments'"
+            " AND pay.legacy_id = a.legacy_id::bigint AND NOT pay.is_quarantined"
+        )
+        cursor.execute(
+            f"UPDATE {PAYMENTS} pay SET is_quarantined = true FROM {ORDERS} o"
+            " WHERE o.is_quarantined AND pay.transaction_legacy_id = o.legacy_id"
+            " AND NOT pay.is_quarantined"
+        )

@@ -1,0 +1,122 @@
+"""Connections to the legacy portal's database: MySQL/MariaDB through PyMySQL, or PostgreSQL
+through psycopg. Both return plain DB-API connections; ``Dialect`` says which one it is."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+import pymysql
+
+
+class Dialect(enum.StrEnum):
+    MYSQL = "mysql"
+    POSTGRES = "postgres"
+
+
+class LegacyConnectionError(ValueError):
+    """A LEGACY_DATABASE_URL that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyDatabase:
+    dialect: Dialect
+    host: str
+    port: int
+    user: str
+    password: str
+    name: str
+
+    @property
+    def url(self) -> str:
+        scheme = "mysql" if self.dialect is Dialect.MYSQL else "postgres"
+        auth = self.user + (f":{self.password}" if self.password else "")
+        return f"{scheme}://{auth}@{self.host}:{self.port}/{self.name}"
+
+    def with_name(self, name: str) -> LegacyDatabase:
+        return LegacyDatabase(self.dialect, self.host, self.port, self.user, self.password, name)
+
+
+def database_parse(url: str) -> LegacyDatabase:
+    """``mysql://root@127.0.0.1:3306/legacy`` or ``postgres://postgres@127.0.0.1/legacy``."""
+    if not url:
+        raise LegacyConnectionError("LEGACY_DATABASE_URL is not set")
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme in {"mysql", "mariadb"}:
+        dialect, default_port = Dialect.MYSQL, 3306
+    elif scheme in {"postgres", "postgresql"}:
+        dialect, default_port = Dialect.POSTGRES, 5432
+    else:
+        raise LegacyConnectionError(f"Unsupported legacy database scheme: {parts.scheme!r}")
+    name = parts.path.lstrip("/")
+    if not name:
+        raise LegacyConnectionError("LEGACY_DATABASE_URL names no database")
+    return LegacyDatabase(
+        dialect=dialect,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or default_port,
+        user=unquote(parts.username or ("root" if dialect is Dialect.MYSQL else "postgres")),
+        password=unquote(parts.password or ""),
+        name=name,
+    )
+
+
+def database_connect(database: LegacyDatabase, *, autocommit: bool = False) -> Any:
+    """A DB-API connection. MySQL sessions read and write UTC (Rails stores UTC naive)."""
+    if database.dialect is Dialect.MYSQL:
+        return pymysql.connect(
+            host=database.host,
+            port=database.port,
+            user=database.user,
+            password=database.password,
+            database=database.name,
+            charset="utf8mb3",
+            local_infile=True,
+            autocommit=autocommit,
+            init_command="SET time_zone = '+00:00'",
+        )
+    return psycopg.connect(
+        host=database.host,
+        port=database.port,
+        user=database.user,
+        password=database.password or None,
+        dbname=database.name,
+        autocommit=autocommit,
+        options="-c timezone=UTC",
+    )
+
+
+def database_recreate(database: LegacyDatabase) -> None:
+    """Drop and create the database (generator and tests only: never the real portal)."""
+    if database.dialect is Dialect.MYSQL:
+        server = pymysql.connect(
+            host=database.host,
+            port=database.port,
+            user=database.user,
+            password=database.password,
+            autocommit=True,
+        )
+        with server.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database.name}`")
+            cursor.execute(
+                f"CREATE DATABASE `{database.name}`"
+                " CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci"
+            )
+        server.close()
+        return
+    with psycopg.connect(
+        host=database.host,
+        port=database.port,
+        user=database.user,
+        password=database.password or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as postgres_server:
+        postgres_server.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+        postgres_server.execute(
+            f"CREATE DATABASE \"{database.name}\" ENCODING 'UTF8' TEMPLATE template0"
+        )

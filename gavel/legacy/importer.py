@@ -1,0 +1,242 @@
+"""The legacy import, end to end: stage one (read, stage, quarantine), stage two (load).
+
+A run is resumable: each page of each table is staged in one transaction together with its
+checkpoint (the last key), so a run killed at any point continues after the last committed
+page; stage two keeps its own checkpoints the same way. A second run over unchanged legacy
+data stages nothing new and so loads nothing. A dry run does all of it in one transaction
+and rolls it back, reporting what it would have done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from tqdm import tqdm
+
+from gavel.legacy.checks import checks_run
+from gavel.legacy.connections import LegacyDatabase
+from gavel.legacy.loader import (
+    account_cache_clear,
+    id_map_refresh,
+    ledger_page_load,
+    users_load,
+)
+from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
+from gavel.legacy.reader import SPECS, LegacySource, TableSpec, key_initial, page_anomalies
+from gavel.legacy.staging import anomalies_record, staging_upsert
+
+logger = logging.getLogger(__name__)
+
+CHECKS = "stage:checks"
+LOAD_USERS = "load:people"
+LOAD_LEDGER = "load:stripe_payments"
+LOAD_ID_MAP = "load:id_map"
+
+
+class _DryRunRollback(Exception):
+    """Raised at the end of a dry run to roll its one transaction back."""
+
+
+@dataclass(slots=True)
+class ImportOptions:
+    mode: ImportRun.Mode = ImportRun.Mode.FULL
+    is_dry_run: bool = False
+    batch_size: int = 0  # 0: settings.LEGACY_IMPORT_BATCH_SIZE
+    since: datetime | None = None  # delta: default, the last completed run's watermark
+    is_resumable: bool = True  # continue the last unfinished run rather than start anew
+    show_progress: bool = False
+    ledger_via_services: bool = False
+
+
+def legacy_import(*, database: LegacyDatabase, options: ImportOptions) -> ImportRun:
+    """Run (or resume) an import and return its finished ``ImportRun``."""
+    # Ledger account ids are cached per import: a rolled-back (dry) run must not leave ids of
+    # accounts that were never committed.
+    account_cache_clear()
+    try:
+        with LegacySource(database) as source:
+            if not options.is_dry_run:
+                return _Importer(source, options).run()
+            outcome: list[ImportRun] = []
+            try:
+                with transaction.atomic():
+                    outcome.append(_Importer(source, options).run())
+                    raise _DryRunRollback
+            except _DryRunRollback:
+                pass
+            return outcome[0]
+    finally:
+        account_cache_clear()
+
+
+class _Importer:
+    def __init__(self, source: LegacySource, options: ImportOptions) -> None:
+        self.source = source
+        self.options = options
+        self.batch_size = options.batch_size or settings.LEGACY_IMPORT_BATCH_SIZE
+
+    # ---- the run ----------------------------------------------------------------------------
+    def run(self) -> ImportRun:
+        run = self._run_open()
+        scope_after = self._scope_after(run)
+        since = run.since if run.mode == ImportRun.Mode.DELTA else None
+        for spec in SPECS:
+            self._table_stage(run, spec, since)
+        if self._step_pending(run, CHECKS):
+            with transaction.atomic():
+                checks_run(
+                    run_id=run.pk,
+                    scope_after=scope_after,
+                    watermark=run.watermark,
+                    stuck_hours=settings.LEGACY_STUCK_REQUIRES_ACTION_HOURS,
+                )
+                self._step_done(run, CHECKS)
+        if self._step_pending(run, LOAD_USERS):
+            with transaction.atomic():
+                result = users_load(run=run, scope_after=scope_after)
+                self._step_done(run, LOAD_USERS, changed=result["users_changed"])
+        self._ledger_load(run, scope_after)
+        if self._step_pending(run, LOAD_ID_MAP):
+            with transaction.atomic():
+                added = id_map_refresh(scope_after=scope_after)
+                self._step_done(run, LOAD_ID_MAP, changed=added)
+        return self._run_close(run)
+
+    def _run_open(self) -> ImportRun:
+        options = self.options
+        if options.is_resumable and not options.is_dry_run:
+            unfinished = (
+                ImportRun.objects.filter(status=ImportRun.Status.RUNNING, is_dry_run=False)
+                .order_by("-pk")
+                .first()
+            )
+            if unfinished is not None:
+                logger.info("legacy import: resuming run %s", unfinished.pk)
+                return unfinished
+        since = options.since
+        if options.mode == ImportRun.Mode.DELTA and since is None:
+            last = (
+                ImportRun.objects.filter(status=ImportRun.Status.COMPLETED, is_dry_run=False)
+                .order_by("-pk")
+                .first()
+            )
+            if last is not None:
+                since = last.watermark - timedelta(seconds=settings.LEGACY_DELTA_OVERLAP_SECONDS)
+        database = self.source.database
+        return ImportRun.objects.create(
+            mode=options.mode,
+            is_dry_run=options.is_dry_run,
+            source=f"{database.dialect}://{database.host}:{database.port}/{database.name}",
+            watermark=self.source.clock(),
+            since=since,
+        )
+
+    def _scope_after(self, run: ImportRun) -> int:
+        """Stage two loads what was staged after the last completed run."""
+        last = ImportRun.objects.filter(
+            status=ImportRun.Status.COMPLETED, is_dry_run=False, pk__lt=run.pk
+        ).aggregate(last=Max("pk"))["last"]
+        return int(last or 0)
+
+    def _run_close(self, run: ImportRun) -> ImportRun:
+        checkpoints = {
+            checkpoint.table: {"read": checkpoint.rows_read, "changed": checkpoint.rows_changed}
+            for checkpoint in run.checkpoints.order_by("pk")
+        }
+        anomalies = Counter(
+            LegacyAnomaly.objects.filter(run=run).values_list("kind", flat=True).iterator()
+        )
+        run.stats = {"steps": checkpoints, "new_anomalies": dict(sorted(anomalies.items()))}
+        run.status = ImportRun.Status.COMPLETED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["stats", "status", "finished_at"])
+        return run
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _checkpoint(self, run: ImportRun, table: str) -> ImportCheckpoint:
+        checkpoint, _ = ImportCheckpoint.objects.get_or_create(run=run, table=table)
+        return checkpoint
+
+    def _step_pending(self, run: ImportRun, step: str) -> bool:
+        return not self._checkpoint(run, step).is_finished
+
+    def _step_done(self, run: ImportRun, step: str, *, changed: int = 0) -> None:
+        ImportCheckpoint.objects.filter(run=run, table=step).update(
+            is_finished=True, rows_changed=changed
+        )
+
+    # ---- stage one ----------------------------------------------------------------------------
+    def _table_stage(self, run: ImportRun, spec: TableSpec, since: datetime | None) -> None:
+        checkpoint = self._checkpoint(run, spec.table)
+        if checkpoint.is_finished:
+            return
+        after: str | int = key_initial(spec)
+        if checkpoint.last_key:
+            after = checkpoint.last_key if spec.key_is_text else int(checkpoint.last_key)
+        total = self.source.count(spec.table, since=since) if self.options.show_progress else 0
+        bar = tqdm(
+            total=total,
+            initial=checkpoint.rows_read,
+            desc=spec.table,
+            unit="row",
+            disable=not self.options.show_progress,
+        )
+        fields = spec.record._fields
+        with bar:
+            for page in self.source.pages(spec, after=after, limit=self.batch_size, since=since):
+                with transaction.atomic():
+                    result = staging_upsert(
+                        table=spec.table, fields=fields, records=page, run_id=run.pk
+                    )
+                    anomalies_record(anomalies=page_anomalies(spec.table, page), run=run)
+                    ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
+                        last_key=str(page[-1][0]),
+                        rows_read=checkpoint.rows_read + len(page),
+                        rows_changed=checkpoint.rows_changed + result.inserted + result.updated,
+                    )
+                checkpoint.rows_read += len(page)
+                checkpoint.rows_changed += result.inserted + result.updated
+                bar.update(len(page))
+        ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
+
+    # ---- stage two: the ledger ------------------------------------------------------------------
+    def _ledger_load(self, run: ImportRun, scope_after: int) -> None:
+        checkpoint = self._checkpoint(run, LOAD_LEDGER)
+        if checkpoint.is_finished:
+            return
+        after_key = int(checkpoint.last_key or 0)
+        bar = tqdm(desc="ledger", unit="payment", disable=not self.options.show_progress)
+        with bar:
+            while True:
+                with transaction.atomic():
+                    page = ledger_page_load(
+                        run=run,
+                        scope_after=scope_after,
+                        after_key=after_key,
+                        limit=self.batch_size,
+                        via_services=self.options.ledger_via_services,
+                    )
+                    if page is None:
+                        break
+                    ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
+                        last_key=str(page.last_key),
+                        rows_read=checkpoint.rows_read + page.payments,
+                        rows_changed=checkpoint.rows_changed + page.entries_posted,
+                    )
+                after_key = page.last_key
+                checkpoint.rows_read += page.payments
+                checkpoint.rows_changed += page.entries_posted
+                bar.update(page.payments)
+        ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
+
+
+def import_summary(run: ImportRun) -> dict[str, Any]:
+    return {"run": run.pk, "mode": run.mode, "dry_run": run.is_dry_run, **run.stats}

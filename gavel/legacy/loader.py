@@ -1,0 +1,367 @@
+"""Stage two: load staged legacy rows into Gavel: users, the ledger, the id map.
+
+Only rows staged after ``scope_after`` (the last completed run) are loaded, and every write is
+idempotent against a unique constraint (``users_user.legacy_person_id``, the journal entry's
+``reference``, the id map's (kind, legacy_id)), so a repeated or resumed load adds nothing.
+"""
+
+# SQL here is built from identifiers in this code (tables, columns, state names), never from
+# input; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+
+from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.ledger.models import LedgerAccount
+from gavel.ledger.services import LedgerError, Line, entry_post
+from gavel.legacy.commission import amounts_compute
+from gavel.legacy.ledger_plan import (
+    PaymentFacts,
+    PlannedEntry,
+    payment_entries,
+    seller_payable_code,
+)
+from gavel.legacy.models import ImportRun
+from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
+from gavel.legacy.staging import anomalies_record
+from gavel.legacy.states import CAPTURED_STATES, AnomalyKind
+
+PLACEHOLDER_EMAIL_DOMAIN = "legacy.invalid"
+
+
+# ---- users ---------------------------------------------------------------------------------
+
+
+def users_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
+    """People -> users: no password (sign-in by reset link), roles from accounts and orders.
+
+    An email already taken (by a Gavel user, or by an earlier legacy person with the same
+    address in another case) is quarantined as ``email_conflict``; that person gets no user
+    until staff resolve it. Deleted people become inactive users with a placeholder address.
+    Legacy admins are not made staff.
+    """
+    params: dict[str, Any] = {
+        "after": scope_after,
+        "run": run.pk,
+        "domain": PLACEHOLDER_EMAIL_DOMAIN,
+    }
+    candidates = (
+        "SELECT p.legacy_id, p.given_name, p.family_name, p.display_name, p.is_deleted,"
+        " p.legacy_created_at,"
+        " COALESCE(NULLIF(lower(trim(p.email)), ''), 'person-' || p.legacy_id || '@' ||"
+        " %(domain)s) AS email,"
+        " row_number() OVER (PARTITION BY lower(trim(p.email))"
+        " ORDER BY p.legacy_created_at, p.legacy_id) AS email_rank,"
+        " EXISTS (SELECT 1 FROM legacy_legacystripeaccount a WHERE a.person_legacy_id ="
+        " p.legacy_id AND a.stripe_seller_id IS NOT NULL) OR EXISTS (SELECT 1 FROM"
+        " legacy_legacyorder o WHERE o.listing_author_legacy_id = p.legacy_id) AS is_seller,"
+        " EXISTS (SELECT 1 FROM legacy_legacystripeaccount a WHERE a.person_legacy_id ="
+        " p.legacy_id AND a.stripe_customer_id IS NOT NULL) OR EXISTS (SELECT 1 FROM"
+        " legacy_legacyorder o WHERE o.starter_legacy_id = p.legacy_id) AS has_bought"
+        " FROM legacy_legacyperson p"
+    )
+    conflict = (
+        "(c.email_rank > 1 AND c.email NOT LIKE '%%@' || %(domain)s) OR EXISTS (SELECT 1 FROM"
+        " users_user u WHERE lower(u.email) = c.email AND u.legacy_person_id IS DISTINCT FROM"
+        " c.legacy_id)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO legacy_legacyanomaly (kind, legacy_table, legacy_id, is_blocking,"
+            " details, run_id, detected_at)"
+            f" SELECT 'email_conflict', 'people', c.legacy_id, true,"
+            " jsonb_build_object('email', c.email), %(run)s, now()"
+            f" FROM ({candidates}) c JOIN legacy_legacyperson p ON p.legacy_id = c.legacy_id"
+            f" WHERE p.staged_run_id > %(after)s AND ({conflict})"
+            " ON CONFLICT DO NOTHING",
+            params,
+        )
+        conflicts = cursor.rowcount
+        cursor.execute(
+            "INSERT INTO users_user (password, is_superuser, username, first_name, last_name,"
+            " email, is_staff, is_active, date_joined, display_name, is_buyer, is_seller,"
+            " legacy_person_id)"
+            " SELECT '!' || md5(random()::text || c.legacy_id), false, left(c.email, 150),"
+            " left(COALESCE(c.given_name, ''), 150), left(COALESCE(c.family_name, ''), 150),"
+            " c.email, false, NOT c.is_deleted, c.legacy_created_at,"
+            " left(COALESCE(c.display_name, ''), 150), c.has_bought OR NOT c.is_seller,"
+            " c.is_seller, c.legacy_id"
+            f" FROM ({candidates}) c JOIN legacy_legacyperson p ON p.legacy_id = c.legacy_id"
+            f" WHERE p.staged_run_id > %(after)s AND NOT ({conflict})"
+            " ON CONFLICT (legacy_person_id) DO UPDATE SET username = EXCLUDED.username,"
+            " first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,"
+            " email = EXCLUDED.email, is_active = EXCLUDED.is_active,"
+            " display_name = EXCLUDED.display_name, is_buyer = EXCLUDED.is_buyer,"
+            " is_seller = EXCLUDED.is_seller"
+            " WHERE (users_user.username, users_user.first_name, users_user.last_name,"
+            " users_user.email, users_user.is_active, users_user.display_name,"
+            " users_user.is_buyer, users_user.is_seller) IS DISTINCT FROM (EXCLUDED.username,"
+            " EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.email, EXCLUDED.is_active,"
+            " EXCLUDED.display_name, EXCLUDED.is_buyer, EXCLUDED.is_seller)",
+            params,
+        )
+        changed = cursor.rowcount
+    return {"users_changed": changed, "email_conflicts": conflicts}
+
+
+# ---- the ledger ----------------------------------------------------------------------------
+
+_SELLER_ID_PATTERN = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
+CAPTURED = ", ".join(f"'{state.value}'" for state in sorted(CAPTURED_STATES))
+FACTS_SQL = f"""
+SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)), pay.sum_cents,
+       pay.commission_cents, pay.buyer_commission_cents, pay.real_fee_cents,
+       acct.stripe_seller_id, pay.receiver_legacy_id, h.paid_at, h.disputed_at, h.resolved_at,
+       pay.transfered_at, pay.legacy_created_at, pay.subtotal_cents,
+       o.unit_price_cents, o.listing_quantity, o.shipping_price_cents, o.commission_from_seller,
+       o.minimum_commission_cents, o.commission_from_buyer, o.minimum_buyer_fee_cents
+FROM legacy_legacypayment pay
+JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
+CROSS JOIN LATERAL (
+    SELECT (array_agg(t.to_state ORDER BY t.sort_key DESC, t.legacy_id DESC))[1] AS final_state,
+           min(t.legacy_created_at) FILTER (WHERE t.to_state = 'paid') AS paid_at,
+           min(t.legacy_created_at) FILTER (WHERE t.to_state = 'disputed') AS disputed_at,
+           max(t.legacy_created_at) FILTER (
+               WHERE t.to_state IN ('refunded', 'dismissed', 'canceled')) AS resolved_at
+    FROM legacy_legacyordertransition t WHERE t.transaction_legacy_id = pay.transaction_legacy_id
+) h
+LEFT JOIN LATERAL (
+    SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
+    WHERE a.person_legacy_id = pay.receiver_legacy_id
+      AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
+    ORDER BY a.legacy_id LIMIT 1
+) acct ON true
+WHERE pay.legacy_id > %(after_key)s AND pay.staged_run_id > %(scope)s AND NOT pay.is_quarantined
+  AND h.final_state IN ({CAPTURED})
+ORDER BY pay.legacy_id
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    last_key: int
+    payments: int
+    entries_posted: int
+    anomalies: list[Anomaly]
+
+
+def _facts(row: Sequence[Any]) -> tuple[PaymentFacts, Anomaly | None]:
+    (legacy_id, final_state, status, currency, sum_cents, commission, buyer_commission) = row[:7]
+    (real_fee, seller_id, receiver, paid_at, disputed_at, resolved_at, transfered_at) = row[7:14]
+    created_at, subtotal = row[14], row[15]
+    terms = row[16:]
+    facts = PaymentFacts(
+        legacy_id=legacy_id,
+        final_state=final_state,
+        status=status,
+        currency=currency,
+        sum_cents=sum_cents,
+        commission_cents=commission,
+        buyer_commission_cents=buyer_commission,
+        real_fee_cents=real_fee,
+        seller_account=seller_payable_code(stripe_seller_id=seller_id, person_legacy_id=receiver),
+        paid_at=paid_at,
+        disputed_at=disputed_at,
+        resolved_at=resolved_at,
+        transfered_at=transfered_at,
+        fallback_at=created_at,
+    )
+    return facts, _amount_anomaly(
+        legacy_id, (sum_cents, subtotal, commission, buyer_commission), terms
+    )
+
+
+def _amount_anomaly(
+    legacy_id: int, stored: tuple[int, int, int, int], terms: Sequence[Any]
+) -> Anomaly | None:
+    """The portal's own rules, applied again: a payment whose amounts they do not give."""
+    unit_price, quantity, shipping, seller_pct, seller_min, buyer_pct, buyer_min = terms
+    if unit_price is None:
+        return None
+    expected = amounts_compute(
+        unit_price_cents=unit_price,
+        quantity=quantity or 1,
+        shipping_price_cents=shipping,
+        commission_from_seller=seller_pct,
+        minimum_commission_cents=seller_min,
+        commission_from_buyer=buyer_pct,
+        minimum_buyer_fee_cents=buyer_min,
+    )
+    computed = (
+        expected.sum_cents,
+        expected.subtotal_cents,
+        expected.seller_commission_cents,
+        expected.buyer_commission_cents,
+    )
+    if computed == stored:
+        return None
+    names = ("sum_cents", "subtotal_cents", "commission_cents", "buyer_commission_cents")
+    return Anomaly(
+        AnomalyKind.AMOUNT_MISMATCH,
+        "stripe_payments",
+        str(legacy_id),
+        {
+            name: {"stored": got, "portal_rules": want}
+            for name, got, want in zip(names, stored, computed, strict=True)
+            if got != want
+        },
+    )
+
+
+def ledger_page_load(
+    *, run: ImportRun, scope_after: int, after_key: int, limit: int, via_services: bool
+) -> LedgerPage | None:
+    """Plan and post the entries of one page of captured payments; None when none are left."""
+    with connection.cursor() as cursor:
+        cursor.execute(FACTS_SQL, {"after_key": after_key, "scope": scope_after, "limit": limit})
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    planned: list[PlannedEntry] = []
+    anomalies: list[Anomaly] = []
+    for row in rows:
+        facts, anomaly = _facts(row)
+        if anomaly is not None:
+            anomalies.append(anomaly)
+        if facts.currency not in SUPPORTED_CURRENCIES:  # quarantined upstream; never posted
+            continue
+        planned += payment_entries(facts)
+    post: Callable[[Sequence[PlannedEntry]], int] = (
+        entries_post_via_services if via_services else entries_post_bulk
+    )
+    with transaction.atomic():
+        posted = post(planned)
+        anomalies_record(anomalies=anomalies, run=run)
+    return LedgerPage(int(rows[-1][0]), len(rows), posted, anomalies)
+
+
+def entries_post_via_services(entries: Sequence[PlannedEntry]) -> int:
+    """One ``entry_post`` per entry: the reference path, used to prove the bulk path equal."""
+    posted = 0
+    for planned in entries:
+        _, created = entry_post(
+            reference=planned.reference,
+            kind=planned.kind,
+            lines=planned.lines,
+            occurred_at=planned.occurred_at,
+        )
+        posted += created
+    return posted
+
+
+_account_ids: dict[str, int] = {}
+
+
+def _lines_checked(lines: Sequence[Line]) -> list[Line]:
+    """``entry_post``'s rule: zero lines dropped, every currency sums to zero."""
+    kept = [line for line in lines if line.amount_minor != 0]
+    totals: dict[str, int] = defaultdict(int)
+    for line in kept:
+        totals[line.currency] += line.amount_minor
+    if not kept or any(totals.values()):
+        raise LedgerError(f"Entry does not balance: {dict(totals)}")
+    return kept
+
+
+def _account_ids_ensure(wanted: dict[str, LedgerAccount.Kind]) -> dict[str, int]:
+    missing = {code: kind for code, kind in wanted.items() if code not in _account_ids}
+    if missing:
+        LedgerAccount.objects.bulk_create(
+            [LedgerAccount(code=code, kind=kind) for code, kind in missing.items()],
+            ignore_conflicts=True,
+        )
+        for account_id, code in LedgerAccount.objects.filter(code__in=missing).values_list(
+            "id", "code"
+        ):
+            _account_ids[code] = account_id
+    return _account_ids
+
+
+def entries_post_bulk(entries: Sequence[PlannedEntry]) -> int:
+    """``entry_post`` for many entries at once, with the same guarantees: each entry balanced
+    (checked here and by the ledger's deferred trigger), one entry per reference (a reference
+    already posted is skipped by ``ON CONFLICT DO NOTHING``, its postings too)."""
+    if not entries:
+        return 0
+    checked = [(planned, _lines_checked(planned.lines)) for planned in entries]
+    accounts = _account_ids_ensure(
+        {line.account_code: line.account_kind for _, lines in checked for line in lines}
+    )
+    now = datetime.now().astimezone()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ledger_journalentry (reference, kind, description, occurred_at,"
+            " created_at) SELECT r, k, '', o, %s FROM unnest(%s::text[], %s::text[],"
+            " %s::timestamptz[]) AS e(r, k, o) ON CONFLICT (reference) DO NOTHING"
+            " RETURNING id, reference",
+            [
+                now,
+                [planned.reference for planned, _ in checked],
+                [planned.kind for planned, _ in checked],
+                [planned.occurred_at for planned, _ in checked],
+            ],
+        )
+        entry_ids = {reference: entry_id for entry_id, reference in cursor.fetchall()}
+        if not entry_ids:
+            return 0
+        with cursor.cursor.copy(
+            "COPY ledger_posting (entry_id, account_id, amount_minor, currency) FROM STDIN"
+        ) as copy:
+            for planned, lines in checked:
+                entry_id = entry_ids.get(planned.reference)
+                if entry_id is None:
+                    continue
+                for line in lines:
+                    copy.write_row(
+                        (entry_id, accounts[line.account_code], line.amount_minor, line.currency)
+                    )
+    return len(entry_ids)
+
+
+def account_cache_clear() -> None:
+    """Forget cached ledger account ids (tests truncate the ledger between runs)."""
+    _account_ids.clear()
+
+
+# ---- the id map ----------------------------------------------------------------------------
+
+ID_MAP_SOURCES = (
+    ("person", "users_user", "legacy_person_id", "users.user", "legacy_legacyperson"),
+    ("stripe_account", None, None, "legacy.legacystripeaccount", "legacy_legacystripeaccount"),
+    ("listing", None, None, "legacy.legacylisting", "legacy_legacylisting"),
+    ("transaction", None, None, "legacy.legacyorder", "legacy_legacyorder"),
+    ("payment", None, None, "legacy.legacypayment", "legacy_legacypayment"),
+)
+
+
+def id_map_refresh(*, scope_after: int) -> int:
+    """Legacy id -> Gavel row for everything staged or loaded since ``scope_after``."""
+    added = 0
+    with connection.cursor() as cursor:
+        for kind, target, target_key, model, staging in ID_MAP_SOURCES:
+            if target is None:
+                select = (
+                    f"SELECT %s, s.legacy_id::text, %s, s.id, now() FROM {staging} s"
+                    " WHERE s.staged_run_id > %s"
+                )
+            else:
+                select = (
+                    f"SELECT %s, s.legacy_id::text, %s, t.id, now() FROM {staging} s"
+                    f" JOIN {target} t ON t.{target_key} = s.legacy_id WHERE s.staged_run_id > %s"
+                )
+            cursor.execute(
+                "INSERT INTO legacy_legacyidmap (kind, legacy_id, gavel_model, gavel_id,"
+                f" created_at) {select} ON CONFLICT (kind, legacy_id) DO NOTHING",
+                [kind, model, scope_after],
+            )
+            added += cursor.rowcount
+    return added

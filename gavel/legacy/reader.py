@@ -1,0 +1,494 @@
+"""Stage one: read the legacy database into typed records, and find what is wrong in each row.
+
+The reader selects only the columns Gavel keeps (never passwords, tokens, API keys or client
+secrets), in keyset order (``WHERE key > last ORDER BY key LIMIT n``), so every page ends at
+a key that a checkpoint can store and a resumed run can continue from. Records are
+``NamedTuple``: typed like a dataclass, but a tuple, so ``COPY`` takes them as they are.
+"""
+
+# SQL here is built from identifiers in this code (tables, columns, state names), never from
+# input; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.legacy.connections import Dialect, LegacyDatabase, database_connect
+from gavel.legacy.states import AnomalyKind
+
+
+class PersonRecord(NamedTuple):
+    legacy_id: str
+    uuid: uuid.UUID
+    community_id: int
+    username: str
+    email: str | None
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    phone_number: str | None
+    is_admin: bool
+    locale: str | None
+    is_deleted: bool
+    legacy_created_at: datetime
+    legacy_updated_at: datetime
+
+
+class StripeAccountRecord(NamedTuple):
+    legacy_id: int
+    person_legacy_id: str | None
+    community_id: int | None
+    stripe_seller_id: str | None
+    stripe_bank_id: str | None
+    stripe_customer_id: str | None
+    api_version: str | None
+    legacy_created_at: datetime
+    legacy_updated_at: datetime
+
+
+class ListingRecord(NamedTuple):
+    legacy_id: int
+    uuid: uuid.UUID
+    community_id: int
+    author_legacy_id: str | None
+    title: str | None
+    description: str | None
+    price_cents: int | None
+    currency: str | None
+    shipping_price_cents: int | None
+    is_open: bool | None
+    is_deleted: bool | None
+    state: str | None
+    legacy_created_at: datetime
+    legacy_updated_at: datetime
+
+
+class TransactionRecord(NamedTuple):
+    legacy_id: int
+    starter_legacy_id: str
+    listing_legacy_id: int
+    listing_author_legacy_id: str
+    community_id: int
+    current_state: str | None
+    last_transition_at: datetime | None
+    payment_gateway: str
+    payment_process: str | None
+    commission_from_seller: Decimal | None
+    minimum_commission_cents: int | None
+    minimum_commission_currency: str | None
+    commission_from_buyer: Decimal | None
+    minimum_buyer_fee_cents: int | None
+    minimum_buyer_fee_currency: str | None
+    listing_quantity: int | None
+    unit_price_cents: int | None
+    unit_price_currency: str | None
+    shipping_price_cents: int | None
+    automatic_confirmation_after_days: int
+    is_deleted: bool | None
+    legacy_created_at: datetime
+    legacy_updated_at: datetime
+
+
+class TransitionRecord(NamedTuple):
+    legacy_id: int
+    transaction_legacy_id: int | None
+    to_state: str | None
+    metadata: str | None
+    sort_key: int | None
+    is_most_recent: bool | None
+    legacy_created_at: datetime
+    legacy_updated_at: datetime
+
+
+class PaymentRecord(NamedTuple):
+    legacy_id: int
+    transaction_legacy_id: int | None
+    payer_legacy_id: str | None
+    receiver_legacy_id: str | None
+    community_id: int | None
+    status: str | None
+    sum_cents: int | None
+    subtotal_cents: int | None
+    commission_cents: int | None
+    buyer_commission_cents: int | None
+    fee_cents: int | None
+    real_fee_cents: int | None
+    currency: str | None
+    stripe_charge_id: str | None
+    stripe_payment_intent_id: str | None
+    stripe_payment_intent_status: str | None
+    stripe_transfer_id: str | None
+    transfered_at: datetime | None
+    available_on: datetime | None
+    legacy_created_at: datetime
+    legacy_updated_at: datetime
+
+
+class PaymentSettingRecord(NamedTuple):
+    legacy_id: int
+    is_active: bool
+    community_id: int
+    payment_gateway: str | None
+    payment_process: str | None
+    commission_from_seller: Decimal | None
+    minimum_transaction_fee_cents: int | None
+    minimum_transaction_fee_currency: str | None
+    commission_from_buyer: Decimal | None
+    minimum_buyer_transaction_fee_cents: int | None
+    minimum_buyer_transaction_fee_currency: str | None
+    confirmation_after_days: int
+    legacy_created_at: datetime
+    legacy_updated_at: datetime
+
+
+Record = (
+    PersonRecord
+    | StripeAccountRecord
+    | ListingRecord
+    | TransactionRecord
+    | TransitionRecord
+    | PaymentRecord
+    | PaymentSettingRecord
+)
+
+
+class Anomaly(NamedTuple):
+    kind: AnomalyKind
+    legacy_table: str
+    legacy_id: str
+    details: dict[str, Any]
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(bytes=bytes(value))
+
+
+def _as_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """How to read one legacy table: the columns (in record order) and their conversions."""
+
+    table: str
+    record: type[Any]
+    columns: tuple[str, ...]
+    key_is_text: bool = False
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+
+    def to_record(self, row: Sequence[Any]) -> Any:
+        if not self.converters:
+            return self.record._make(row)
+        values = list(row)
+        for index, convert in self.converters:
+            values[index] = convert(values[index])
+        return self.record._make(values)
+
+
+def _spec(
+    table: str,
+    record: type[Any],
+    columns: tuple[str, ...],
+    *,
+    key_is_text: bool = False,
+    uuids: tuple[str, ...] = (),
+    booleans: tuple[str, ...] = (),
+) -> TableSpec:
+    assert len(columns) == len(record._fields), table
+    converters: list[tuple[int, Callable[[Any], Any]]] = [
+        (columns.index(name), _as_uuid) for name in uuids
+    ]
+    converters += [(columns.index(name), _as_bool) for name in booleans]
+    return TableSpec(table, record, columns, key_is_text, tuple(converters))
+
+
+def _columns(names: str, *, timestamps: bool = False) -> tuple[str, ...]:
+    return tuple(names.split()) + (("created_at", "updated_at") if timestamps else ())
+
+
+# Read order: people and accounts before what references them (for progress, not for
+# correctness: cross-table checks run once every table is staged).
+SPECS: tuple[TableSpec, ...] = (
+    _spec(
+        "people",
+        PersonRecord,
+        _columns(
+            "id uuid community_id username email given_name family_name "
+            "display_name phone_number is_admin locale deleted",
+            timestamps=True,
+        ),
+        key_is_text=True,
+        uuids=("uuid",),
+        booleans=("is_admin", "deleted"),
+    ),
+    _spec(
+        "stripe_accounts",
+        StripeAccountRecord,
+        _columns(
+            "id person_id community_id stripe_seller_id stripe_bank_id "
+            "stripe_customer_id api_version",
+            timestamps=True,
+        ),
+    ),
+    _spec(
+        "payment_settings",
+        PaymentSettingRecord,
+        _columns(
+            "id active community_id payment_gateway payment_process "
+            "commission_from_seller minimum_transaction_fee_cents "
+            "minimum_transaction_fee_currency commission_from_buyer "
+            "minimum_buyer_transaction_fee_cents "
+            "minimum_buyer_transaction_fee_currency confirmation_after_days",
+            timestamps=True,
+        ),
+        booleans=("active",),
+    ),
+    _spec(
+        "listings",
+        ListingRecord,
+        _columns(
+            "id uuid community_id author_id title description price_cents currency "
+            "shipping_price_cents open deleted state",
+            timestamps=True,
+        ),
+        uuids=("uuid",),
+        booleans=("open", "deleted"),
+    ),
+    _spec(
+        "transactions",
+        TransactionRecord,
+        _columns(
+            "id starter_id listing_id listing_author_id community_id current_state "
+            "last_transition_at payment_gateway payment_process "
+            "commission_from_seller minimum_commission_cents "
+            "minimum_commission_currency commission_from_buyer "
+            "minimum_buyer_fee_cents minimum_buyer_fee_currency listing_quantity "
+            "unit_price_cents unit_price_currency shipping_price_cents "
+            "automatic_confirmation_after_days deleted",
+            timestamps=True,
+        ),
+        booleans=("deleted",),
+    ),
+    _spec(
+        "transaction_transitions",
+        TransitionRecord,
+        _columns("id transaction_id to_state metadata sort_key most_recent", timestamps=True),
+        booleans=("most_recent",),
+    ),
+    _spec(
+        "stripe_payments",
+        PaymentRecord,
+        _columns(
+            "id transaction_id payer_id receiver_id community_id status sum_cents "
+            "subtotal_cents commission_cents buyer_commission_cents fee_cents "
+            "real_fee_cents currency stripe_charge_id stripe_payment_intent_id "
+            "stripe_payment_intent_status stripe_transfer_id transfered_at "
+            "available_on",
+            timestamps=True,
+        ),
+    ),
+)
+SPECS_BY_TABLE = {spec.table: spec for spec in SPECS}
+
+
+class LegacySource:
+    """A read-only session on the legacy database."""
+
+    def __init__(self, database: LegacyDatabase) -> None:
+        self.database = database
+        self.dialect = database.dialect
+        self.connection = database_connect(database, autocommit=True)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> LegacySource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def quote(self, name: str) -> str:
+        return f"`{name}`" if self.dialect is Dialect.MYSQL else f'"{name}"'
+
+    def clock(self) -> datetime:
+        """The legacy server's current UTC time (the next delta starts from it)."""
+        query = (
+            "SELECT UTC_TIMESTAMP()"
+            if self.dialect is Dialect.MYSQL
+            else "SELECT (now() AT TIME ZONE 'UTC')"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(query)
+            (value,) = cursor.fetchone()
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+    def fetch_page(
+        self, spec: TableSpec, *, after: str | int, limit: int, since: datetime | None
+    ) -> list[Any]:
+        columns = ", ".join(self.quote(column) for column in spec.columns)
+        where = f"{self.quote('id')} > %s"
+        params: list[Any] = [after]
+        if since is not None:
+            where += f" AND {self.quote('updated_at')} >= %s"
+            params.append(since.astimezone(UTC).replace(tzinfo=None))
+        query = (
+            f"SELECT {columns} FROM {self.quote(spec.table)} WHERE {where}"
+            f" ORDER BY {self.quote('id')} LIMIT {int(limit)}"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+        return [spec.to_record(row) for row in rows]
+
+    def pages(
+        self,
+        spec: TableSpec,
+        *,
+        after: str | int,
+        limit: int,
+        since: datetime | None = None,
+    ) -> Iterator[list[Any]]:
+        """Pages of records in key order, starting after ``after``."""
+        while True:
+            page = self.fetch_page(spec, after=after, limit=limit, since=since)
+            if not page:
+                return
+            yield page
+            if len(page) < limit:
+                return
+            after = page[-1][0]
+
+    def count(self, table: str, *, since: datetime | None = None) -> int:
+        query = f"SELECT COUNT(*) FROM {self.quote(table)}"
+        params: list[Any] = []
+        if since is not None:
+            query += f" WHERE {self.quote('updated_at')} >= %s"
+            params.append(since.astimezone(UTC).replace(tzinfo=None))
+        with self.connection.cursor() as cursor:
+            cursor.execute(query, params)
+            (value,) = cursor.fetchone()
+        return int(value)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query written with ``%s`` placeholders (verification)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            return list(cursor.fetchall())
+
+
+def key_initial(spec: TableSpec) -> str | int:
+    return "" if spec.key_is_text else 0
+
+
+# ---- row-local anomaly checks --------------------------------------------------------------
+
+STRIPE_ID_PATTERNS = {
+    "stripe_charge_id": re.compile(r"^(ch|py)_[A-Za-z0-9]{8,}$"),
+    "stripe_payment_intent_id": re.compile(r"^pi_[A-Za-z0-9]{8,}$"),
+    "stripe_transfer_id": re.compile(r"^(po|tr)_[A-Za-z0-9]{8,}$"),
+    "stripe_seller_id": re.compile(r"^acct_[A-Za-z0-9]{8,}$"),
+    "stripe_customer_id": re.compile(r"^cus_[A-Za-z0-9]{8,}$"),
+    "stripe_bank_id": re.compile(r"^(ba|card)_[A-Za-z0-9]{8,}$"),
+}
+PAYMENT_MONEY_COLUMNS = (
+    "sum_cents",
+    "subtotal_cents",
+    "commission_cents",
+    "buyer_commission_cents",
+    "fee_cents",
+)
+_PAYMENT_STRIPE_IDS = ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id")
+_ACCOUNT_STRIPE_IDS = ("stripe_seller_id", "stripe_bank_id", "stripe_customer_id")
+
+
+def stripe_id_is_valid(column: str, value: str) -> bool:
+    return STRIPE_ID_PATTERNS[column].match(value) is not None
+
+
+def _currency_anomaly(
+    table: str, legacy_id: object, column: str, value: str | None
+) -> Anomaly | None:
+    if value is None:
+        return None
+    upper = value.strip().upper()
+    if upper not in SUPPORTED_CURRENCIES:
+        return Anomaly(
+            AnomalyKind.UNKNOWN_CURRENCY, table, str(legacy_id), {"column": column, "value": value}
+        )
+    if upper != value:
+        return Anomaly(
+            AnomalyKind.CURRENCY_CASE, table, str(legacy_id), {"column": column, "value": value}
+        )
+    return None
+
+
+def _stripe_id_anomalies(
+    table: str, legacy_id: object, record: Any, columns: tuple[str, ...]
+) -> list[Anomaly]:
+    invalid = {
+        column: getattr(record, column)
+        for column in columns
+        if getattr(record, column) is not None
+        and not stripe_id_is_valid(column, getattr(record, column))
+    }
+    if not invalid:
+        return []
+    return [Anomaly(AnomalyKind.INVALID_STRIPE_ID, table, str(legacy_id), {"values": invalid})]
+
+
+def payment_anomalies(record: PaymentRecord) -> list[Anomaly]:
+    found: list[Anomaly] = []
+    nulls = [column for column in PAYMENT_MONEY_COLUMNS if getattr(record, column) is None]
+    if nulls:
+        found.append(
+            Anomaly(
+                AnomalyKind.NULL_MONEY, "stripe_payments", str(record.legacy_id), {"columns": nulls}
+            )
+        )
+    found += _stripe_id_anomalies("stripe_payments", record.legacy_id, record, _PAYMENT_STRIPE_IDS)
+    currency = _currency_anomaly("stripe_payments", record.legacy_id, "currency", record.currency)
+    if currency is not None:
+        found.append(currency)
+    return found
+
+
+def account_anomalies(record: StripeAccountRecord) -> list[Anomaly]:
+    return _stripe_id_anomalies("stripe_accounts", record.legacy_id, record, _ACCOUNT_STRIPE_IDS)
+
+
+def transaction_anomalies(record: TransactionRecord) -> list[Anomaly]:
+    found = []
+    for column in ("unit_price_currency", "minimum_commission_currency"):
+        anomaly = _currency_anomaly(
+            "transactions", record.legacy_id, column, getattr(record, column)
+        )
+        if anomaly is not None:
+            found.append(anomaly)
+    return found
+
+
+ROW_CHECKS: dict[str, Callable[[Any], list[Anomaly]]] = {
+    "stripe_payments": payment_anomalies,
+    "stripe_accounts": account_anomalies,
+    "transactions": transaction_anomalies,
+}
+
+
+def page_anomalies(table: str, records: Sequence[Any]) -> list[Anomaly]:
+    check = ROW_CHECKS.get(table)
+    if check is None:
+        return []
+    found: list[Anomaly] = []
+    for record in records:
+        found += check(record)
+    return found

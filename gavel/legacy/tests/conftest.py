@@ -1,0 +1,82 @@
+"""Legacy sources for the tests: small generated portals on real MariaDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+
+from gavel.legacy.connections import LegacyDatabase, database_parse, database_recreate
+from gavel.legacy.generator import GeneratorConfig, Manifest, legacy_generate
+from gavel.legacy.loader import account_cache_clear
+
+SERVERS = {
+    "mysql": os.environ.get("LEGACY_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/gavel_legacy_t"),
+    "postgres": os.environ.get(
+        "LEGACY_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/gavel_legacy_t"
+    ),
+}
+PAYMENTS = 600
+SEED = 7
+
+
+@dataclass(frozen=True)
+class LegacySourceFixture:
+    dialect: str
+    database: LegacyDatabase
+    manifest: Manifest
+
+
+def generated(dialect: str, suffix: str, *, payments: int = PAYMENTS) -> LegacySourceFixture:
+    base = database_parse(SERVERS[dialect])
+    database = base.with_name(f"{base.name}_{suffix}")
+    database_recreate(database)
+    manifest = legacy_generate(
+        database=database, config=GeneratorConfig(payments=payments, seed=SEED)
+    )
+    return LegacySourceFixture(dialect, database, manifest)
+
+
+_SHARED: dict[str, LegacySourceFixture] = {}
+
+
+@pytest.fixture(params=["mysql", "postgres"])
+def legacy_source(request: pytest.FixtureRequest) -> LegacySourceFixture:
+    """A read-only generated portal, shared by the session (tests must not change it)."""
+    dialect = request.param
+    if dialect not in _SHARED:
+        _SHARED[dialect] = generated(dialect, f"shared_{os.getpid()}")
+    return _SHARED[dialect]
+
+
+@pytest.fixture
+def mysql_source() -> LegacySourceFixture:
+    """A generated portal on MariaDB that the test may change."""
+    return generated("mysql", f"own_{os.getpid()}")
+
+
+@pytest.fixture(autouse=True)
+def _ledger_account_cache() -> Iterator[None]:
+    account_cache_clear()
+    yield
+    account_cache_clear()
+
+
+def truncate_import(*, include_users: bool = True) -> None:
+    """Forget every import: staging, quarantine, runs, legacy users and the ledger (TRUNCATE
+    does not fire the ledger's append-only triggers)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # fire deferred checks before TRUNCATE
+        cursor.execute(
+            "TRUNCATE legacy_importcheckpoint, legacy_legacyanomaly, legacy_verificationreport,"
+            " legacy_importrun, legacy_legacyidmap, legacy_legacyperson,"
+            " legacy_legacystripeaccount, legacy_legacylisting, legacy_legacyorder,"
+            " legacy_legacyordertransition, legacy_legacypayment, legacy_legacypaymentsetting,"
+            " ledger_posting, ledger_journalentry, ledger_ledgeraccount CASCADE"
+        )
+        if include_users:
+            cursor.execute("DELETE FROM users_user WHERE legacy_person_id IS NOT NULL")
+    account_cache_clear()

@@ -1,0 +1,222 @@
+"""The import end to end, against generated portals on MariaDB and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from gavel.ledger.models import JournalEntry, Posting
+from gavel.ledger.selectors import account_balance, trial_balance
+from gavel.legacy.generator import legacy_advance
+from gavel.legacy.importer import ImportOptions, legacy_import
+from gavel.legacy.models import (
+    ImportCheckpoint,
+    ImportRun,
+    LegacyAnomaly,
+    LegacyIdMap,
+    LegacyPayment,
+    LegacyPerson,
+)
+from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
+from gavel.legacy.tests.conftest import LegacySourceFixture, generated, truncate_import
+from gavel.legacy.verify import legacy_verify
+from gavel.users.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot() -> dict[str, object]:
+    """Everything an import writes, in a comparable form."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT e.reference, e.kind, e.occurred_at, a.code, p.amount_minor, p.currency"
+            " FROM ledger_posting p JOIN ledger_journalentry e ON e.id = p.entry_id"
+            " JOIN ledger_ledgeraccount a ON a.id = p.account_id"
+            " ORDER BY e.reference, a.code, p.amount_minor"
+        )
+        ledger = cursor.fetchall()
+    return {
+        "ledger": ledger,
+        "users": sorted(
+            User.objects.filter(legacy_person_id__isnull=False).values_list(
+                "legacy_person_id", "email", "is_active", "is_buyer", "is_seller", "is_staff"
+            )
+        ),
+        "anomalies": sorted(
+            LegacyAnomaly.objects.values_list("kind", "legacy_table", "legacy_id", "is_blocking")
+        ),
+        "quarantined": sorted(
+            LegacyPayment.objects.filter(is_quarantined=True).values_list("legacy_id", flat=True)
+        ),
+        "id_map": LegacyIdMap.objects.count(),
+    }
+
+
+def run_import(source: LegacySourceFixture, **options: object) -> ImportRun:
+    return legacy_import(
+        database=source.database,
+        options=ImportOptions(batch_size=97, **options),  # type: ignore[arg-type]
+    )
+
+
+def test_full_import_finds_every_anomaly_and_verifies_to_the_cent(legacy_source):
+    run = run_import(legacy_source)
+
+    assert run.status == ImportRun.Status.COMPLETED
+    found = set(LegacyAnomaly.objects.values_list("kind", "legacy_table", "legacy_id"))
+    assert found == legacy_source.manifest.expected()
+    kinds = {kind for kind, _, _ in found}
+    assert kinds == set(legacy_source.manifest.anomalies)
+    assert len(kinds) == 13
+    for anomaly in LegacyAnomaly.objects.all():
+        assert anomaly.is_blocking == (anomaly.kind in BLOCKING_ANOMALIES)
+
+    report = legacy_verify(database=legacy_source.database)
+    differences = [row for row in report.rows if row["difference"] != 0]
+    assert differences == []
+    assert report.difference_count == 0
+    sections = {row["section"] for row in report.rows}
+    assert "seller transferred (net, by seller and currency)" in sections
+    assert "seller pending (net, by seller and currency)" in sections
+    assert all(total == 0 for total in trial_balance().values())
+
+    # People became users without a usable password, roles from their accounts and orders.
+    counts = legacy_source.manifest.row_counts
+    assert User.objects.filter(legacy_person_id__isnull=False).count() == counts["people"]
+    assert not any(user.has_usable_password() for user in User.objects.all())
+    assert not User.objects.filter(is_staff=True).exists()
+    assert User.objects.filter(is_seller=True).count() > 0
+    deleted = LegacyPerson.objects.filter(is_deleted=True).values_list("legacy_id", flat=True)
+    assert set(
+        User.objects.filter(is_active=False).values_list("legacy_person_id", flat=True)
+    ) == set(deleted)
+
+    # The id map names a Gavel row for every person, account, listing, order and payment.
+    assert LegacyIdMap.objects.filter(kind="person").count() == counts["people"]
+    assert LegacyIdMap.objects.filter(kind="payment").count() == counts["stripe_payments"]
+    person = LegacyIdMap.objects.filter(kind="person").first()
+    assert person is not None
+    assert User.objects.get(pk=person.gavel_id).legacy_person_id == person.legacy_id
+
+    # Quarantined payments posted nothing.
+    quarantined = LegacyPayment.objects.filter(is_quarantined=True)
+    assert quarantined.count() > 0
+    for legacy_id in quarantined.values_list("legacy_id", flat=True):
+        assert not JournalEntry.objects.filter(
+            reference__startswith=f"legacy:stripe_payments:{legacy_id}:"
+        ).exists()
+
+    # A second run changes nothing.
+    before = snapshot()
+    entries = JournalEntry.objects.count()
+    second = run_import(legacy_source, is_resumable=True)
+    assert second.pk != run.pk
+    assert snapshot() == before
+    assert JournalEntry.objects.count() == entries
+    changed = ImportCheckpoint.objects.filter(run=second).values_list("table", "rows_changed")
+    assert {table: rows for table, rows in changed if rows} == {}
+    assert legacy_verify(database=legacy_source.database).difference_count == 0
+
+
+def test_dry_run_reports_and_writes_nothing(legacy_source):
+    run = run_import(legacy_source, is_dry_run=True)
+
+    assert run.is_dry_run
+    assert run.stats["steps"]["stripe_payments"]["read"] == payments_in(legacy_source)
+    assert sum(run.stats["new_anomalies"].values()) == len(legacy_source.manifest.expected())
+    assert ImportRun.objects.count() == 0
+    assert LegacyPayment.objects.count() == 0
+    assert LegacyAnomaly.objects.count() == 0
+    assert JournalEntry.objects.count() == 0
+    assert not User.objects.filter(legacy_person_id__isnull=False).exists()
+    # A real run after a dry run in the same process still posts (no stale account ids).
+    run_import(legacy_source)
+    assert legacy_verify(database=legacy_source.database).difference_count == 0
+
+
+def payments_in(source: LegacySourceFixture) -> int:
+    return source.manifest.row_counts["stripe_payments"]
+
+
+def test_bulk_ledger_posting_equals_entry_post():
+    small = generated("mysql", f"small_{os.getpid()}", payments=150)
+    run_import(small, ledger_via_services=True)
+    through_services = snapshot()
+    assert through_services["ledger"]
+    truncate_import()
+
+    run_import(small)
+
+    assert snapshot() == through_services
+
+
+def test_delta_import_takes_what_changed_since_the_watermark(mysql_source):
+    first = run_import(mysql_source)
+    entries = JournalEntry.objects.count()
+    advanced_at = datetime(2026, 7, 2, tzinfo=UTC)
+    changed = legacy_advance(database=mysql_source.database, at=advanced_at)
+    assert changed["payouts"]
+    assert changed["captures"]
+
+    delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA, since=advanced_at)
+
+    steps = delta.stats["steps"]
+    assert steps["stripe_payments"]["read"] == len(changed["payouts"]) + len(changed["captures"])
+    assert steps["people"]["read"] == 0
+    new_references = set(
+        JournalEntry.objects.filter(created_at__gt=first.finished_at).values_list(
+            "reference", flat=True
+        )
+    )
+    expected = {f"legacy:stripe_payments:{pid}:payout" for pid in changed["payouts"]}
+    expected |= {f"legacy:stripe_payments:{pid}:capture" for pid in changed["captures"]}
+    expected |= {f"legacy:stripe_payments:{pid}:stripe_fee" for pid in changed["captures"]}
+    assert new_references == expected
+    assert JournalEntry.objects.count() == entries + len(expected)
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    # With no --since, a delta starts from the last completed run's watermark.
+    again = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+    assert again.since is not None
+    assert again.since < delta.watermark
+    assert JournalEntry.objects.count() == entries + len(expected)
+
+
+def test_a_payment_changed_after_import_is_reported_not_silently_reposted(mysql_source):
+    run_import(mysql_source)
+    payment = LegacyPayment.objects.filter(status="transfered", is_quarantined=False).first()
+    assert payment is not None
+    assert payment.currency is not None
+    assert payment.commission_cents is not None
+    seller_code = (
+        Posting.objects.filter(
+            entry__reference=f"legacy:stripe_payments:{payment.legacy_id}:payout",
+            amount_minor__gt=0,
+        )
+        .get()
+        .account.code
+    )
+    balance = account_balance(code=seller_code, currency=payment.currency)
+
+    from gavel.legacy.connections import database_connect
+
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "UPDATE stripe_payments SET commission_cents = commission_cents + 1,"
+            " updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [payment.legacy_id],
+        )
+    legacy.close()
+    run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    anomaly = LegacyAnomaly.objects.get(
+        kind=AnomalyKind.AMOUNT_MISMATCH, legacy_id=str(payment.legacy_id)
+    )
+    assert anomaly.details["commission_cents"]["stored"] == payment.commission_cents + 1
+    # The ledger already holds what happened; the change is reported, not silently posted.
+    assert account_balance(code=seller_code, currency=payment.currency) == balance
+    report = legacy_verify(database=mysql_source.database)
+    assert report.difference_count > 0

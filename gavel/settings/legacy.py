@@ -1,0 +1,16 @@
+"""The legacy Rails portal migration: where its database is and how the importer batches."""
+
+from __future__ import annotations
+
+from gavel.settings.env import env_int, env_str
+
+# The legacy portal's database, read directly: mysql://user:pass@host:3306/db (PyMySQL) or
+# postgres://user:pass@host:5432/db (psycopg). Empty: the importer refuses to start.
+LEGACY_DATABASE_URL = env_str("LEGACY_DATABASE_URL", "")
+# Rows read per keyset page and written per staging/ledger transaction (one checkpoint each).
+LEGACY_IMPORT_BATCH_SIZE = env_int("LEGACY_IMPORT_BATCH_SIZE", default=20_000)
+# A payment still waiting for 3-D Secure this long before the import is reported as stuck.
+LEGACY_STUCK_REQUIRES_ACTION_HOURS = env_int("LEGACY_STUCK_REQUIRES_ACTION_HOURS", default=0)
+# Delta mode re-reads rows updated this many seconds before the previous run's watermark, so a
+# row written while that run was reading is not missed (the legacy clock has one-second steps).
+LEGACY_DELTA_OVERLAP_SECONDS = env_int("LEGACY_DELTA_OVERLAP_SECONDS", default=300)
