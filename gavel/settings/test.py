@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from gavel.settings.base import *  # noqa: F403
 from gavel.settings.env import env_str
 
@@ -13,5 +15,8 @@ STRIPE_WEBHOOK_SECRETS = ["whsec_test_platform_current", "whsec_test_platform_pr
 STRIPE_CONNECT_WEBHOOK_SECRETS = ["whsec_test_connect"]
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
-DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "gavel_test")}  # noqa: F405
+# One test database per run (several runs may share a machine); pytest-django drops it at the end.
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": env_str("TEST_DATABASE_NAME", f"gavel_test_{os.getpid()}")
+}
 LOGGING["root"]["level"] = env_str("LOG_LEVEL", "WARNING")  # type: ignore[index]  # noqa: F405
