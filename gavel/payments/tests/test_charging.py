@@ -51,3 +51,130 @@ def test_winner_charged_split_over_two_sellers_and_posted(
     assert order_for_sale(sale_id=sale_b.pk).pk == order.pk
     assert order_charge(order_id=order.pk).status == Order.Status.CAPTURED
     assert PaymentAttempt.objects.count() == 1
+
+
+def _single_order(sandbox: Any, card: str, amount: int = 10_000) -> tuple[Order, User]:
+    from gavel.payments.tests.factories import card_save, seller_make, user_make
+
+    seller, _ = seller_make(sandbox)
+    buyer = user_make()
+    card_save(sandbox, buyer, card)
+    sale = sale_make(seller, buyer, amount)
+    return order_charge(order_id=order_for_sale(sale_id=sale.pk).pk), buyer
+
+
+def test_authentication_required_puts_the_order_in_requires_action_then_3ds_finishes(
+    sandbox: Any, db: None
+) -> None:
+    from gavel.payments.services.charging import (
+        order_authentication_secret,
+        order_payment_refresh,
+    )
+
+    order, buyer = _single_order(sandbox, "pm_card_authenticationRequired")
+    assert order.status == Order.Status.REQUIRES_ACTION
+    sale = Sale.objects.get()
+    assert sale.status == Sale.Status.PAYMENT_FAILED
+    intent_id, secret, payment_method = order_authentication_secret(order_id=order.pk, user=buyer)
+    assert secret.startswith(f"{intent_id}_secret_")
+    # The app confirms on-session with the client secret (PaymentSheet), passing 3-D Secure.
+    client = sandbox.client()
+    client.v1.payment_intents.confirm(intent_id, params={"payment_method": payment_method})
+    sandbox.complete_3ds(intent_id)
+    order = order_payment_refresh(order_id=order.pk, user=buyer)
+    assert order.status == Order.Status.CAPTURED
+    sale.refresh_from_db()
+    assert sale.status == Sale.Status.PAID
+    assert ledger_is_balanced()
+    assert reconciliation_run().is_clean
+
+
+def test_decline_then_retry_with_a_new_card(sandbox: Any, db: None) -> None:
+    from gavel.payments.services.charging import order_payment_retry
+    from gavel.payments.tests.factories import card_save
+
+    order, buyer = _single_order(sandbox, "pm_card_chargeCustomerFail")
+    assert order.status == Order.Status.FAILED
+    attempt = PaymentAttempt.objects.get()
+    assert (attempt.status, attempt.decline_code) == ("requires_payment_method", "generic_decline")
+    assert Sale.objects.get().status == Sale.Status.PAYMENT_FAILED
+    new_card = card_save(sandbox, buyer, "pm_card_bypassPending")
+    order = order_payment_retry(
+        order_id=order.pk, user=buyer, payment_method_id=new_card.stripe_payment_method_id
+    )
+    assert order.status == Order.Status.CAPTURED
+    assert list(PaymentAttempt.objects.order_by("pk").values_list("status", flat=True)) == [
+        "canceled",
+        "succeeded",
+    ]
+    assert reconciliation_run().is_clean
+
+
+def test_retry_refused_when_paid_and_nothing_written(sandbox: Any, db: None) -> None:
+    import pytest
+
+    from gavel.common.errors import ConflictError
+    from gavel.payments.services.charging import order_payment_retry
+
+    order, buyer = _single_order(sandbox, "pm_card_bypassPending")
+    with pytest.raises(ConflictError):
+        order_payment_retry(order_id=order.pk, user=buyer)
+    assert PaymentAttempt.objects.count() == 1
+
+
+def test_no_payment_method_fails_the_order(sandbox: Any, db: None) -> None:
+    from gavel.payments.tests.factories import seller_make, user_make
+
+    seller, _ = seller_make(sandbox)
+    buyer = user_make()
+    order = order_charge(order_id=order_for_sale(sale_id=sale_make(seller, buyer, 1_000).pk).pk)
+    assert order.status == Order.Status.FAILED
+    assert PaymentAttempt.objects.count() == 0
+
+
+def test_late_webhook_never_moves_the_order_backwards(sandbox: Any, db: None) -> None:
+    from gavel.payments.models import PaymentEvent
+    from gavel.payments.tests.factories import events_deliver
+
+    order, buyer = _single_order(sandbox, "pm_card_authenticationRequired")
+    from gavel.payments.services.charging import order_authentication_secret, order_payment_refresh
+
+    intent_id, _, payment_method = order_authentication_secret(order_id=order.pk, user=buyer)
+    sandbox.client().v1.payment_intents.confirm(
+        intent_id, params={"payment_method": payment_method}
+    )
+    sandbox.complete_3ds(intent_id)
+    order_payment_refresh(order_id=order.pk, user=buyer)
+    # Now the old events arrive: payment_failed and requires_action must change nothing.
+    events_deliver(
+        sandbox,
+        "payment_intent.payment_failed",
+        "payment_intent.requires_action",
+        "payment_intent.succeeded",
+    )
+    order.refresh_from_db()
+    assert order.status == Order.Status.CAPTURED
+    late = PaymentEvent.objects.filter(applied=False, type="payment_intent.requires_payment_method")
+    assert late.exists()
+    assert ledger_is_balanced()
+
+
+def test_buy_now_destination_charge_with_refund(sandbox: Any, settings: Any, db: None) -> None:
+    from gavel.payments.services.refunds import refund_issue
+    from gavel.payments.tests.factories import card_save, seller_make, user_make
+
+    settings.PAYMENTS_BUY_NOW_FUNDS_FLOW = "destination_charge"
+    seller, acct = seller_make(sandbox)
+    buyer = user_make()
+    card_save(sandbox, buyer, "pm_card_bypassPending")
+    sale = sale_make(seller, buyer, 10_000, kind=Sale.Kind.BUY_NOW)
+    order = order_charge(order_id=order_for_sale(sale_id=sale.pk).pk)
+    assert (order.funds_flow, order.status) == ("destination_charge", Order.Status.CAPTURED)
+    assert account_balance(code=f"connected_balance:{acct}", currency="USD") == 9_000
+    assert account_balance(code=f"seller_payable:{acct}", currency="USD") == -9_000
+    assert reconciliation_run().is_clean
+    refund_issue(order_id=order.pk, actor=user_make(), amount_minor=5_250, reason="half")
+    assert account_balance(code=f"seller_payable:{acct}", currency="USD") == -4_500
+    assert account_balance(code=f"connected_balance:{acct}", currency="USD") == 4_500
+    assert ledger_is_balanced()
+    assert [d.describe() for d in reconciliation_run().differences] == []

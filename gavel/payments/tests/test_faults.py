@@ -1,0 +1,125 @@
+"""Faults from the sandbox during charge, transfer, refund, reversal and payout: timeouts
+after the request was applied, 500s and 429s. No double charge, no double transfer, and the
+janitor settles every unknown outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gavel.payments.models import Order, PaymentAttempt, Refund, SellerTransfer, TransferReversal
+from gavel.payments.services.charging import order_charge
+from gavel.payments.services.janitor import janitor_run
+from gavel.payments.services.orders import order_for_sale
+from gavel.payments.services.refunds import refund_issue
+from gavel.payments.services.transfers import order_receipt_confirm
+from gavel.payments.tests.factories import sale_make, user_make
+from gavel.payments.tests.helpers import assert_books_clean
+from gavel.payouts.models import Payout
+from gavel.payouts.services import payout_run, payouts_janitor_run
+from gavel.users.models import User
+
+
+@pytest.fixture(autouse=True)
+def _janitor_now(settings: Any) -> None:
+    settings.PAYMENTS_JANITOR_MIN_AGE_SECONDS = 0
+
+
+def _order(card_buyer: User, seller_pair: list[tuple[User, str]]) -> Order:
+    (seller_a, _), (seller_b, _) = seller_pair
+    sale = sale_make(seller_a, card_buyer, 10_000)
+    sale_make(seller_b, card_buyer, 4_000)
+    return order_for_sale(sale_id=sale.pk)
+
+
+def _stripe_count(sandbox: Any, kind: str) -> int:
+    return len(sandbox.objects_of(kind, ...))
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected_status"),
+    [("timeout", "unknown"), ("500", "unknown"), ("429", "creating")],
+)
+def test_charge_fault_then_janitor_settles_without_double_charge(
+    sandbox: Any,
+    card_buyer: User,
+    seller_pair: list[tuple[User, str]],
+    fault: str,
+    expected_status: str,
+) -> None:
+    order = _order(card_buyer, seller_pair)
+    if fault == "timeout":
+        sandbox.timeout_after_apply(method="POST", path="/v1/payment_intents")
+    else:
+        sandbox.fail_requests(int(fault), method="POST", path="/v1/payment_intents")
+    order = order_charge(order_id=order.pk)
+    attempt = PaymentAttempt.objects.get()
+    assert attempt.status == expected_status
+    assert order.status in (Order.Status.UNKNOWN, Order.Status.PENDING)
+    # A second handoff of the same order re-sends the same key: still one PaymentIntent.
+    order_charge(order_id=order.pk)
+    janitor_run()
+    order.refresh_from_db()
+    assert order.status == Order.Status.CAPTURED
+    assert PaymentAttempt.objects.count() == 1
+    assert _stripe_count(sandbox, "payment_intent") == 1
+    assert len([c for c in sandbox.objects_of("charge", None) if c["captured"]]) == 1
+    assert_books_clean()
+
+
+@pytest.mark.parametrize("fault", ["timeout", "500", "429"])
+def test_transfer_fault_then_janitor_settles_without_double_transfer(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]], fault: str
+) -> None:
+    order = order_charge(order_id=_order(card_buyer, seller_pair).pk)
+    if fault == "timeout":
+        sandbox.timeout_after_apply(method="POST", path="/v1/transfers")
+    else:
+        sandbox.fail_requests(int(fault), method="POST", path="/v1/transfers")
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    assert SellerTransfer.objects.exclude(status="succeeded").count() == 1
+    janitor_run()
+    assert set(SellerTransfer.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert _stripe_count(sandbox, "transfer") == 2
+    assert_books_clean()
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    janitor_run()
+    assert _stripe_count(sandbox, "transfer") == 2
+
+
+@pytest.mark.parametrize("fault", ["timeout", "500"])
+def test_refund_and_reversal_faults_then_janitor_settles(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]], fault: str
+) -> None:
+    order = order_charge(order_id=_order(card_buyer, seller_pair).pk)
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    if fault == "timeout":
+        sandbox.timeout_after_apply(method="POST", path="/v1/refunds")
+        sandbox.timeout_after_apply(method="POST", path="/v1/transfers/")
+    else:
+        sandbox.fail_requests(500, method="POST", path="/v1/refunds")
+    refund = refund_issue(order_id=order.pk, actor=user_make(), amount_minor=2_100, reason="x")
+    assert refund.status == Refund.Status.UNKNOWN
+    janitor_run()
+    janitor_run()
+    assert Refund.objects.get().status == Refund.Status.SUCCEEDED
+    assert len(sandbox.objects_of("refund", None)) == 1
+    assert set(TransferReversal.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert _stripe_count(sandbox, "transfer_reversal") == TransferReversal.objects.count()
+    assert_books_clean()
+
+
+def test_payout_timeout_then_janitor_settles(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    order = order_charge(order_id=_order(card_buyer, seller_pair).pk)
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    sandbox.timeout_after_apply(method="POST", path="/v1/payouts", times=2)
+    payout_run()
+    assert set(Payout.objects.values_list("status", flat=True)) == {"unknown"}
+    assert payout_run().payouts_created == 0  # an open payout blocks another
+    assert payouts_janitor_run() == 2
+    assert set(Payout.objects.values_list("status", flat=True)) == {"pending"}
+    assert _stripe_count(sandbox, "payout") == 2
+    assert_books_clean()
