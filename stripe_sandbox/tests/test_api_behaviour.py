@@ -298,3 +298,15 @@ def test_search(sb: Sandbox, client: Any) -> None:
         client.v1.customers.search(params={"query": "email is find"})
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.search(params={"query": "email:'a' AND name:'b' OR name:'c'"})
+
+
+def test_metadata_limits(client: Any) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        client.v1.customers.create(params={"metadata": {"k" * 41: "v"}})
+    assert e.value.param == f"metadata[{'k' * 41}]"
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.create(params={"metadata": {"k": "v" * 501}})
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.create(params={"metadata": {f"k{i}": "v" for i in range(51)}})
+    cus = client.v1.customers.create(params={"metadata": {"keep": "1", "drop": ""}})
+    assert cus.metadata.to_dict() == {"keep": "1"}

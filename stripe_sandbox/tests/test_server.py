@@ -128,3 +128,46 @@ def test_server_webhooks_delivered_in_background(server: SandboxServer) -> None:
         time.sleep(0.02)
     assert got
     assert json.loads(got[0])["type"] == "customer.created"
+
+
+def test_server_3ds_page_and_control_routes(server: SandboxServer) -> None:
+    client: Any = stripe.StripeClient(
+        "sk_test_sandbox", base_addresses={"api": server.url}, max_network_retries=0
+    )
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 1000,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_authenticationRequired",
+            "return_url": "https://shop.test/back",
+        }
+    )
+    url = pi.next_action.redirect_to_url.url
+    assert url.startswith(server.sandbox.base_url)
+    page_url = f"{server.url}/_sandbox/{url.split('/_sandbox/', 1)[1]}"
+    with urllib.request.urlopen(page_url, timeout=5) as resp:  # noqa: S310
+        assert b"3-D Secure" in resp.read()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(f"{page_url}?result=success", timeout=5)
+    assert redirect.value.headers["Location"] == f"https://shop.test/back?payment_intent={pi.id}"
+    assert client.v1.payment_intents.retrieve(pi.id).status == "succeeded"
+    si = client.v1.setup_intents.create(
+        params={"payment_method": "pm_card_authenticationRequired", "confirm": True}
+    )
+    with urllib.request.urlopen(  # noqa: S310
+        f"{server.url}/_sandbox/3ds/{si.id}?result=fail", timeout=5
+    ) as resp:
+        assert json.loads(resp.read())["status"] == "requires_payment_method"
+    with urllib.request.urlopen(f"{server.url}/_sandbox/deliveries", timeout=5) as resp:  # noqa: S310
+        assert json.loads(resp.read())["result"] == []
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        _control(server.url, "no_such_method")
+    assert missing.value.code == 404
+    assert _control(server.url, "now") == server.sandbox.now()
