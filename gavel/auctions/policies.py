@@ -45,7 +45,9 @@ def bidder_hold_satisfied(*, auction: Auction, user: User, amount_minor: int) ->
     """Whether ``user`` holds the authorization or deposit ``auction.hold_policy`` asks for a
     maximum of ``amount_minor``. Called only when ``bidder_hold_required`` is true.
 
-    Owned by the payments issue, which replaces this body. Until then no hold can exist, so
-    bids above the threshold are refused (fail closed).
+    Owned by the payments issue: an authorized, unexpired hold (or deposit) of the bidder on
+    this auction covering the maximum (gavel.payments.services.holds).
     """
-    return False
+    from gavel.payments.services.holds import hold_satisfied
+
+    return hold_satisfied(auction=auction, user=user, amount_minor=amount_minor)

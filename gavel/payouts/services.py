@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from gavel.common.outbox import outbox_enqueue
 from gavel.gateway import balance as gateway_balance
@@ -64,6 +65,16 @@ def payout_run(*, now: datetime | None = None) -> PayoutRunResult:
     return PayoutRunResult(run.pk, accounts_seen, created)
 
 
+def _payouts_allowed(account_id: str) -> bool:
+    """Connect's verdict on the seller (requirements due, payouts disabled by Stripe)."""
+    try:
+        allowed = import_string("gavel.connect.selectors.seller_payouts_allowed")
+    except ImportError:
+        return True
+    line = OrderLine.objects.filter(seller_account_id=account_id).select_related("seller").first()
+    return line is None or bool(allowed(user=line.seller))
+
+
 def _blocked_by_bank(account_id: str) -> bool:
     failed = (
         Payout.objects.filter(account_id=account_id, blocks_until_bank_changes=True)
@@ -85,7 +96,7 @@ def payouts_for_account_create(*, account_id: str, run: PayoutRun | None = None)
     """Pay out the account's available balance in each currency (at most what it is owed)."""
     if Payout.objects.filter(account_id=account_id, status__in=OPEN).exists():
         return []
-    if _blocked_by_bank(account_id):
+    if not _payouts_allowed(account_id) or _blocked_by_bank(account_id):
         return []
     balance = gateway_balance.balance_retrieve(account_id=account_id)
     created = []

@@ -62,6 +62,7 @@ def seller_make(sandbox: Any) -> tuple[User, str]:
         charges_enabled=True,
         payouts_enabled=True,
         details_submitted=True,
+        capabilities={"card_payments": "active", "transfers": "active"},
     )
     return user, str(account.id)
 
