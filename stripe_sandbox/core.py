@@ -189,6 +189,7 @@ class Sandbox(ControlMixin):
         self.objects: dict[str, Obj] = {}
         self._seq = 0
         self._by_type: dict[str, dict[str, None]] = {}
+        self._balance_alerts: set[str] = set()
         self._tasks: list[tuple[int, int, str, Obj]] = []
         self._deliveries_due: list[Obj] = []
         self.deliveries_log: list[Obj] = []

@@ -75,6 +75,11 @@ def add_bt(
     description: str | None = None,
     reporting_category: str | None = None,
 ) -> Obj:
+    if available_on is not None and available_on > sb.now():
+        key = f"{owner}|{available_on}"
+        if key not in sb._balance_alerts:
+            sb._balance_alerts.add(key)
+            sb.schedule(available_on, "balance_available", account=owner)
     return sb.new_object(
         "balance_transaction",
         "txn",
@@ -93,6 +98,14 @@ def add_bt(
         status="pending",
         type=type,
     )
+
+
+@task("balance_available")
+def _balance_available(sb: Sandbox, account: str | None) -> None:
+    """Stripe's ``balance.available``: pending funds of ``account`` became available."""
+    sb._balance_alerts.discard(f"{account}|{sb.now()}")
+    bal = balance_of(sb, account)
+    sb.emit(None, "balance.available", {"_owner": account}, owner=account, data_object=bal)
 
 
 @render_hook("balance_transaction")

@@ -7,7 +7,7 @@ import stripe
 
 from stripe_sandbox import Sandbox
 
-from .conftest import DAY, Hooks, balance_total, body_of, bt_sum
+from .conftest import DAY, T0, Hooks, balance_total, body_of, bt_sum
 
 
 def test_payment_intent_automatic_capture_and_balance(sb: Sandbox, client: Any) -> None:
@@ -42,6 +42,9 @@ def test_payment_intent_automatic_capture_and_balance(sb: Sandbox, client: Any) 
     assert bal.available[0].amount == 9680
     assert bal.pending[0].amount == 0
     assert client.v1.balance_transactions.retrieve(bt.id).status == "available"
+    [available] = sb.list_events("balance.available")
+    assert available["data"]["object"]["available"][0]["amount"] == 9680
+    assert available["created"] == T0 + 2 * DAY
 
 
 def test_separate_confirm_and_statuses(client: Any) -> None:
