@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -299,6 +299,63 @@ def connected_account_deauthorize(*, event: IncomingEvent) -> bool:
             source=Source.DEAUTHORIZATION,
             event=event,
         )
+
+
+# ---------------------------------------------------------------- janitor
+@dataclass(frozen=True, slots=True)
+class JanitorResult:
+    settled: int
+    resynced: int
+    failed: int
+
+
+# Stripe forgets an idempotency key after 24 hours; past that a replay would create a second
+# account, so the janitor leaves older unsettled rows to support (logged as an error).
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
+def connected_accounts_janitor() -> JanitorResult:
+    """Settle rows whose create answer was lost (same idempotency key, so the account Stripe
+    made is found, never a second one) and re-read accounts not synced for a while. One
+    account's failure does not stop the others; the next run tries again."""
+    now = timezone.now()
+    batch: int = settings.CONNECT_JANITOR_BATCH_SIZE
+    unsettled = ConnectedAccount.objects.filter(
+        status=AccountStatus.CREATING,
+        stripe_account_id__isnull=True,
+        created_at__lte=now - timedelta(seconds=settings.CONNECT_SETTLE_AFTER_SECONDS),
+    ).order_by("id")
+    stale = (
+        ConnectedAccount.objects.filter(
+            stripe_account_id__isnull=False,
+            synced_at__lte=now - timedelta(hours=settings.CONNECT_RESYNC_AFTER_HOURS),
+        )
+        .exclude(status__in=TERMINAL)
+        .order_by("synced_at")
+    )
+    settled = resynced = failed = 0
+    for account_pk, created_at in unsettled.values_list("pk", "created_at")[:batch]:
+        if created_at < now - IDEMPOTENCY_WINDOW:
+            logger.error(
+                "connected account create unsettled past the idempotency window",
+                extra={"connected_account_id": account_pk},
+            )
+            failed += 1
+            continue
+        try:
+            _stripe_account_ensure(account_pk=account_pk)
+        except ServiceError:
+            failed += 1
+            continue
+        settled += 1
+    for account_pk in stale.values_list("pk", flat=True)[:batch]:
+        try:
+            connected_account_refresh(account_pk=account_pk)
+        except ServiceError:
+            failed += 1
+            continue
+        resynced += 1
+    return JanitorResult(settled=settled, resynced=resynced, failed=failed)
 
 
 # ---------------------------------------------------------------- links for the apps

@@ -61,6 +61,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
         "options": {"queue": "default"},
     },
+    "connect-accounts-janitor": {
+        "task": "gavel.connect.tasks.connected_accounts_janitor",
+        "schedule": float(env_int("CONNECT_JANITOR_INTERVAL_SECONDS", default=300)),
+        "options": {"queue": "default"},
+    },
     "auctions-close-scan": {
         "task": "gavel.auctions.tasks.auctions_close_scan",
         "schedule": float(env_int("AUCTIONS_CLOSE_SCAN_SECONDS", default=10)),

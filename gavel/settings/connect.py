@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gavel.settings.env import env_list, env_str
+from gavel.settings.env import env_int, env_list, env_str
 
 # Which controller properties "become a seller" creates accounts with (docs/adr/0004):
 # "express" (Stripe collects requirements, Express Dashboard, the platform pays fees and bears
@@ -35,3 +35,10 @@ CONNECT_PAYOUTS_DISABLED_POLICY = env_str("CONNECT_PAYOUTS_DISABLED_POLICY", "ke
 # when a seller's payouts become allowed again (transfers active), so held payouts can go.
 # Empty (until gavel.payments exists): nothing is enqueued; payments re-checks on its own.
 CONNECT_PAYOUTS_RESUMED_TASK = env_str("CONNECT_PAYOUTS_RESUMED_TASK", "")
+# The janitor (beat, every CONNECT_JANITOR_INTERVAL_SECONDS) settles accounts whose create
+# answer was lost, replaying the same idempotency key while Stripe still remembers it (24 h),
+# and re-reads accounts not synced for CONNECT_RESYNC_AFTER_HOURS (a missed webhook's net).
+CONNECT_JANITOR_INTERVAL_SECONDS = env_int("CONNECT_JANITOR_INTERVAL_SECONDS", default=300)
+CONNECT_SETTLE_AFTER_SECONDS = env_int("CONNECT_SETTLE_AFTER_SECONDS", default=60)
+CONNECT_RESYNC_AFTER_HOURS = env_int("CONNECT_RESYNC_AFTER_HOURS", default=24)
+CONNECT_JANITOR_BATCH_SIZE = env_int("CONNECT_JANITOR_BATCH_SIZE", default=100)

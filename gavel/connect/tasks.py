@@ -1,0 +1,13 @@
+"""Celery tasks of the Connect app; each calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from gavel.connect.services import connected_accounts_janitor as _connected_accounts_janitor
+
+
+@shared_task(name="gavel.connect.tasks.connected_accounts_janitor", acks_late=True)
+def connected_accounts_janitor() -> dict[str, int]:
+    result = _connected_accounts_janitor()
+    return {"settled": result.settled, "resynced": result.resynced, "failed": result.failed}
