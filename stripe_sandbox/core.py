@@ -44,6 +44,7 @@ PREVIOUS_ATTRIBUTE_EVENTS = frozenset(
     {
         "charge.captured",
         "charge.refunded",
+        "charge.refund.updated",
         "charge.expired",
         "charge.dispute.closed",
         "transfer.reversed",

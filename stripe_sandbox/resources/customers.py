@@ -26,7 +26,9 @@ class TestCard:
     decline_on_attach: bool = True
     auth: str | None = None  # "always" | "setup"
     dispute: bool = False
+    inquiry: bool = False
     bypass_pending: bool = False
+    refund_fails: bool = False
 
 
 TEST_CARDS: dict[str, TestCard] = {
@@ -59,7 +61,9 @@ TEST_CARDS: dict[str, TestCard] = {
     "threeDSecure2Required": TestCard("visa", "3220", "4000000000003220", auth="always"),
     "authenticationRequiredOnSetup": TestCard("visa", "3155", "4000002500003155", auth="setup"),
     "createDispute": TestCard("visa", "0259", "4000000000000259", dispute=True),
+    "createDisputeInquiry": TestCard("visa", "1976", "4000000000001976", inquiry=True),
     "bypassPending": TestCard("visa", "0077", "4000000000000077", bypass_pending=True),
+    "refundFail": TestCard("visa", "5126", "4000000000005126", refund_fails=True),
 }
 _BY_NUMBER = {c.number: name for name, c in TEST_CARDS.items()}
 

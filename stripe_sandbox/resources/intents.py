@@ -561,8 +561,7 @@ def _attempt(ctx: Ctx, pi: Obj, pm: Obj) -> None:
             pi,
             {"status": prev_status, "amount_received": 0},
         )
-        if card.dispute:
-            open_dispute(sb, ch["id"], "fraudulent", ctx=ctx)
+        _maybe_dispute(sb, ctx, ch)
     if not pm.get("customer"):
         pm["_consumed"] = True
 
@@ -581,8 +580,14 @@ def _processing_done(sb: Sandbox, pi_id: str) -> None:
     pi["amount_received"] = pi["amount"]
     sb.emit(None, "charge.succeeded", ch)
     sb.emit(None, "payment_intent.succeeded", pi, {"status": "processing", "amount_received": 0})
-    if card_of(sb.objects[ch["_pm"]]).dispute:
-        open_dispute(sb, ch["id"], "fraudulent")
+    _maybe_dispute(sb, None, ch)
+
+
+def _maybe_dispute(sb: Sandbox, ctx: Ctx | None, ch: Obj) -> None:
+    """Test cards that get disputed right after a successful charge."""
+    card = card_of(sb.objects[ch["_pm"]])
+    if card.dispute or card.inquiry:
+        open_dispute(sb, ch["id"], "fraudulent", ctx=ctx, inquiry=card.inquiry)
 
 
 def _get_pi(ctx: Ctx, pi_id: str) -> Obj:
@@ -728,8 +733,7 @@ def capture_pi(ctx: Ctx, p: Obj, pi_id: str) -> Obj:
     pi["amount_received"] = amount
     sb.emit(ctx, "charge.captured", ch, ch_prev)
     sb.emit(ctx, "payment_intent.succeeded", pi, prev)
-    if card_of(sb.objects[ch["_pm"]]).dispute:
-        open_dispute(sb, ch["id"], "fraudulent", ctx=ctx)
+    _maybe_dispute(sb, ctx, ch)
     return sb.render(pi)
 
 

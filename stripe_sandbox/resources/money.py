@@ -40,6 +40,7 @@ REPORTING = {
     "payout_failure": "payout_reversal",
     "payout_cancel": "payout_reversal",
     "adjustment": "dispute",
+    "refund_failure": "refund_failure",
 }
 
 FAILURE_MESSAGES = {
@@ -627,7 +628,7 @@ def create_refund(ctx: Ctx, p: Obj) -> Obj:
         )
     if ch.get("disputed"):
         dp = sb.find(ch.get("_dispute"), "dispute")
-        if dp is None or dp["status"] not in ("won", "warning_closed"):
+        if dp is None or not (dp["status"] == "won" or dp["status"].startswith("warning_")):
             raise invalid(
                 f"Charge {ch['id']} has been charged back; cannot issue a refund.",
                 param="charge",
@@ -716,7 +717,32 @@ def create_refund(ctx: Ctx, p: Obj) -> Obj:
             refund_fee_internal(ctx, fee, fee_amount)
     sb.emit(ctx, "refund.created", re_)
     sb.emit(ctx, "charge.refunded", ch, prev)
+    pm = sb.objects.get(ch.get("_pm") or "")
+    if pm is not None and pm.get("_card") == "refundFail":
+        sb.schedule(sb.now() + REFUND_FAILURE_DELAY, "refund_fail", refund_id=re_["id"])
     return sb.render(re_)
+
+
+REFUND_FAILURE_DELAY = 60  # seconds of sandbox time before a refundFail card's refund fails
+
+
+@task("refund_fail")
+def _refund_fail(sb: Sandbox, refund_id: str) -> None:
+    """The refund to a ``pm_card_refundFail`` card bounces: money comes back to the balance."""
+    re_ = sb.objects.get(refund_id)
+    if re_ is None or re_["status"] != "succeeded":
+        return
+    ch = sb.objects[re_["charge"]]
+    bt = add_bt(sb, re_["_owner"], re_["amount"], re_["currency"], "refund_failure", re_["id"])
+    prev = {"status": "succeeded"}
+    re_["status"] = "failed"
+    re_["failure_reason"] = "expired_or_canceled_card"
+    re_["failure_balance_transaction"] = bt["id"]
+    ch["amount_refunded"] -= re_["amount"]
+    ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
+    sb.emit(None, "refund.updated", re_, prev)
+    sb.emit(None, "refund.failed", re_)
+    sb.emit(None, "charge.refund.updated", re_, prev)
 
 
 def _fmt(amount: int, currency: str) -> str:
@@ -951,7 +977,9 @@ def open_dispute(
     reason: str = "fraudulent",
     amount: int | None = None,
     ctx: Ctx | None = None,
+    inquiry: bool = False,
 ) -> Obj:
+    """Open a chargeback (funds and dispute fee withdrawn) or an inquiry (nothing moves)."""
     ch = sb.find(charge_id, "charge")
     if ch is None:
         raise SandboxError(f"no such charge: {charge_id}")
@@ -960,7 +988,6 @@ def open_dispute(
     if not ch.get("captured"):
         raise SandboxError(f"charge {charge_id} is not captured")
     amount = ch["amount_captured"] if amount is None else amount
-    fee = _dispute_fee(sb, ch["currency"])
     dp = sb.new_object(
         "dispute",
         "du",
@@ -976,19 +1003,34 @@ def open_dispute(
             "past_due": False,
             "submission_count": 0,
         },
-        is_charge_refundable=False,
+        is_charge_refundable=inquiry,
         payment_intent=ch.get("payment_intent"),
         payment_method_details={
             "card": {
                 "brand": (ch.get("payment_method_details") or {}).get("card", {}).get("brand"),
-                "case_type": "chargeback",
+                "case_type": "inquiry" if inquiry else "chargeback",
                 "network_reason_code": "10.4",
             },
             "type": "card",
         },
         reason=reason,
-        status="needs_response",
+        status="warning_needs_response" if inquiry else "needs_response",
     )
+    dp["_bts"] = []
+    ch["disputed"] = True
+    ch["_dispute"] = dp["id"]
+    if inquiry:
+        sb.emit(ctx, "charge.dispute.created", dp)
+        return sb.render(dp)
+    _withdraw(sb, dp, ch)
+    sb.emit(ctx, "charge.dispute.created", dp)
+    sb.emit(ctx, "charge.dispute.funds_withdrawn", dp)
+    return sb.render(dp)
+
+
+def _withdraw(sb: Sandbox, dp: Obj, ch: Obj) -> None:
+    amount = dp["amount"]
+    fee = _dispute_fee(sb, ch["currency"])
     bt = add_bt(
         sb,
         ch["_owner"],
@@ -1008,12 +1050,7 @@ def open_dispute(
         ],
         description=f"Chargeback withdrawal for {ch['id']}",
     )
-    dp["_bts"] = [bt["id"]]
-    ch["disputed"] = True
-    ch["_dispute"] = dp["id"]
-    sb.emit(ctx, "charge.dispute.created", dp)
-    sb.emit(ctx, "charge.dispute.funds_withdrawn", dp)
-    return sb.render(dp)
+    dp["_bts"].append(bt["id"])
 
 
 def _empty_evidence() -> Obj:
@@ -1062,11 +1099,24 @@ def close_dispute(
     dp = sb.find(dispute_id, "dispute")
     if dp is None:
         raise SandboxError(f"no such dispute: {dispute_id}")
-    if dp["status"] in ("won", "lost"):
+    if dp["status"] in ("won", "lost", "warning_closed"):
         raise SandboxError(f"dispute {dispute_id} is already {dp['status']}")
     if outcome not in ("won", "lost"):
         raise SandboxError("outcome must be 'won' or 'lost'")
     prev = {"status": dp["status"]}
+    if dp["status"].startswith("warning_"):
+        # an inquiry: "won" closes it; "lost" escalates to a chargeback that is lost
+        if outcome == "won":
+            dp["status"] = "warning_closed"
+            sb.emit(ctx, "charge.dispute.closed", dp, prev)
+            return sb.render(dp)
+        dp["status"] = "lost"
+        dp["is_charge_refundable"] = False
+        dp["payment_method_details"]["card"]["case_type"] = "chargeback"
+        _withdraw(sb, dp, sb.objects[dp["charge"]])
+        sb.emit(ctx, "charge.dispute.funds_withdrawn", dp)
+        sb.emit(ctx, "charge.dispute.closed", dp, prev)
+        return sb.render(dp)
     dp["status"] = outcome
     if outcome == "won":
         fee = _dispute_fee(sb, dp["currency"])
@@ -1130,8 +1180,13 @@ def update_dispute(ctx: Ctx, p: Obj, dp_id: str) -> Obj:
 @route("POST", "/v1/disputes/{dp_id}/close", "DisputeCloseParams")
 def accept_dispute(ctx: Ctx, p: Obj, dp_id: str) -> Obj:
     dp = ctx.sb.get(ctx, dp_id, "dispute")
-    if dp["status"] in ("won", "lost"):
+    if dp["status"] in ("won", "lost", "warning_closed"):
         raise invalid(f"This dispute is already closed (status: {dp['status']}).")
+    if dp["status"].startswith("warning_"):
+        prev = {"status": dp["status"]}
+        dp["status"] = "warning_closed"
+        ctx.sb.emit(ctx, "charge.dispute.closed", dp, prev)
+        return ctx.sb.render(dp)
     return close_dispute(ctx.sb, dp_id, "lost", ctx)
 
 

@@ -431,3 +431,57 @@ def test_amount_too_small(client: Any) -> None:
         client.v1.payment_intents.create(params={"amount": 10, "currency": "usd"})
     assert e.value.code == "amount_too_small"
     assert e.value.param == "amount"
+
+
+def test_refund_fails_later(sb: Sandbox, client: Any) -> None:
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 3000,
+            "currency": "usd",
+            "payment_method": "pm_card_refundFail",
+            "confirm": True,
+        }
+    )
+    re = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1000})
+    assert re.status == "succeeded"
+    assert balance_total(sb, None) == 3000 - 117 - 1000
+    sb.advance(60)
+    re = client.v1.refunds.retrieve(re.id)
+    assert re.status == "failed"
+    assert re.failure_reason == "expired_or_canceled_card"
+    assert client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 0
+    assert balance_total(sb, None) == bt_sum(sb, None) == 3000 - 117
+    assert sb.list_events("refund.failed")
+
+
+def test_dispute_inquiry(sb: Sandbox, client: Any) -> None:
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 3000,
+            "currency": "usd",
+            "payment_method": "pm_card_createDisputeInquiry",
+            "confirm": True,
+        }
+    )
+    [dp] = client.v1.disputes.list(params={"payment_intent": pi.id}).data
+    assert dp.status == "warning_needs_response"
+    assert dp.is_charge_refundable is True
+    assert balance_total(sb, None) == 3000 - 117  # inquiries move no money
+    client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 500})
+    dp = client.v1.disputes.close(dp.id)
+    assert dp.status == "warning_closed"
+    # an inquiry escalated to a chargeback that is lost
+    pi2 = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_createDisputeInquiry",
+            "confirm": True,
+        }
+    )
+    [dp2] = client.v1.disputes.list(params={"payment_intent": pi2.id}).data
+    sb.close_dispute(dp2.id, "lost")
+    dp2 = client.v1.disputes.retrieve(dp2.id)
+    assert dp2.status == "lost"
+    assert [t.net for t in dp2.balance_transactions] == [-3500]
+    assert balance_total(sb, None) == bt_sum(sb, None)
