@@ -46,6 +46,9 @@ class OutboxMessage(models.Model):
     kwargs = models.JSONField(default=dict)
     queue = models.CharField(max_length=64, default="default")
     request_id = models.CharField(max_length=64, blank=True, default="")
+    eta = models.DateTimeField(
+        null=True, blank=True, help_text="run no earlier than this (an ETA task), if set"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     published_at = models.DateTimeField(null=True, blank=True, db_index=True)
     publish_attempts = models.PositiveIntegerField(default=0)

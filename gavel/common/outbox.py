@@ -10,7 +10,7 @@ second publish is harmless.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -23,12 +23,24 @@ from gavel.common.models import OutboxMessage
 logger = logging.getLogger(__name__)
 
 
-def outbox_enqueue(*, task_name: str, kwargs: dict[str, Any], queue: str = "default") -> int:
-    """Record ``task_name(**kwargs)`` to run after the surrounding transaction commits."""
+def outbox_enqueue(
+    *,
+    task_name: str,
+    kwargs: dict[str, Any],
+    queue: str = "default",
+    eta: datetime | None = None,
+) -> int:
+    """Record ``task_name(**kwargs)`` to run after the surrounding transaction commits.
+
+    ``eta`` asks the broker to hold the task until then. With Redis, keep it well inside the
+    visibility timeout (settings.CELERY_VISIBILITY_TIMEOUT_SECONDS): a message held longer is
+    delivered again and again. Long waits belong to a beat scanner, not to an ETA.
+    """
     message = OutboxMessage.objects.create(
         task_name=task_name,
         kwargs=kwargs,
         queue=queue,
+        eta=eta,
         request_id=request_id_current() or "",
     )
     message_id = message.pk
@@ -51,6 +63,7 @@ def outbox_publish(*, message_id: int) -> bool:
             queue=message.queue,
             task_id=f"outbox-{message.pk}-{message.publish_attempts}",
             headers=headers,
+            eta=message.eta,
         )
     except Exception as error:  # noqa: BLE001 - any broker failure leaves the row for the sweeper
         OutboxMessage.objects.filter(pk=message_id).update(

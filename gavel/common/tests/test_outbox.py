@@ -176,6 +176,22 @@ def test_the_request_id_travels_into_the_task(celery_worker_thread: Any) -> None
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_eta_task_waits_for_its_time(celery_worker_thread: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    eta = timezone.now() + timedelta(seconds=1.5)
+    with transaction.atomic():
+        outbox_enqueue(task_name=EFFECT_TASK, kwargs={"reference": "eta-1"}, eta=eta)
+    assert OutboxMessage.objects.get(kwargs__reference="eta-1").eta == eta
+    time.sleep(0.5)
+    assert not JournalEntry.objects.filter(reference="eta-1").exists()
+    _wait_for_entry("eta-1")
+    assert JournalEntry.objects.get(reference="eta-1").created_at >= eta
+
+
 RABBITMQ_CHILD = """
 import time
 import django

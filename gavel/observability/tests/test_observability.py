@@ -65,6 +65,9 @@ def test_json_logs_carry_context_and_are_scrubbed() -> None:
     logger = logging.getLogger("gavel.test.json")
     logger.addHandler(handler)
     logger.propagate = False
+    # Other tests start Celery workers, which reconfigure logging levels process-wide.
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
     request_token = request_id_var.set("req_test")
     user_token = user_id_var.set(7)
     try:
