@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -29,7 +29,38 @@ from gavel.common.errors import NotFoundError
 from gavel.users.models import User
 
 
-def auction_rules(auction: Auction) -> AuctionRules:
+class AuctionTerms(Protocol):
+    """What the pricing reads need: an ``Auction`` or the bid path's ``LockedAuction``."""
+
+    @property
+    def starting_price_minor(self) -> int: ...
+    @property
+    def reserve_price_minor(self) -> int | None: ...
+    @property
+    def buy_now_price_minor(self) -> int | None: ...
+    @property
+    def increment_table(self) -> Any: ...
+    @property
+    def price_minor(self) -> int: ...
+    @property
+    def leader_id(self) -> int | None: ...
+    @property
+    def leader_max_minor(self) -> int: ...
+    @property
+    def bid_count(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def ends_at(self) -> datetime: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+
+
+def auction_rules(auction: AuctionTerms) -> AuctionRules:
     return AuctionRules(
         starting_price_minor=auction.starting_price_minor,
         reserve_price_minor=auction.reserve_price_minor,
@@ -37,7 +68,7 @@ def auction_rules(auction: Auction) -> AuctionRules:
     )
 
 
-def auction_proxy_state(auction: Auction) -> ProxyState:
+def auction_proxy_state(auction: AuctionTerms) -> ProxyState:
     return ProxyState(
         price_minor=auction.price_minor,
         leader_id=auction.leader_id,
@@ -50,15 +81,15 @@ def auction_is_open(auction: Auction, *, now: datetime) -> bool:
     return auction.status == Auction.Status.ACTIVE and auction.starts_at <= now < auction.ends_at
 
 
-def auction_reserve_met(auction: Auction) -> bool:
+def auction_reserve_met(auction: AuctionTerms) -> bool:
     return reserve_met(auction_rules(auction), auction_proxy_state(auction))
 
 
-def auction_minimum_bid(auction: Auction) -> int:
+def auction_minimum_bid(auction: AuctionTerms) -> int:
     return minimum_bid(auction_rules(auction), auction_proxy_state(auction))
 
 
-def auction_buy_now_available(auction: Auction) -> bool:
+def auction_buy_now_available(auction: AuctionTerms) -> bool:
     """Buy-now is offered until the first bid (no reserve) or until a bid meets the reserve,
     and never once the price has reached the buy-now price."""
     if auction.buy_now_price_minor is None or auction.status != Auction.Status.ACTIVE:
@@ -100,7 +131,7 @@ class AuctionPublicState:
         }
 
 
-def auction_public_state(auction: Auction) -> AuctionPublicState:
+def auction_public_state(auction: AuctionTerms) -> AuctionPublicState:
     return AuctionPublicState(
         price_minor=auction.price_minor,
         currency=auction.currency,

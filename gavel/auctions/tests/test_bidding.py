@@ -231,3 +231,40 @@ def test_buy_now_refusals() -> None:
             auction_buy_now(**kwargs)  # type: ignore[arg-type]
         assert raised.value.code == code
     assert (Sale.objects.count(), Bid.objects.count()) == (0, 0)
+
+
+def test_two_statement_write_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path databases without data-modifying CTEs take (the SQLite demo)."""
+    monkeypatch.setattr(
+        "gavel.auctions.services.bidding.single_statement_write_supported", lambda: False
+    )
+    now = timezone.now()
+    auction = auction_make(now=now, soft_close_seconds=60)
+    alice, bob = user_make(), user_make()
+    bid_place(auction_id=auction.pk, bidder=alice, max_amount_minor=1_000, currency="USD")
+    late = bid_place(
+        auction_id=auction.pk,
+        bidder=bob,
+        max_amount_minor=600,
+        currency="USD",
+        now=auction.ends_at - timedelta(seconds=10),
+    )
+    auction.refresh_from_db()
+    assert (auction.price_minor, auction.leader_id, auction.bid_count, auction.version) == (
+        650,
+        alice.pk,
+        2,
+        3,
+    )
+    assert late.extended
+    assert auction.extension_count == 1
+    assert Bid.objects.get(pk=late.bid.pk).price_after_minor == 650
+
+
+def test_raw_datetimes_become_aware() -> None:
+    from datetime import UTC, datetime
+
+    from gavel.auctions.lock_objects import _aware
+
+    assert _aware("2026-01-02 03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert _aware(datetime(2026, 1, 2, tzinfo=UTC)) == datetime(2026, 1, 2, tzinfo=UTC)
