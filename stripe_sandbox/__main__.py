@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         available_delay_days=args.available_delay_days,
     )
     server = SandboxServer(sandbox, args.host, args.port, args.state_file)
-    print(f"stripe_sandbox listening on {server.url} (platform {sandbox.platform_id})")
+    print(f"stripe_sandbox listening on {server.url} (platform {sandbox.platform_id})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

@@ -368,6 +368,9 @@ class ControlMixin:
             sb.deliveries_log = state["deliveries_log"]
             sb.clock.set(int(state["now"]))
             sb.reindex()
+            sb._balance_alerts = {
+                f"{t[3].get('account')}|{t[0]}" for t in sb._tasks if t[2] == "balance_available"
+            }
             if "rng" in state:
                 sb.ids.setstate(state["rng"])
             sb._idem = {}

@@ -734,13 +734,10 @@ class Sandbox(ControlMixin):
             with self.lock:
                 ctx = Ctx(self, account, req_id, idem_key, version, method, path)
                 status, payload = self._dispatch(ctx, method, path, raw)
-                resp = self._json_response(
-                    status,
-                    payload,
-                    req_id,
-                    version,
-                    {"Idempotency-Key": idem_key} if idem_key else None,
-                )
+                extra = {"Idempotency-Key": idem_key} if idem_key else {}
+                if account:
+                    extra["Stripe-Account"] = account
+                resp = self._json_response(status, payload, req_id, version, extra)
         except StripeError as e:
             resp = self._error_response(e, req_id, version, idem_key)
         except Exception as e:  # noqa: BLE001 - a sandbox bug surfaces as Stripe's api_error
