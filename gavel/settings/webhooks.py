@@ -23,12 +23,20 @@ WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # random). With the defaults: about 30 s, 1 min, 2 min, ... capped at one hour.
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
-# An event stored but not finished this long after it was (re-)enqueued is enqueued again by
-# the sweeper: covers a broker down at intake, a web process dying after commit and a worker
-# dying mid-task. Longer than a normal queue wait, far shorter than Redis' visibility timeout.
-WEBHOOK_SWEEP_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_AFTER_SECONDS", default=60)
+# Intake stores each event due at once and asks for a drain: one processing task that claims
+# due events (SKIP LOCKED) in batches and processes them. A claim is a lease: an event whose
+# worker died is due again when it runs out. It must exceed a batch's processing time.
+WEBHOOK_CLAIM_SECONDS = env_int("WEBHOOK_CLAIM_SECONDS", default=120)
+WEBHOOK_DRAIN_BATCH_SIZE = env_int("WEBHOOK_DRAIN_BATCH_SIZE", default=20)
+WEBHOOK_DRAIN_TIME_BUDGET_SECONDS = env_int("WEBHOOK_DRAIN_TIME_BUDGET_SECONDS", default=20)
+# While a requested drain has not started, intake asks for no other (a Redis key with this
+# time to live), so the outbox is written a few times a second, not once per event.
+WEBHOOK_DRAIN_SIGNAL_TTL_SECONDS = env_int("WEBHOOK_DRAIN_SIGNAL_TTL_SECONDS", default=2)
+# The sweeper (beat, every WEBHOOK_SWEEP_INTERVAL_SECONDS) requests a drain when an event has
+# been due this long without being claimed: a lost drain request, a retry coming due, a lease
+# run out after a worker died.
+WEBHOOK_SWEEP_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_AFTER_SECONDS", default=10)
 WEBHOOK_SWEEP_INTERVAL_SECONDS = env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=15)
-WEBHOOK_SWEEP_BATCH_SIZE = env_int("WEBHOOK_SWEEP_BATCH_SIZE", default=1000)
 # Backfill starts this long before the newest stored event, so a gap at the edge is covered.
 WEBHOOK_BACKFILL_OVERLAP_SECONDS = env_int("WEBHOOK_BACKFILL_OVERLAP_SECONDS", default=3600)
 

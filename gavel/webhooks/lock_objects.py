@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.db import connection
-
 from gavel.webhooks.models import WebhookEvent, WebhookObjectCursor
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -19,12 +17,9 @@ def event_lock(*, event_pk: int) -> WebhookEvent:
 def object_cursor_lock(*, object_id: str) -> WebhookObjectCursor:
     """The ordering cursor of one Stripe object, created if new, locked until the end of the
     transaction: every event about the object is applied under this lock, one at a time."""
-    table = WebhookObjectCursor._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} "  # noqa: S608 - table name from the model
-            "(object_id, applied_created_at, applied_rank, applied_event_id, updated_at) "
-            "VALUES (%s, %s, 0, '', now()) ON CONFLICT (object_id) DO NOTHING",
-            [object_id, _EPOCH],
-        )
+    # INSERT ... ON CONFLICT DO NOTHING on PostgreSQL (and SQLite, for the demo).
+    WebhookObjectCursor.objects.bulk_create(
+        [WebhookObjectCursor(object_id=object_id, applied_created_at=_EPOCH, applied_event_id="")],
+        ignore_conflicts=True,
+    )
     return WebhookObjectCursor.objects.select_for_update().get(object_id=object_id)

@@ -29,7 +29,9 @@ RETRIES = Counter("gavel_webhooks_retries_total", "Attempts that failed and will
 DEAD_LETTERS = Counter(
     "gavel_webhooks_dead_letters_total", "Events dead-lettered after their retries", ["type"]
 )
-SWEEP_ENQUEUED = Counter("gavel_webhooks_sweep_enqueued_total", "Events the sweeper enqueued again")
+SWEEP_DRAINS = Counter(
+    "gavel_webhooks_sweep_drains_total", "Drains the sweeper requested for overdue events"
+)
 REPLAYS = Counter("gavel_webhooks_replays_total", "Events replayed by an operator")
 FORWARD_FAILURES = Counter(
     "gavel_webhooks_forward_failures_total", "Failed forwards to the legacy portal"

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import shared_task
 
-from gavel.webhooks.services.processing import event_process
+from gavel.webhooks.services.drain import events_drain
 from gavel.webhooks.services.sweep import events_sweep
 
 
@@ -17,13 +17,11 @@ def _worker_name(task: Any) -> str:
     return f"{hostname}:{os.getpid()}"
 
 
-@shared_task(name="gavel.webhooks.tasks.webhook_event_process", bind=True, acks_late=True)
-def webhook_event_process(self: Any, event_pk: int) -> str:
-    return event_process(
-        event_pk=event_pk, worker=_worker_name(self), task_id=str(self.request.id or "")
-    )
+@shared_task(name="gavel.webhooks.tasks.webhook_events_drain", bind=True, acks_late=True)
+def webhook_events_drain(self: Any) -> int:
+    return events_drain(worker=_worker_name(self), task_id=str(self.request.id or ""))
 
 
 @shared_task(name="gavel.webhooks.tasks.webhook_events_sweep", acks_late=True)
 def webhook_events_sweep() -> int:
-    return events_sweep().enqueued
+    return events_sweep().overdue

@@ -1,24 +1,22 @@
-"""Storing a verified event exactly once, with its processing enqueued through the outbox in
-the same transaction (published after commit; the outbox sweeper publishes what a dead process
-or a down broker left behind)."""
+"""Storing a verified event exactly once, then asking for a drain to process it.
+
+The event row is its own outbox: it is stored due at once, and stays due until processed. The
+drain request (``services.drain``) is published through the common outbox; if it is lost, the
+sweeper requests one for events due too long.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from gavel.common.outbox import outbox_enqueue
 from gavel.webhooks import metrics
 from gavel.webhooks.envelope import Envelope
 from gavel.webhooks.models import WebhookEvent
-
-PROCESS_TASK = "gavel.webhooks.tasks.webhook_event_process"
-QUEUE = "webhooks"
+from gavel.webhooks.services.drain import drain_request
 
 _COLUMNS = (
     "stripe_event_id",
@@ -52,13 +50,6 @@ class IngestResult:
     created: bool
 
 
-def event_enqueue(*, event_pk: int) -> None:
-    """Enqueue the processing of one stored event through the outbox: call it inside the
-    transaction that stores or re-arms the event; it is published after commit, and by the
-    outbox sweeper if this process dies first or the broker is down."""
-    outbox_enqueue(task_name=PROCESS_TASK, kwargs={"event_pk": event_pk}, queue=QUEUE)
-
-
 def event_ingest(
     *,
     envelope: Envelope,
@@ -67,10 +58,11 @@ def event_ingest(
     ignored_reason: str = "",
     endpoint: str = "",
 ) -> IngestResult:
-    """Store the event unless its id is already stored, then enqueue it after commit.
+    """Store the event unless its id is already stored, then request a drain.
 
     One ``INSERT ... ON CONFLICT DO NOTHING`` against the unique event id decides, so
-    concurrent deliveries of one event store it once. ``ignored_reason`` stores the event as
+    concurrent deliveries of one event store it once; at intake (autocommit) that one statement
+    is the commit, done before Stripe gets its 200. ``ignored_reason`` stores the event as
     ignored (kept for audit, never processed).
     """
     now = timezone.now()
@@ -89,24 +81,22 @@ def event_ingest(
         WebhookEvent.Status.PENDING if unfinished else WebhookEvent.Status.IGNORED,
         0,
         0,
-        now + timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS) if unfinished else None,
+        now if unfinished else None,
         ignored_reason,
         now,
         None if unfinished else now,
     )
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL, values)
-            row = cursor.fetchone()
-        if row is None:
-            WebhookEvent.objects.filter(stripe_event_id=envelope.event_id).update(
-                duplicate_deliveries=F("duplicate_deliveries") + 1
-            )
-        elif unfinished:
-            event_enqueue(event_pk=int(row[0]))
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, values)
+        row = cursor.fetchone()
     label = endpoint or source
     if row is None:
+        WebhookEvent.objects.filter(stripe_event_id=envelope.event_id).update(
+            duplicate_deliveries=F("duplicate_deliveries") + 1
+        )
         metrics.DUPLICATES.labels(label).inc()
         return IngestResult(event_pk=None, created=False)
     metrics.RECEIVED.labels(label).inc()
+    if unfinished:
+        drain_request()
     return IngestResult(event_pk=int(row[0]), created=True)

@@ -7,20 +7,19 @@ ordering rules: an event older than what its object already shows is superseded.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from gavel.webhooks import metrics
 from gavel.webhooks.models import WebhookEvent
-from gavel.webhooks.services.ingest import event_enqueue
+from gavel.webhooks.services.drain import drain_request
 
 
 def events_replay(*, event_pks: Iterable[int]) -> int:
-    """Put each replayable event (dead or ignored) back to pending with a fresh attempt budget
-    and enqueue it after commit; returns how many were replayed. Others are left untouched."""
+    """Put each replayable event (dead or ignored) back to pending, due now, with a fresh
+    attempt budget, and request a drain; returns how many were replayed. Others are left
+    untouched."""
     wanted = list(event_pks)
     now = timezone.now()
     with transaction.atomic():
@@ -33,11 +32,11 @@ def events_replay(*, event_pks: Iterable[int]) -> int:
         WebhookEvent.objects.filter(pk__in=replayed).update(
             status=WebhookEvent.Status.PENDING,
             attempts_count=0,
-            due_at=now + timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS),
+            due_at=now,
             finished_at=None,
         )
-        for event_pk in replayed:
-            event_enqueue(event_pk=event_pk)
+        if replayed:
+            drain_request(force=True)
     metrics.REPLAYS.inc(len(replayed))
     return len(replayed)
 

@@ -1,6 +1,7 @@
-"""The sweeper (beat, every WEBHOOK_SWEEP_INTERVAL_SECONDS): enqueue again every event stored
-but not finished by its ``due_at`` (first enqueue lost, retry due, worker died), mark attempts
-whose worker died as lost, and publish the backlog gauges."""
+"""The sweeper (beat, every WEBHOOK_SWEEP_INTERVAL_SECONDS): requests a drain when an event has
+been due for longer than WEBHOOK_SWEEP_AFTER_SECONDS without being claimed (a drain request
+lost with its web process or broker, a retry come due, a lease run out after a worker died),
+closes attempts whose worker died, and publishes the backlog gauges."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
 from gavel.webhooks import metrics
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
-from gavel.webhooks.services.ingest import event_enqueue
+from gavel.webhooks.services.drain import drain_request
 
 # An attempt still running this long after the task's hard time limit has lost its worker.
 LOST_ATTEMPT_MARGIN_SECONDS = 60
@@ -22,7 +22,7 @@ LOST_ATTEMPT_MARGIN_SECONDS = 60
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    enqueued: int
+    overdue: int  # events due too long; a drain was requested for them
     attempts_lost: int
 
 
@@ -49,31 +49,15 @@ def _gauges_publish() -> None:
     metrics.DEAD_EVENTS.set(WebhookEvent.objects.filter(status=WebhookEvent.Status.DEAD).count())
 
 
-def events_sweep(
-    *, batch_size: int | None = None, lost_after_seconds: float | None = None
-) -> SweepResult:
-    """Enqueue every unfinished event whose ``due_at`` has passed and re-arm it.
-
-    Rows locked by a worker that is processing them right now are skipped (SKIP LOCKED), and
-    so are rows another sweeper holds.
-    """
+def events_sweep(*, lost_after_seconds: float | None = None) -> SweepResult:
+    """Request a drain if events are overdue; close lost attempts; publish the gauges."""
     lost = attempts_mark_lost(older_than_seconds=lost_after_seconds)
-    now = timezone.now()
-    limit = batch_size or settings.WEBHOOK_SWEEP_BATCH_SIZE
-    with transaction.atomic():
-        due = list(
-            WebhookEvent.objects.select_for_update(skip_locked=True)
-            .filter(status__in=WebhookEvent.UNFINISHED, due_at__lte=now)
-            .order_by("due_at")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if due:
-            WebhookEvent.objects.filter(pk__in=due).update(
-                due_at=now + timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
-            )
-        for event_pk in due:
-            event_enqueue(event_pk=event_pk)
-    enqueued = len(due)
-    metrics.SWEEP_ENQUEUED.inc(enqueued)
+    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+    overdue = WebhookEvent.objects.filter(
+        status__in=WebhookEvent.UNFINISHED, due_at__lte=cutoff
+    ).count()
+    if overdue:
+        drain_request(force=True)
+        metrics.SWEEP_DRAINS.inc()
     _gauges_publish()
-    return SweepResult(enqueued=enqueued, attempts_lost=lost)
+    return SweepResult(overdue=overdue, attempts_lost=lost)

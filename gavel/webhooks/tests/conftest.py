@@ -15,6 +15,7 @@ import pytest
 from django.db import connections
 
 from gavel.gateway.webhooks import signature_header
+from gavel.webhooks import registry
 from gavel.webhooks.models import WebhookEvent
 from gavel.webhooks.registry import IncomingEvent, Ordering, handler_unregister, webhook_handler
 
@@ -126,6 +127,9 @@ def applied() -> Iterator[Applied]:
     """Test handlers: ``test.apply`` and ``payment_intent.*`` record what they apply;
     ``test.poison`` always fails; ``test.refetch`` is a REFETCH type."""
     seen = Applied()
+    # The domain apps' own handlers for these types step aside for the test, and come back.
+    saved_handlers = dict(registry._handlers)
+    saved_orderings = dict(registry._orderings)
     types = (
         "test.apply",
         "payment_intent.created",
@@ -135,6 +139,8 @@ def applied() -> Iterator[Applied]:
         "payment_intent.payment_failed",
         "customer.updated",
     )
+
+    handler_unregister(*types)
 
     @webhook_handler(*types)
     def apply(event: IncomingEvent) -> None:
@@ -150,6 +156,16 @@ def applied() -> Iterator[Applied]:
 
     yield seen
     handler_unregister(*types, "test.poison", "test.refetch")
+    registry._handlers.update(saved_handlers)
+    registry._orderings.update(saved_orderings)
+
+
+@pytest.fixture(autouse=True)
+def drain_signal_clear() -> None:
+    """No drain request left pending by another test suppresses this test's own."""
+    from gavel.webhooks.services.drain import _redis, _signal_key
+
+    _redis().delete(_signal_key())
 
 
 @pytest.fixture

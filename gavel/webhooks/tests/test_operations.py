@@ -16,9 +16,17 @@ from prometheus_client import REGISTRY
 from gavel.common.models import OutboxMessage
 from gavel.webhooks.envelope import envelope_read
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
-from gavel.webhooks.services import event_ingest, event_replay, events_sweep
+from gavel.webhooks.services import (
+    drain_request,
+    event_ingest,
+    event_replay,
+    events_claim,
+    events_drain,
+    events_sweep,
+)
+from gavel.webhooks.services.drain import DRAIN_TASK
 from gavel.webhooks.tasks import webhook_events_sweep
-from gavel.webhooks.tests.conftest import event_payload, signed
+from gavel.webhooks.tests.conftest import Applied, event_payload, signed
 
 pytestmark = pytest.mark.django_db
 
@@ -37,42 +45,122 @@ def store(event_type: str = "test.apply", **fields: Any) -> WebhookEvent:
     return WebhookEvent.objects.get(pk=result.event_pk)
 
 
-def enqueued_event_pks() -> list[int]:
-    return [message.kwargs["event_pk"] for message in OutboxMessage.objects.order_by("pk")]
+def drains_requested() -> int:
+    return OutboxMessage.objects.filter(task_name=DRAIN_TASK).count()
 
 
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
-def test_sweep_enqueues_only_unfinished_events_past_due(settings: Any) -> None:
-    settings.WEBHOOK_SWEEP_AFTER_SECONDS = 60
-    past = timezone.now() - timedelta(seconds=1)
-    due_pending = store(due_at=past)
-    due_retrying = store(status=Status.RETRYING, due_at=past)
-    store()  # not due yet
+def test_sweep_requests_a_drain_only_for_overdue_unfinished_events(settings: Any) -> None:
+    settings.WEBHOOK_SWEEP_AFTER_SECONDS = 10
+    long_ago = timezone.now() - timedelta(seconds=11)
+    store(due_at=long_ago)
+    store(status=Status.RETRYING, due_at=long_ago)
+    store()  # due now: intake's own drain request covers it
     store(status=Status.PROCESSED, due_at=None)
     store(status=Status.DEAD, due_at=None)
     OutboxMessage.objects.all().delete()
 
     result = events_sweep()
 
-    assert (result.enqueued, result.attempts_lost) == (2, 0)
-    assert sorted(enqueued_event_pks()) == sorted([due_pending.pk, due_retrying.pk])
-    due_pending.refresh_from_db()
-    assert due_pending.due_at is not None
-    assert due_pending.due_at > timezone.now() + timedelta(seconds=50)
-    assert events_sweep().enqueued == 0
+    assert (result.overdue, result.attempts_lost) == (2, 0)
+    assert drains_requested() == 1
     assert sample("gavel_webhooks_unfinished_events") == 3
     assert sample("gavel_webhooks_dead_events") == 1
     assert sample("gavel_webhooks_oldest_unfinished_age_seconds") >= 0
 
 
-def test_sweep_task_runs_the_sweeper() -> None:
-    store(due_at=timezone.now() - timedelta(seconds=1))
+def test_sweep_requests_nothing_when_nothing_is_overdue() -> None:
+    store(status=Status.PROCESSED, due_at=None)
+    OutboxMessage.objects.all().delete()
+
+    assert events_sweep().overdue == 0
+    assert drains_requested() == 0
+
+
+def test_sweep_task_runs_the_sweeper(settings: Any) -> None:
+    settings.WEBHOOK_SWEEP_AFTER_SECONDS = 0
+    store()
     OutboxMessage.objects.all().delete()
 
     assert webhook_events_sweep() == 1
+    assert drains_requested() == 1
+
+
+def test_claims_lease_due_events_once_oldest_first(settings: Any) -> None:
+    settings.WEBHOOK_CLAIM_SECONDS = 120
+    now = timezone.now()
+    later = store(due_at=now - timedelta(seconds=1))
+    first = store(due_at=now - timedelta(seconds=5))
+    store(due_at=now + timedelta(seconds=30))  # a retry not due yet
+    store(status=Status.PROCESSED, due_at=None)
+
+    assert events_claim(limit=10) == [first.pk, later.pk]
+    assert events_claim(limit=10) == []
+    first.refresh_from_db()
+    assert first.due_at is not None
+    assert first.due_at > now + timedelta(seconds=100)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drain_processes_every_due_event_and_clears_its_signal(
+    applied: Applied, settings: Any
+) -> None:
+    settings.WEBHOOK_DRAIN_BATCH_SIZE = 2
+    events = [store() for _ in range(5)]
+    assert drain_request() is False  # intake's request is pending: no second one
+
+    assert events_drain(worker="w", task_id="t") == 5
+
+    assert {event.stripe_event_id for event in events} == set(applied.by_event)
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {Status.PROCESSED}
+    assert drain_request() is True  # the drain started: a new event needs a new drain
+
+
+def test_drain_out_of_time_requests_another(applied: Applied, settings: Any) -> None:
+    settings.WEBHOOK_DRAIN_TIME_BUDGET_SECONDS = 0
+    store()
+    OutboxMessage.objects.all().delete()
+
+    assert events_drain() == 0
+    assert drains_requested() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drain_request_without_redis_falls_back_to_the_outbox(settings: Any) -> None:
+    from gavel.webhooks.services import drain
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    drain._redis.cache_clear()
+    OutboxMessage.objects.all().delete()
+    try:
+        assert drain_request() is True
+        assert drain_request() is True
+        events_drain()
+    finally:
+        drain._redis.cache_clear()
+    assert drains_requested() == 2
+
+
+def test_drain_request_inside_a_transaction_is_always_written() -> None:
+    OutboxMessage.objects.all().delete()
+
+    assert drain_request() is True
+    assert drain_request() is True
+    assert drains_requested() == 2
+
+
+def test_worker_start_forgets_a_pending_request(transactional_db: None) -> None:
+    from gavel.webhooks.services.drain import drain_signal_reset
+
+    assert drain_request() is True
+    assert drain_request() is False
+
+    drain_signal_reset()
+
+    assert drain_request() is True
 
 
 def test_sweep_closes_attempts_whose_worker_died() -> None:
@@ -108,7 +196,7 @@ def test_replay_puts_dead_and_ignored_events_back_and_leaves_others() -> None:
     assert dead.due_at is not None
     processed.refresh_from_db()
     assert processed.status == Status.PROCESSED
-    assert enqueued_event_pks() == [dead.pk, ignored.pk]
+    assert drains_requested() == 2
 
 
 def test_replay_command_by_event_id() -> None:

@@ -23,6 +23,7 @@ from gavel.common.outbox import outbox_sweep
 from gavel.webhooks.envelope import envelope_read
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
 from gavel.webhooks.services import event_ingest, events_sweep
+from gavel.webhooks.services.drain import DRAIN_TASK
 from gavel.webhooks.tests.conftest import Applied, event_payload, signed, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -89,7 +90,7 @@ def test_broker_down_at_intake_event_is_processed_once_it_is_back(
     assert child.stdout.strip() == b"200"
     event = WebhookEvent.objects.get(stripe_event_id=payload["id"])
     assert event.status == Status.PENDING
-    message = OutboxMessage.objects.get(kwargs={"event_pk": event.pk})
+    message = OutboxMessage.objects.get(task_name=DRAIN_TASK)
     assert message.published_at is None
     assert message.last_error
     time.sleep(0.3)
@@ -111,11 +112,11 @@ def test_web_process_killed_after_commit_event_is_still_processed(
 
     assert child.returncode == 137, child.stderr
     assert child.stdout == b""  # no answer was sent: Stripe will deliver again, harmlessly
-    event = WebhookEvent.objects.get(stripe_event_id=payload["id"])
-    assert OutboxMessage.objects.get(kwargs={"event_pk": event.pk}).published_at is None
+    assert WebhookEvent.objects.get(stripe_event_id=payload["id"]).status == Status.PENDING
+    assert OutboxMessage.objects.get(task_name=DRAIN_TASK).published_at is None
 
     # Either sweeper recovers it; here the webhook sweeper does, the outbox's stays idle.
-    assert events_sweep().enqueued == 1
+    assert events_sweep().overdue == 1
 
     wait_for(lambda: WebhookEvent.objects.filter(status=Status.PROCESSED).exists())
     assert applied.by_event == {payload["id"]: 1}
@@ -169,7 +170,7 @@ def test_worker_killed_mid_processing_event_completes_after_restart(
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-c", WORKER_CHILD, str(marker)],
-            env=child_env(),
+            env=child_env(WEBHOOK_CLAIM_SECONDS="1"),
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
@@ -188,10 +189,10 @@ def test_worker_killed_mid_processing_event_completes_after_restart(
     assert event.status == Status.PENDING
     assert applied.by_event == {}
 
-    # A worker comes back; the sweeper enqueues the unfinished event (its row lock died with
-    # the killed worker's connection) and closes the lost attempt.
+    # A worker comes back; once the dead worker's one-second lease has run out, the sweeper
+    # requests a drain for the overdue event and closes the lost attempt.
     with start_worker(app, pool="solo", perform_ping_check=False, queues=["webhooks"]):
-        wait_for(lambda: events_sweep(lost_after_seconds=0).enqueued == 1)
+        wait_for(lambda: events_sweep(lost_after_seconds=0).overdue == 1)
         wait_for(lambda: WebhookEvent.objects.filter(status=Status.PROCESSED).exists())
 
     assert applied.by_event == {payload["id"]: 1}
