@@ -48,6 +48,7 @@ def _user(request: Request) -> User:
 class SellingStatusSerializer(serializers.Serializer[Any]):
     can_list = serializers.BooleanField()
     payouts_allowed = serializers.BooleanField()
+    transfers_allowed = serializers.BooleanField()
     code = serializers.CharField()
     message = serializers.CharField()
     due_by = serializers.DateTimeField(allow_null=True)

@@ -1,5 +1,6 @@
 """Reading sellers' Connect state. Auctions and payments call ``seller_selling_status``,
-``seller_can_list``, ``seller_payouts_allowed`` and ``seller_account_id``."""
+``seller_can_list``, ``seller_payouts_allowed``, ``seller_transfers_allowed`` and
+``seller_account_id``."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ STOP_SELLING = "stop_selling"
 class SellingStatus:
     """What a seller may do now and, when something is missing, why, in plain words.
 
-    ``can_list``: may list new items. ``payouts_allowed``: Gavel may transfer sale proceeds to
-    the seller's Stripe account now (``transfers`` active); when False, payments keeps the money
-    and the auction goes on. ``code`` is stable for the apps; ``message`` is for the seller.
+    ``can_list``: may list new items. ``transfers_allowed``: Gavel may transfer sale proceeds
+    into the seller's Stripe balance (``transfers`` active). ``payouts_allowed``: the money may
+    also leave for the seller's bank (transfers allowed and Stripe's ``payouts_enabled``); when
+    False, payments and payouts hold the money and the auction goes on. ``code`` is stable for
+    the apps; ``message`` is for the seller.
     """
 
     can_list: bool
@@ -35,6 +38,7 @@ class SellingStatus:
     code: str
     message: str
     due_by: datetime | None = None
+    transfers_allowed: bool = False
 
 
 def connected_account_for_user(*, user: User) -> ConnectedAccount | None:
@@ -92,86 +96,112 @@ def _date(value: datetime) -> str:
     return value.strftime("%d %B %Y")
 
 
+def _refused(
+    code: str, message: str, *, payouts_allowed: bool, transfers_allowed: bool = False
+) -> SellingStatus:
+    return SellingStatus(
+        can_list=False,
+        code=code,
+        message=message,
+        payouts_allowed=payouts_allowed,
+        transfers_allowed=transfers_allowed,
+    )
+
+
 def account_selling_status(*, account: ConnectedAccount | None) -> SellingStatus:
     """The rules, applied to one account (None: the user never started onboarding)."""
     if account is None:
-        return SellingStatus(
-            False, False, "not_onboarded", "Become a seller first: set up your Stripe account."
+        return _refused(
+            "not_onboarded",
+            "Become a seller first: set up your Stripe account.",
+            payouts_allowed=False,
         )
     status = account.status
-    payouts_allowed = (
-        status not in (AccountStatus.DEAUTHORIZED, AccountStatus.CREATING)
-        and account.capabilities.get("transfers") == "active"
-    )
     if status == AccountStatus.CREATING:
-        return SellingStatus(
-            False,
-            False,
+        return _refused(
             "account_pending",
             "Your Stripe account is still being created; tap “Become a seller” again.",
+            payouts_allowed=False,
         )
     if status == AccountStatus.DEAUTHORIZED:
-        return SellingStatus(
-            False,
-            False,
+        return _refused(
             "deauthorized",
             "You disconnected your Stripe account from Gavel; contact support to sell again.",
+            payouts_allowed=False,
         )
+    transfers_allowed = account.capabilities.get("transfers") == "active"
+    payouts_allowed = transfers_allowed and account.payouts_enabled
     if status == AccountStatus.REJECTED:
-        return SellingStatus(
-            False, payouts_allowed, "rejected", disabled_reason_sentence(account.disabled_reason)
+        return _refused(
+            "rejected",
+            disabled_reason_sentence(account.disabled_reason),
+            payouts_allowed=payouts_allowed,
+            transfers_allowed=transfers_allowed,
         )
     if status == AccountStatus.ONBOARDING:
-        return SellingStatus(
-            False,
-            payouts_allowed,
+        return _refused(
             "onboarding_incomplete",
             "Finish setting up your Stripe account: "
             + _first_requirements(account.requirements_currently_due),
+            payouts_allowed=payouts_allowed,
+            transfers_allowed=transfers_allowed,
         )
     if account.requirements_past_due:
-        return SellingStatus(
-            False,
-            payouts_allowed,
+        return _refused(
             "requirements_past_due",
             "Stripe paused selling until you provide: "
             + _first_requirements(account.requirements_past_due),
+            payouts_allowed=payouts_allowed,
+            transfers_allowed=transfers_allowed,
         )
     if not account.charges_enabled or not _capabilities_active(account):
         message = disabled_reason_sentence(account.disabled_reason) or (
             "Stripe has not enabled card payments and transfers for your account yet."
         )
-        return SellingStatus(False, payouts_allowed, "capabilities_inactive", message)
+        return _refused(
+            "capabilities_inactive",
+            message,
+            payouts_allowed=payouts_allowed,
+            transfers_allowed=transfers_allowed,
+        )
     if not account.payouts_enabled:
         what = _first_requirements(account.requirements_currently_due)
-        detail = f" until you provide: {what}" if what else ""
+        paused = _sentence(
+            "Stripe paused payouts to your bank" + (f" until you provide: {what}" if what else "")
+        )
         if settings.CONNECT_PAYOUTS_DISABLED_POLICY == STOP_SELLING:
-            return SellingStatus(
-                False,
-                payouts_allowed,
+            return _refused(
                 "payouts_disabled",
-                _sentence(f"Stripe paused payouts to your bank{detail}")
-                + " You can list again once payouts resume.",
+                f"{paused} You can list again once payouts resume.",
+                payouts_allowed=payouts_allowed,
+                transfers_allowed=transfers_allowed,
             )
         return SellingStatus(
-            True,
-            payouts_allowed,
-            "payouts_paused",
-            _sentence(f"You can keep selling, but Stripe paused payouts to your bank{detail}")
-            + " Your earnings wait in your Stripe balance.",
+            can_list=True,
+            code="payouts_paused",
+            message=f"You can keep selling. {paused} Your earnings wait until payouts resume.",
+            payouts_allowed=payouts_allowed,
+            transfers_allowed=transfers_allowed,
         )
     if account.requirements_currently_due:
         deadline = account.requirements_deadline
         by = f" by {_date(deadline)}" if deadline else ""
         return SellingStatus(
-            True,
-            payouts_allowed,
-            "requirements_due",
-            f"Provide{by} to keep selling: "
+            can_list=True,
+            code="requirements_due",
+            message=f"Provide{by} to keep selling: "
             + _first_requirements(account.requirements_currently_due),
             due_by=deadline,
+            payouts_allowed=payouts_allowed,
+            transfers_allowed=transfers_allowed,
         )
-    return SellingStatus(True, payouts_allowed, "ok", "")
+    return SellingStatus(
+        can_list=True,
+        code="ok",
+        message="",
+        payouts_allowed=payouts_allowed,
+        transfers_allowed=transfers_allowed,
+    )
 
 
 def seller_selling_status(*, user: User) -> SellingStatus:
@@ -185,5 +215,11 @@ def seller_can_list(*, user: User) -> tuple[bool, str]:
 
 
 def seller_payouts_allowed(*, user: User) -> bool:
-    """Whether payments may transfer this seller's proceeds now; if not, the payout waits."""
+    """Whether the seller's money may go all the way to their bank now (transfers active and
+    Stripe payouts enabled); if not, the payout waits and the auction goes on."""
     return seller_selling_status(user=user).payouts_allowed
+
+
+def seller_transfers_allowed(*, user: User) -> bool:
+    """Whether Gavel may transfer sale proceeds into the seller's Stripe balance now."""
+    return seller_selling_status(user=user).transfers_allowed

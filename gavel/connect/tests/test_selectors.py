@@ -71,6 +71,7 @@ def test_listing_needs_card_payments_and_transfers_active(
     status = account_selling_status(account=account)
 
     assert (status.can_list, status.code) == (False, "capabilities_inactive")
+    assert status.transfers_allowed is (capabilities.get("transfers") == "active")
     assert status.payouts_allowed is (capabilities.get("transfers") == "active")
     assert (
         status.message == "Stripe has not enabled card payments and transfers for your account yet."
@@ -93,10 +94,15 @@ def test_payouts_disabled_keep_selling_policy(settings: Any) -> None:
 
     status = account_selling_status(account=account)
 
-    assert (status.can_list, status.payouts_allowed, status.code) == (True, True, "payouts_paused")
+    assert (status.can_list, status.transfers_allowed, status.payouts_allowed, status.code) == (
+        True,
+        True,
+        False,
+        "payouts_paused",
+    )
     assert status.message == (
-        "You can keep selling, but Stripe paused payouts to your bank until you provide: "
-        "Add the bank account your payouts go to. Your earnings wait in your Stripe balance."
+        "You can keep selling. Stripe paused payouts to your bank until you provide: "
+        "Add the bank account your payouts go to. Your earnings wait until payouts resume."
     )
 
 
