@@ -12,7 +12,11 @@ DEMO_ADMIN_PASSWORD = "gavel-demo-admin"  # noqa: S105
 
 
 def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gavel.settings.demo")
+    # Importing the gavel package set a default already; the demo wipes its database, so it
+    # runs only on its own embedded settings.
+    if os.environ.get("DJANGO_SETTINGS_MODULE") != "gavel.settings.demo":
+        print("Run the demo with `make demo` (DJANGO_SETTINGS_MODULE=gavel.settings.demo).")
+        return 2
     django.setup()
 
     from django.core.management import call_command

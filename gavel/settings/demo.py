@@ -13,9 +13,12 @@ DATABASES = {
         "OPTIONS": {"timeout": 20},
     }
 }
-CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_URL = "memory://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 STRIPE_API_BASE = "inprocess"
 STRIPE_SECRET_KEY = "sk_test_gavel_demo"
 STRIPE_WEBHOOK_SECRETS = [env_str("DEMO_WEBHOOK_SECRET", "whsec_demo_platform")]
 STRIPE_CONNECT_WEBHOOK_SECRETS = [env_str("DEMO_CONNECT_WEBHOOK_SECRET", "whsec_demo_connect")]
+
+# The story speaks for itself; JSON logs only for what went wrong.
+LOGGING["root"]["level"] = env_str("LOG_LEVEL", "ERROR")  # type: ignore[index]  # noqa: F405
