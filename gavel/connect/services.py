@@ -180,16 +180,16 @@ def _stripe_account_ensure(*, account_pk: int) -> ConnectedAccount:
         account = connected_account_lock(account_pk=account_pk)
         if account.stripe_account_id is not None:
             return account
-        user = account.user
+        # Every parameter comes from the row, so a replay sends the same request (Stripe
+        # refuses a reused key with different parameters). Stripe's onboarding asks the email.
         try:
             snapshot = gateway.account_create(
                 operation_id=account.pk,
                 preset=account.preset,
-                country=settings.CONNECT_ACCOUNT_COUNTRY,
+                country=account.country,
                 capabilities=list(settings.CONNECT_REQUIRED_CAPABILITIES),
-                email=user.email,
                 metadata={
-                    "gavel_user_id": str(user.pk),
+                    "gavel_user_id": str(account.user_id),
                     "gavel_connected_account_id": str(account.pk),
                 },
             )
@@ -214,6 +214,7 @@ def seller_onboarding_start(*, user: User) -> tuple[ConnectedAccount, bool]:
             user=user,
             defaults={
                 "preset": preset,
+                "country": settings.CONNECT_ACCOUNT_COUNTRY,
                 "livemode": livemode_expected(),
                 "stripe_api": ConnectedAccount.StripeApi.V1,
             },

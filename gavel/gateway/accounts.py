@@ -128,7 +128,6 @@ def account_create(
     preset: str,
     country: str,
     capabilities: list[str],
-    email: str = "",
     metadata: dict[str, str] | None = None,
 ) -> StripeAccount:
     """Create a v1 connected account with the controller properties of ``preset``.
@@ -144,8 +143,6 @@ def account_create(
         "capabilities": {name: {"requested": True} for name in capabilities},
         "metadata": metadata or {},
     }
-    if email:
-        params["email"] = email
     with stripe_errors_translated():
         account = stripe_client().v1.accounts.create(
             params=params,  # type: ignore[arg-type]
