@@ -10,6 +10,8 @@ api_v1 = [
     path("", include("gavel.users.urls")),
     path("", include("gavel.auctions.urls")),
     path("", include("gavel.connect.urls")),
+    path("", include("gavel.payments.urls")),
+    path("", include("gavel.payouts.urls")),
 ]
 
 urlpatterns = [

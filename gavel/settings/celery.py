@@ -76,4 +76,29 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(env_int("AUCTIONS_SALES_SCAN_SECONDS", default=300)),
         "options": {"queue": "auctions"},
     },
+    "payments-janitor": {
+        "task": "gavel.payments.tasks.janitor",
+        "schedule": float(env_int("PAYMENTS_JANITOR_INTERVAL_SECONDS", default=300)),
+        "options": {"queue": "payments"},
+    },
+    "payments-transfers-release": {
+        "task": "gavel.payments.tasks.transfers_release_due",
+        "schedule": float(env_int("PAYMENTS_RELEASE_SCAN_SECONDS", default=900)),
+        "options": {"queue": "payments"},
+    },
+    "payments-holds-maintain": {
+        "task": "gavel.payments.tasks.holds_maintain",
+        "schedule": float(env_int("PAYMENTS_HOLDS_SCAN_SECONDS", default=3_600)),
+        "options": {"queue": "payments"},
+    },
+    "payouts-run": {
+        "task": "gavel.payouts.tasks.payout_run",
+        "schedule": float(env_int("PAYOUTS_RUN_INTERVAL_SECONDS", default=86_400)),
+        "options": {"queue": "payments"},
+    },
+    "ledger-reconcile": {
+        "task": "gavel.payments.tasks.reconcile",
+        "schedule": float(env_int("RECONCILIATION_INTERVAL_SECONDS", default=86_400)),
+        "options": {"queue": "payments"},
+    },
 }
