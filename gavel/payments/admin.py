@@ -34,6 +34,9 @@ class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
     extra = 0
     can_delete = False
 
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return list(self.fields or ())
+
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 

@@ -9,7 +9,7 @@ attempt ``unknown`` for the janitor, which re-reads it; the same key can never c
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -611,14 +611,41 @@ def order_capture(*, order_id: int, amount_minor: int | None = None) -> Order:
     return order
 
 
-def order_attempt_for_intent(*, payment_intent_id: str) -> PaymentAttempt | None:
-    return PaymentAttempt.objects.filter(stripe_payment_intent_id=payment_intent_id).first()
-
-
 def attempt_of_metadata(intent: StripePaymentIntent) -> PaymentAttempt | None:
     raw = intent.metadata.get("gavel_attempt_id", "")
     return PaymentAttempt.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
 
 
-def _now() -> datetime:
-    return timezone.now()
+def order_payment_attach(*, order_id: int, payment_intent_id: str) -> Order:
+    """Adopt a PaymentIntent made elsewhere (the legacy portal's in-flight charges, manual
+    capture and destination charges included) as the order's payment: an authorized intent
+    leaves the order authorized, to be captured with ``order_capture``; a succeeded one is
+    posted as captured. Idempotent (the intent id is unique)."""
+    intent = gateway_intents.payment_intent_retrieve(payment_intent_id=payment_intent_id)
+    with transaction.atomic():
+        order = order_lock(order_id=order_id).first()
+        if order is None:
+            raise NotFoundError("No such order.", code="order_not_found")
+        if intent.amount_minor != order.total_minor or intent.currency != order.currency:
+            raise ConflictError(
+                "The payment does not match the order's total.", code="payment_mismatch"
+            )
+        PaymentAttempt.objects.bulk_create(
+            [
+                PaymentAttempt(
+                    order=order,
+                    amount_minor=intent.amount_minor,
+                    currency=order.currency,
+                    capture_manually=intent.capture_method == "manual",
+                    stripe_customer_id=intent.customer_id or "",
+                    stripe_payment_method_id=intent.payment_method_id or "",
+                    stripe_payment_intent_id=intent.id,
+                    status=A.CREATING,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+    attempt = PaymentAttempt.objects.get(stripe_payment_intent_id=intent.id)
+    attempt_intent_apply(attempt_id=attempt.pk, intent=intent, source="attach")
+    order.refresh_from_db()
+    return order
