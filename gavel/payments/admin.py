@@ -35,7 +35,7 @@ class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
     can_delete = False
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return list(self.fields or ())
+        return [field for field in (self.fields or ()) if isinstance(field, str)]
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
