@@ -9,3 +9,42 @@
 * eligibility: ``payment_method_setup_create``, ``payment_method_setup_refresh``,
   ``setup_intent_event_apply``
 """
+
+from gavel.auctions.services.bidding import auction_buy_now, bid_place
+from gavel.auctions.services.closing import (
+    auction_close,
+    auction_closes_schedule,
+    auctions_close_due,
+)
+from gavel.auctions.services.eligibility import (
+    payment_method_setup_create,
+    payment_method_setup_refresh,
+    setup_intent_event_apply,
+)
+from gavel.auctions.services.listing import auction_cancel, auction_create, auction_update
+from gavel.auctions.services.sales import (
+    sale_mark_paid,
+    sale_payment_failed,
+    sales_unpaid_cancel_due,
+    second_chance_offer_accept,
+    second_chance_offer_decline,
+)
+
+__all__ = [
+    "auction_buy_now",
+    "auction_cancel",
+    "auction_close",
+    "auction_closes_schedule",
+    "auction_create",
+    "auction_update",
+    "auctions_close_due",
+    "bid_place",
+    "payment_method_setup_create",
+    "payment_method_setup_refresh",
+    "sale_mark_paid",
+    "sale_payment_failed",
+    "sales_unpaid_cancel_due",
+    "second_chance_offer_accept",
+    "second_chance_offer_decline",
+    "setup_intent_event_apply",
+]

@@ -359,3 +359,29 @@ def test_offer_decline_endpoint(settings: Any) -> None:
     offer = SecondChanceOffer.objects.get()
     response = client_for(runner_up).post(f"/api/v1/second-chance-offers/{offer.pk}/decline/")
     assert (response.status_code, response.json()["status"]) == (200, "declined")
+
+
+def test_a_retried_bid_with_the_same_idempotency_key_is_placed_once() -> None:
+    auction = auction_make()
+    bidder = client_for(user_make())
+    path = f"/api/v1/auctions/{auction.pk}/bids/place/"
+    payload = {"max_amount_minor": 700, "currency": "USD"}
+    first = bidder.post(path, payload, format="json", HTTP_IDEMPOTENCY_KEY="bid-1")
+    again = bidder.post(path, payload, format="json", HTTP_IDEMPOTENCY_KEY="bid-1")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert Bid.objects.filter(auction=auction).count() == 1
+
+
+def test_staff_and_seller_see_the_reserve_amount() -> None:
+    seller = user_make(seller=True)
+    auction = auction_make(seller=seller, reserve_price_minor=4_000)
+    for user, expected in [
+        (seller, 4_000),
+        (user_make(is_staff=True), 4_000),
+        (user_make(), None),
+    ]:
+        body = client_for(user).get(f"/api/v1/auctions/{auction.pk}/").json()
+        assert body["reserve_price_minor"] == expected
+        assert body["has_reserve"] is True

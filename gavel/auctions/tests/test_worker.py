@@ -1,0 +1,46 @@
+"""Closing through a real Celery worker: the exact-time task and the beat scanner's task."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from gavel.auctions.models import Auction, Sale
+from gavel.auctions.services.bidding import bid_place
+from gavel.auctions.services.closing import auction_closes_schedule
+from gavel.auctions.tests.factories import auction_make, user_make
+from gavel.celery import app
+
+
+def _wait_for(predicate: Any, timeout_seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
+    celery_worker_thread: Any, settings: Any
+) -> None:
+    settings.AUCTIONS_HANDOFF_TASK = ""
+    now = timezone.now()
+    ending_soon = auction_make(now=now - timedelta(days=7) + timedelta(seconds=2))
+    bid_place(auction_id=ending_soon.pk, bidder=user_make(), max_amount_minor=300, currency="USD")
+    assert auction_closes_schedule() == 1
+    assert _wait_for(lambda: Auction.objects.get(pk=ending_soon.pk).status == "sold")
+    closed = Auction.objects.get(pk=ending_soon.pk)
+    assert closed.closed_at is not None
+    assert closed.closed_at >= closed.ends_at
+    assert closed.closed_at - closed.ends_at < timedelta(seconds=5)
+    assert Sale.objects.filter(auction=closed).count() == 1
+
+    overdue = auction_make(now=now - timedelta(days=8))
+    app.send_task("gavel.auctions.tasks.auctions_close_scan", queue="auctions")  # what beat sends
+    assert _wait_for(lambda: Auction.objects.get(pk=overdue.pk).status == "unsold")
