@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db import connection
+
 from gavel.webhooks.models import WebhookEvent, WebhookObjectCursor
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -16,10 +18,26 @@ def event_lock(*, event_pk: int) -> WebhookEvent:
 
 def object_cursor_lock(*, object_id: str) -> WebhookObjectCursor:
     """The ordering cursor of one Stripe object, created if new, locked until the end of the
-    transaction: every event about the object is applied under this lock, one at a time."""
-    # INSERT ... ON CONFLICT DO NOTHING on PostgreSQL (and SQLite, for the demo).
-    WebhookObjectCursor.objects.bulk_create(
-        [WebhookObjectCursor(object_id=object_id, applied_created_at=_EPOCH, applied_event_id="")],
-        ignore_conflicts=True,
+    transaction: every event about the object is applied under this lock, one at a time.
+
+    One statement: the no-op ``DO UPDATE`` of an existing row takes its lock and returns it.
+    """
+    table = WebhookObjectCursor._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} "  # noqa: S608 - table name from the model
+            "(object_id, applied_created_at, applied_rank, applied_event_id, updated_at) "
+            "VALUES (%s, %s, 0, '', now()) "
+            "ON CONFLICT (object_id) DO UPDATE SET object_id = EXCLUDED.object_id "
+            "RETURNING id, applied_created_at, applied_rank, applied_event_id",
+            [object_id, _EPOCH],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return WebhookObjectCursor(
+        id=row[0],
+        object_id=object_id,
+        applied_created_at=row[1],
+        applied_rank=row[2],
+        applied_event_id=row[3],
     )
-    return WebhookObjectCursor.objects.select_for_update().get(object_id=object_id)

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from gavel.common.outbox import outbox_enqueue
 from gavel.webhooks.models import WebhookEvent
-from gavel.webhooks.services.processing import event_process
+from gavel.webhooks.services.processing import commit_without_waiting_for_disk, event_process
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ def events_claim(*, limit: int) -> list[int]:
     """Lease up to ``limit`` due, unfinished events to the caller, oldest due first."""
     now = timezone.now()
     with transaction.atomic():
+        commit_without_waiting_for_disk()
         claimed = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(status__in=WebhookEvent.UNFINISHED, due_at__lte=now)

@@ -12,8 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from gavel.gateway.events import related_object_fetch
@@ -38,6 +37,17 @@ _STATUS_BY_OUTCOME = {
     Outcome.IGNORED: Status.IGNORED,
 }
 ERROR_MAX_CHARS = 4000
+
+
+def commit_without_waiting_for_disk() -> None:
+    """Let the surrounding transaction's commit return before its WAL reaches the disk.
+
+    Only for bookkeeping whose loss in a PostgreSQL crash (not a worker's) is harmless: the
+    start of an attempt, a claim's lease. A worker that dies has still committed it. The event's
+    outcome and the handler's writes always commit synchronously.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def retry_delay_seconds(*, attempt_number: int) -> float:
@@ -190,6 +200,37 @@ def _attempt_fail(
     return str(event.status)
 
 
+_ATTEMPT_START_SQL = (
+    "WITH started AS ("  # noqa: S608 - table names from the models
+    f"UPDATE {WebhookEvent._meta.db_table} SET attempts_count = attempts_count + 1 "
+    "WHERE id = %(event_pk)s AND status IN ('pending', 'retrying') "
+    "AND attempts_count < %(max_attempts)s RETURNING id, attempts_count) "
+    f"INSERT INTO {WebhookAttempt._meta.db_table} "
+    "(event_id, number, action, outcome, error, worker, task_id, started_at) "
+    "SELECT id, attempts_count, 'handle', 'running', '', %(worker)s, %(task_id)s, %(now)s "
+    "FROM started RETURNING id"
+)
+
+
+def _attempt_start(*, event_pk: int, worker: str, task_id: str) -> int | None:
+    """Count the attempt on the event and record its start, in one statement committed at
+    once (so an attempt whose worker dies is still counted and shown); None when the event is
+    missing, finished, or out of attempts."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ATTEMPT_START_SQL,
+            {
+                "event_pk": event_pk,
+                "max_attempts": settings.WEBHOOK_MAX_ATTEMPTS,
+                "worker": worker[:255],
+                "task_id": task_id[:255],
+                "now": timezone.now(),
+            },
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
 def event_process(*, event_pk: int, worker: str = "", task_id: str = "") -> str:
     """Process one stored event once in effect; returns the event's resulting status.
 
@@ -197,27 +238,19 @@ def event_process(*, event_pk: int, worker: str = "", task_id: str = "") -> str:
     every run after the first a no-op, and the handler's writes commit in the same transaction
     as the event's new status.
     """
-    current = WebhookEvent.objects.filter(pk=event_pk).values("status", "attempts_count").first()
-    if current is None or current["status"] not in WebhookEvent.UNFINISHED:
-        return str(current["status"]) if current else "missing"
-    if current["attempts_count"] >= settings.WEBHOOK_MAX_ATTEMPTS:
+    attempt_pk = _attempt_start(event_pk=event_pk, worker=worker, task_id=task_id)
+    if attempt_pk is None:
+        current = WebhookEvent.objects.filter(pk=event_pk).values("status").first()
+        if current is None or current["status"] not in WebhookEvent.UNFINISHED:
+            return str(current["status"]) if current else "missing"
         # Every attempt so far died with its worker (a poison event that kills the process).
         _dead_letter(event_pk, reason="attempt limit reached: workers lost during attempts")
         return str(Status.DEAD)
-    started_at = timezone.now()
-    WebhookEvent.objects.filter(pk=event_pk).update(attempts_count=F("attempts_count") + 1)
-    attempt = WebhookAttempt.objects.create(
-        event_id=event_pk,
-        number=current["attempts_count"] + 1,
-        worker=worker[:255],
-        task_id=task_id[:255],
-        started_at=started_at,
-    )
     try:
         with transaction.atomic():
             event = event_lock(event_pk=event_pk)
             if event.status not in WebhookEvent.UNFINISHED:
-                _attempt_finish(attempt.pk, outcome=Outcome.ALREADY_FINISHED)
+                _attempt_finish(attempt_pk, outcome=Outcome.ALREADY_FINISHED)
                 return str(event.status)
             outcome, action = _route_and_apply(event)
             finished_at = timezone.now()
@@ -226,13 +259,13 @@ def event_process(*, event_pk: int, worker: str = "", task_id: str = "") -> str:
             event.finished_at = finished_at
             event.last_error = ""
             event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
-            _attempt_finish(attempt.pk, outcome=outcome, action=action)
+            _attempt_finish(attempt_pk, outcome=outcome, action=action)
     except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
         forwarding = isinstance(error, ForwardFailed)
         if forwarding:
             metrics.FORWARD_FAILURES.inc()
         action = WebhookAttempt.Action.FORWARD if forwarding else WebhookAttempt.Action.HANDLE
-        return _attempt_fail(event_pk, attempt.pk, error, action=action)
+        return _attempt_fail(event_pk, attempt_pk, error, action=action)
     metrics.PROCESSED.labels(event.event_type, outcome).inc()
     metrics.PROCESSING_LAG.observe((finished_at - event.received_at).total_seconds())
     return str(event.status)
