@@ -1,14 +1,14 @@
 """Closing auctions at their true end (extensions included). Idempotent.
 
 The beat scanner (``auctions_close_due`` + ``auction_closes_schedule``) is the source of
-truth. For auctions ending within the broker's visibility timeout it also sends one
-exact-time close task per end time, so an auction closes within a second of its end rather
-than within a scan interval. A task that arrives early (the end moved) or twice does nothing.
+truth. For auctions ending within the broker's visibility timeout it also enqueues (through the
+outbox, with an ETA) one exact-time close task per end time, so an auction closes within a
+second of its end rather than within a scan interval. A task that arrives early (the end
+moved) or twice does nothing.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,8 +27,7 @@ from gavel.auctions.selectors import (
 )
 from gavel.auctions.services.sales import sale_create
 from gavel.auctions.states import status_transition
-
-logger = logging.getLogger(__name__)
+from gavel.common.outbox import outbox_enqueue
 
 CLOSE_TASK = "gavel.auctions.tasks.auction_close"
 
@@ -118,15 +117,16 @@ def auctions_close_due(*, now: datetime | None = None, limit: int | None = None)
 
 
 def auction_closes_schedule(*, now: datetime | None = None) -> int:
-    """Send an exact-time close task for each auction ending within the ETA horizon whose
-    current end has no task yet. Returns how many were sent.
+    """Enqueue an exact-time close task for each auction ending within the ETA horizon whose
+    current end has no task yet. Returns how many were enqueued.
 
-    The message is published after commit without the outbox: losing it costs at most one
-    scan interval, because the scanner closes every overdue auction anyway.
+    The horizon stays inside the broker's visibility timeout: with Redis, a message held longer
+    is delivered again and again. Auctions ending later are the scanner's until they come
+    within it.
     """
     now = now or timezone.now()
     horizon = now + timedelta(seconds=close_eta_horizon_seconds())
-    sent = 0
+    enqueued = 0
     with transaction.atomic():
         upcoming = list(
             Auction.objects.select_for_update(skip_locked=True)
@@ -136,27 +136,11 @@ def auction_closes_schedule(*, now: datetime | None = None) -> int:
         )
         for auction in upcoming:
             Auction.objects.filter(pk=auction.pk).update(close_scheduled_for=auction.ends_at)
-            _close_task_send_on_commit(auction_id=auction.pk, eta=auction.ends_at)
-            sent += 1
-    return sent
-
-
-def _close_task_send_on_commit(*, auction_id: int, eta: datetime) -> None:
-    def send() -> None:
-        from gavel.celery import app
-
-        try:
-            app.send_task(
-                CLOSE_TASK,
-                kwargs={"auction_id": auction_id},
+            outbox_enqueue(
+                task_name=CLOSE_TASK,
+                kwargs={"auction_id": auction.pk},
                 queue="auctions",
-                eta=eta,
-                task_id=f"auction-close-{auction_id}-{int(eta.timestamp() * 1000)}",
+                eta=auction.ends_at,
             )
-        except Exception as error:  # noqa: BLE001 - the scanner closes the auction anyway
-            logger.warning(
-                "exact-time close not scheduled; the scanner will close it",
-                extra={"auction_id": auction_id, "error": repr(error)},
-            )
-
-    transaction.on_commit(send)
+            enqueued += 1
+    return enqueued

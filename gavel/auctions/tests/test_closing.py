@@ -118,26 +118,31 @@ def test_scanner_closes_every_overdue_auction_in_batches() -> None:
     assert auctions_close_due(now=now) == 0
 
 
-def test_scheduler_sends_exact_time_tasks_only_within_the_visibility_timeout(
-    settings: Any, django_capture_on_commit_callbacks: Any
+def test_scheduler_enqueues_exact_time_tasks_only_within_the_visibility_timeout(
+    settings: Any,
 ) -> None:
     settings.CELERY_VISIBILITY_TIMEOUT_SECONDS = 300
     settings.AUCTIONS_CLOSE_ETA_MARGIN_SECONDS = 60
     now = timezone.now()
     soon = auction_make(now=now - timedelta(days=7) + timedelta(seconds=100))
     far = auction_make(now=now - timedelta(days=7) + timedelta(seconds=400))
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        assert auction_closes_schedule(now=now) == 1
-    assert len(callbacks) == 1
+    assert auction_closes_schedule(now=now) == 1
     soon.refresh_from_db()
     far.refresh_from_db()
+    message = OutboxMessage.objects.get()
+    assert (message.task_name, message.kwargs, message.queue, message.eta) == (
+        "gavel.auctions.tasks.auction_close",
+        {"auction_id": soon.pk},
+        "auctions",
+        soon.ends_at,
+    )
     assert soon.close_scheduled_for == soon.ends_at
     assert far.close_scheduled_for is None
     # Already scheduled for this end: nothing new. A moved end is scheduled again.
     assert auction_closes_schedule(now=now) == 0
     Auction.objects.filter(pk=soon.pk).update(ends_at=soon.ends_at + timedelta(seconds=30))
-    with django_capture_on_commit_callbacks(execute=False):
-        assert auction_closes_schedule(now=now) == 1
+    assert auction_closes_schedule(now=now) == 1
+    assert OutboxMessage.objects.count() == 2
 
 
 def test_tasks_call_their_services() -> None:
