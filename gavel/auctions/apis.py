@@ -416,15 +416,6 @@ class MyBidsApi(GavelAPIView):
         return _paginated(self, request, bids_of_user(user=_user(request)), my_bid_render)
 
 
-class AuctionBuyNowApi(GavelAPIView):
-    """Buy at the buy-now price, ending the auction at once."""
-
-    @extend_schema(request=None, responses={201: "SaleOutputSerializer"})
-    def post(self, request: Request, auction_id: int) -> Response:
-        sale = auction_buy_now(auction_id=auction_id, buyer=_user(request))
-        return Response(sale_render(sale), status=status.HTTP_201_CREATED)
-
-
 class AuctionStreamApi(GavelAPIView):
     """Server-sent events: a snapshot, then every bid and price change, for a bounded time."""
 
@@ -475,6 +466,15 @@ class SaleOutputSerializer(serializers.ModelSerializer[Sale]):
 
 def sale_render(sale: Sale) -> dict[str, Any]:
     return SaleOutputSerializer(sale).data
+
+
+class AuctionBuyNowApi(GavelAPIView):
+    """Buy at the buy-now price, ending the auction at once."""
+
+    @extend_schema(request=None, responses={201: SaleOutputSerializer})
+    def post(self, request: Request, auction_id: int) -> Response:
+        sale = auction_buy_now(auction_id=auction_id, buyer=_user(request))
+        return Response(sale_render(sale), status=status.HTTP_201_CREATED)
 
 
 class SaleListApi(GavelAPIView):
