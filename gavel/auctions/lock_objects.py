@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.db import connection
@@ -75,7 +75,11 @@ SELECT a.id, a.seller_id, a.currency, a.starts_at, a.ends_at, a.status, a.outcom
        a.increment_table, a.soft_close_seconds, a.soft_close_style, a.hold_policy,
        a.hold_threshold_minor, a.price_minor, a.leader_id, a.leader_max_minor, a.bid_count,
        a.version,
-       EXISTS (SELECT 1 FROM auctions_verifiedpaymentmethod v WHERE v.user_id = %s)
+       EXISTS (
+           SELECT 1 FROM auctions_verifiedpaymentmethod v
+           WHERE v.user_id = %s AND v.detached_at IS NULL
+             AND (v.exp_year IS NULL OR v.exp_year > %s OR (v.exp_year = %s AND v.exp_month >= %s))
+       )
 FROM auctions_auction a
 WHERE a.id = %s
 """
@@ -88,10 +92,13 @@ def _lock_for_bid_sql() -> str:
     return _LOCK_FOR_BID_SELECT
 
 
-def auction_lock_for_bid(*, auction_id: int, bidder_id: int) -> LockedAuction | None:
-    """Lock one auction for a bid (inside the caller's transaction); None if it is missing."""
+def auction_lock_for_bid(*, auction_id: int, bidder_id: int, today: date) -> LockedAuction | None:
+    """Lock one auction for a bid (inside the caller's transaction); None if it is missing.
+    ``bidder_eligible`` follows ``selectors.usable_payment_methods``."""
     with connection.cursor() as cursor:
-        cursor.execute(_lock_for_bid_sql(), [bidder_id, auction_id])
+        cursor.execute(
+            _lock_for_bid_sql(), [bidder_id, today.year, today.year, today.month, auction_id]
+        )
         row = cursor.fetchone()
     if row is None:
         return None

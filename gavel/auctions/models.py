@@ -356,6 +356,9 @@ class VerifiedPaymentMethod(models.Model):
     exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
     exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     verified_at = models.DateTimeField(auto_now_add=True)
+    detached_at = models.DateTimeField(
+        null=True, blank=True, help_text="Detached from the customer: no longer usable"
+    )
 
     def __str__(self) -> str:
         return f"{self.brand} •••• {self.last4}"

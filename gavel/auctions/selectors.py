@@ -202,12 +202,22 @@ def bids_of_user(*, user: User) -> QuerySet[Bid]:
     return Bid.objects.filter(bidder=user).select_related("auction").order_by("-id")
 
 
-def bidder_has_verified_payment_method(*, user: User) -> bool:
-    return VerifiedPaymentMethod.objects.filter(user=user).exists()
+def usable_payment_methods(*, now: datetime | None = None) -> QuerySet[VerifiedPaymentMethod]:
+    """Verified methods still attached and not past their expiry month."""
+    today = (now or timezone.now()).date()
+    return VerifiedPaymentMethod.objects.filter(detached_at__isnull=True).filter(
+        Q(exp_year__isnull=True)
+        | Q(exp_year__gt=today.year)
+        | Q(exp_year=today.year, exp_month__gte=today.month)
+    )
+
+
+def bidder_has_verified_payment_method(*, user: User, now: datetime | None = None) -> bool:
+    return usable_payment_methods(now=now).filter(user=user).exists()
 
 
 def verified_payment_methods(*, user: User) -> QuerySet[VerifiedPaymentMethod]:
-    return VerifiedPaymentMethod.objects.filter(user=user).order_by("-id")
+    return usable_payment_methods().filter(user=user).order_by("-id")
 
 
 def payment_method_setup_get(*, setup_id: int) -> PaymentMethodSetup:

@@ -1,4 +1,4 @@
-"""Stripe webhook handlers of the auctions app: SetupIntent confirmation.
+"""Stripe webhook handlers of the auctions app: SetupIntent confirmation, detached methods.
 
 Each handler re-reads the SetupIntent from Stripe rather than trusting the event's copy, so
 events arriving late, twice or out of order all converge on Stripe's current state.
@@ -6,7 +6,10 @@ events arriving late, twice or out of order all converge on Stripe's current sta
 
 from __future__ import annotations
 
-from gavel.auctions.services.eligibility import setup_intent_event_apply
+from gavel.auctions.services.eligibility import (
+    payment_method_detached_apply,
+    setup_intent_event_apply,
+)
 from gavel.webhooks.registry import IncomingEvent, webhook_handler
 
 
@@ -19,3 +22,9 @@ def setup_intent_event_handle(event: IncomingEvent) -> None:
     metadata = event.data_object.get("metadata") or {}
     hint = metadata.get("gavel_setup_id") if isinstance(metadata, dict) else None
     setup_intent_event_apply(setup_intent_id=event.object_id, setup_id_hint=hint)
+
+
+@webhook_handler("payment_method.detached")
+def payment_method_detached_handle(event: IncomingEvent) -> None:
+    if event.account is None and event.object_id is not None:
+        payment_method_detached_apply(payment_method_id=event.object_id)

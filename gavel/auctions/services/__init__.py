@@ -17,6 +17,7 @@ from gavel.auctions.services.closing import (
     auctions_close_due,
 )
 from gavel.auctions.services.eligibility import (
+    payment_method_detached_apply,
     payment_method_setup_create,
     payment_method_setup_refresh,
     setup_intent_event_apply,
@@ -39,6 +40,7 @@ __all__ = [
     "auction_update",
     "auctions_close_due",
     "bid_place",
+    "payment_method_detached_apply",
     "payment_method_setup_create",
     "payment_method_setup_refresh",
     "sale_mark_paid",

@@ -181,7 +181,9 @@ RETURNING (SELECT id FROM new_bid)
 def _bid_place_locked(
     *, auction_id: int, bidder: User, max_amount_minor: int, currency: str, now: datetime | None
 ) -> _BidWritten:
-    locked = auction_lock_for_bid(auction_id=auction_id, bidder_id=bidder.pk)
+    locked = auction_lock_for_bid(
+        auction_id=auction_id, bidder_id=bidder.pk, today=(now or timezone.now()).date()
+    )
     if locked is None:
         raise NotFoundError("No such auction.", code="auction_not_found")
     # The clock is read after the lock is held, so a close that locked first wins the race.

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from gavel.auctions.lock_objects import setup_lock
 from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPaymentMethod
@@ -90,6 +92,15 @@ def payment_method_setup_refresh(*, setup_id: int, user: User) -> SetupView:
     if setup.user_id != user.pk and not user.is_staff:
         raise ServiceError("This setup is not yours.", code="not_your_setup", status_code=403)
     return _setup_sync(setup)
+
+
+def payment_method_detached_apply(*, payment_method_id: str, now: datetime | None = None) -> bool:
+    """``payment_method.detached``: the method can no longer be charged, so it no longer makes
+    its owner eligible. Idempotent; False when it was not a verified method (or already off)."""
+    updated = VerifiedPaymentMethod.objects.filter(
+        stripe_payment_method_id=payment_method_id, detached_at__isnull=True
+    ).update(detached_at=now or timezone.now())
+    return updated > 0
 
 
 def setup_intent_event_apply(*, setup_intent_id: str, setup_id_hint: str | None = None) -> bool:

@@ -188,3 +188,43 @@ def test_customer_creation_failure_is_a_clean_503(sandbox: Any) -> None:
     response = client_for(user).post("/api/v1/payment-methods/setup/")
     assert response.status_code == 502
     assert PaymentMethodSetup.objects.count() == 0
+
+
+def test_expired_or_detached_methods_do_not_make_a_bidder_eligible() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gavel.auctions.models import Bid
+    from gavel.auctions.services.bidding import bid_place
+    from gavel.common.errors import ServiceError
+
+    auction = auction_make()
+    expired = user_make()
+    today = timezone.now().date()
+    last_month = today.replace(day=1) - timedelta(days=1)
+    expired.verified_payment_methods.update(exp_year=last_month.year, exp_month=last_month.month)
+    detached = user_make()
+    method = detached.verified_payment_methods.get()
+    handler = handler_for("payment_method.detached")
+    assert handler is not None
+    event = IncomingEvent(
+        id="evt_detached",
+        type="payment_method.detached",
+        created=0,
+        livemode=False,
+        data_object={"id": method.stripe_payment_method_id},
+    )
+    handler(event)
+    handler(event)  # a replay changes nothing
+    method.refresh_from_db()
+    assert method.detached_at is not None
+    for user in (expired, detached):
+        with pytest.raises(ServiceError) as raised:
+            bid_place(auction_id=auction.pk, bidder=user, max_amount_minor=100, currency="USD")
+        assert raised.value.code == "payment_method_required"
+        assert client_for(user).get("/api/v1/payment-methods/").json()["results"] == []
+    assert Bid.objects.count() == 0
+    this_month = user_make()
+    this_month.verified_payment_methods.update(exp_year=today.year, exp_month=today.month)
+    assert bid_place(auction_id=auction.pk, bidder=this_month, max_amount_minor=100, currency="USD")
