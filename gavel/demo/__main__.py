@@ -24,6 +24,7 @@ def main() -> int:
     from gavel.demo.narrator import Narrator
     from gavel.demo.runtime import database_fresh, sandbox_bound, worker_running
     from gavel.demo.story import CHAPTERS, StoryContext
+    from gavel.ledger.reconciliation import reconciliation_run
     from gavel.ledger.selectors import trial_balance
 
     narrator = Narrator()
@@ -35,11 +36,19 @@ def main() -> int:
         context = StoryContext(narrator=narrator, sandbox=sandbox)
         for chapter in CHAPTERS:
             chapter(context)
+        # Stripe's side is only reachable while the sandbox is bound.
+        reconciliation = reconciliation_run()
 
     balances = trial_balance()
-    balanced = all(total == 0 for total in balances.values())
+    balanced = all(total == 0 for total in balances.values()) and reconciliation.is_clean
     currencies = ", ".join(f"{currency} {total:+d}" for currency, total in sorted(balances.items()))
-    books = "ledger balanced" if balanced else f"ledger NOT in balance ({currencies})"
+    books = (
+        f"ledger balanced, reconciled with Stripe ({reconciliation.transactions_compared} "
+        "balance transactions, 0 differences)"
+        if balanced
+        else f"ledger NOT in balance or not reconciled ({currencies}; "
+        f"{len(reconciliation.differences)} differences with Stripe)"
+    )
     print(f"\nSUMMARY: {narrator.steps} steps, {books}.", flush=True)
     if not balanced:
         return 1

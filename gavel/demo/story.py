@@ -9,6 +9,7 @@ from typing import Any
 from django.test import Client
 
 from gavel.demo.chapters_connect import chapter_seller_onboarding
+from gavel.demo.chapters_payments import chapter_payments
 from gavel.demo.narrator import Narrator
 
 
@@ -81,4 +82,4 @@ def chapter_people(context: StoryContext) -> None:
     )
 
 
-CHAPTERS: list[Chapter] = [chapter_people, chapter_seller_onboarding]
+CHAPTERS: list[Chapter] = [chapter_people, chapter_seller_onboarding, chapter_payments]

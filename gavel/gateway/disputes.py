@@ -24,3 +24,14 @@ def dispute_evidence_submit(
             options={"idempotency_key": idempotency_key("dispute_evidence", operation_id)},
         )
     return StripeDispute.from_payload(dispute.to_dict())
+
+
+def disputes_for_charge(*, charge_id: str) -> list[StripeDispute]:
+    """Disputes of one charge (re-read when a webhook was lost)."""
+    with stripe_errors_translated():
+        page = stripe_client().v1.disputes.list(params={"charge": charge_id, "limit": 100})
+    return [
+        StripeDispute.from_payload(item)
+        for item in page.to_dict().get("data") or []
+        if isinstance(item, dict)
+    ]

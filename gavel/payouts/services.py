@@ -239,6 +239,21 @@ def payouts_janitor_run(*, now: datetime | None = None, limit: int = 100) -> int
         )[:limit]
     )
     settled = 0
+    # Payouts on their way are re-read too, in case payout.paid / payout.failed was lost.
+    for payout in Payout.objects.filter(
+        status__in=(P.PENDING, P.IN_TRANSIT), stripe_payout_id__isnull=False
+    ).order_by("pk")[:limit]:
+        assert payout.stripe_payout_id
+        try:
+            stripe_payout = gateway_payouts.payout_retrieve(
+                account_id=payout.account_id, payout_id=payout.stripe_payout_id
+            )
+        except GatewayError as error:
+            logger.warning("payout janitor: no answer yet", extra={"error": str(error)})
+            continue
+        if stripe_payout.status != payout.status:
+            payout_apply(payout_id=payout.pk, stripe_payout=stripe_payout)
+            settled += 1
     for payout in stuck:
         try:
             found = [

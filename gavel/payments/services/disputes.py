@@ -75,25 +75,23 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
     reversal_ids: list[int] = []
     with transaction.atomic():
         order = order_lock(order_id=order_id).get()
-        Dispute.objects.bulk_create(
-            [
-                Dispute(
-                    order=order,
-                    stripe_dispute_id=stripe_dispute.id,
-                    stripe_status=stripe_dispute.status,
-                    amount_minor=stripe_dispute.amount_minor,
-                    currency=stripe_dispute.currency,
-                    reason=stripe_dispute.reason or "",
-                    evidence_due_at=datetime.fromtimestamp(stripe_dispute.evidence_due_by, tz=UTC)
-                    if stripe_dispute.evidence_due_by
-                    else None,
-                )
-            ],
-            ignore_conflicts=True,
-        )
-        dispute = dispute_lock(
-            dispute_id=Dispute.objects.get(stripe_dispute_id=stripe_dispute.id).pk
-        ).get()
+        # Under the order's lock: a dispute seen before (a replayed or late
+        # charge.dispute.created, even after it closed) never opens the order again.
+        existing = Dispute.objects.filter(stripe_dispute_id=stripe_dispute.id).first()
+        first_seen = existing is None
+        if existing is None:
+            existing = Dispute.objects.create(
+                order=order,
+                stripe_dispute_id=stripe_dispute.id,
+                stripe_status=stripe_dispute.status,
+                amount_minor=stripe_dispute.amount_minor,
+                currency=stripe_dispute.currency,
+                reason=stripe_dispute.reason or "",
+                evidence_due_at=datetime.fromtimestamp(stripe_dispute.evidence_due_by, tz=UTC)
+                if stripe_dispute.evidence_due_by
+                else None,
+            )
+        dispute = dispute_lock(dispute_id=existing.pk).get()
         withdrawals = [
             link
             for link in _unlinked_dispute_transactions(stripe_dispute.id)
@@ -119,7 +117,7 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
                 links=withdrawals,
                 description=f"Dispute {stripe_dispute.id} on order {order.pk}",
             )
-        applied = order_transition_allowed(
+        applied = first_seen and order_transition_allowed(
             order=order, operation=Operation.DISPUTE_OPEN, to_status=S.DISPUTED
         )
         if applied:
@@ -397,3 +395,28 @@ def dispute_evidence_submit(
     )
     dispute.refresh_from_db()
     return dispute
+
+
+def order_disputes_sync(*, order_id: int) -> int:
+    """Re-read the order's disputes from Stripe and apply them (a lost webhook, or the
+    janitor): returns how many disputes Stripe has for the charge."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None or not order.stripe_charge_id:
+        return 0
+    found = gateway_disputes.disputes_for_charge(charge_id=order.stripe_charge_id)
+    for stripe_dispute in found:
+        dispute_opened_apply(stripe_dispute=stripe_dispute)
+        if stripe_dispute.status in ("won", "lost"):
+            dispute_closed_apply(stripe_dispute=stripe_dispute)
+    return len(found)
+
+
+def disputes_open_refresh(*, limit: int = 100) -> int:
+    """The janitor's pass over open disputes: apply any Stripe has closed meanwhile."""
+    refreshed = 0
+    for dispute in Dispute.objects.filter(outcome=Dispute.Outcome.OPEN).order_by("pk")[:limit]:
+        stripe_dispute = gateway_disputes.dispute_retrieve(dispute_id=dispute.stripe_dispute_id)
+        if stripe_dispute.status in ("won", "lost"):
+            dispute_closed_apply(stripe_dispute=stripe_dispute)
+            refreshed += 1
+    return refreshed

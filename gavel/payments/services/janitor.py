@@ -33,6 +33,7 @@ from gavel.payments.models import (
     TransferReversal,
 )
 from gavel.payments.services.charging import attempt_intent_apply, attempt_send
+from gavel.payments.services.disputes import disputes_open_refresh
 from gavel.payments.services.refunds import refund_execute, refund_succeeded_apply
 from gavel.payments.services.transfers import (
     reversal_execute,
@@ -56,7 +57,14 @@ def janitor_run(*, now: datetime | None = None, limit: int = 100) -> dict[str, i
     """One pass; returns how many operations of each kind were looked at."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.PAYMENTS_JANITOR_MIN_AGE_SECONDS)
-    counts = {"attempts": 0, "captures": 0, "transfers": 0, "refunds": 0, "reversals": 0}
+    counts = {
+        "attempts": 0,
+        "captures": 0,
+        "transfers": 0,
+        "refunds": 0,
+        "reversals": 0,
+        "disputes": 0,
+    }
     attempt_ids = list(
         PaymentAttempt.objects.filter(_stuck((A.UNKNOWN, A.PROCESSING), A.CREATING, cutoff))
         .order_by("pk")
@@ -93,6 +101,10 @@ def janitor_run(*, now: datetime | None = None, limit: int = 100) -> dict[str, i
         .values_list("pk", flat=True)[:limit]
     ):
         counts["reversals"] += _guarded(_reversal_settle, reversal_id)
+    try:
+        counts["disputes"] = disputes_open_refresh(limit=limit)
+    except GatewayError as error:
+        logger.warning("janitor: disputes not re-read", extra={"error": str(error)})
     return counts
 
 

@@ -205,3 +205,33 @@ def test_refund_after_payout_is_absorbed_not_negative(
     assert account_balance(code="expense:refunds_absorbed", currency="USD") == 9_000
     assert TransferReversal.objects.count() == 0
     assert_books_clean()
+
+
+def test_lost_webhooks_are_recovered_by_re_reading_stripe(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    """No dispute or payout webhook arrives: the janitor and the dispute sync re-read them."""
+    from gavel.payments.services.disputes import order_disputes_sync
+    from gavel.payouts.services import payouts_janitor_run
+
+    (seller_a, acct_a), _ = seller_pair
+    order = order_charge(
+        order_id=order_for_sale(sale_id=sale_make(seller_a, card_buyer, 10_000).pk).pk
+    )
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    payout_run()
+    sandbox.advance(3 * 86_400)
+    assert payouts_janitor_run() == 1
+    assert Payout.objects.get().status == "paid"
+    dispute = sandbox.open_dispute(order.stripe_charge_id)
+    assert order_disputes_sync(order_id=order.pk) == 1
+    order.refresh_from_db()
+    assert order.status == Order.Status.DISPUTED
+    sandbox.close_dispute(dispute["id"], "won")
+    counts = janitor_run()
+    assert counts["disputes"] == 1
+    assert counts["reversals"] == 1  # the reversal the dispute planned
+    order.refresh_from_db()
+    assert order.status == Order.Status.CAPTURED
+    assert payable(acct_a) == 9_000 - 9_000  # paid out; the reversal was given back
+    assert_books_clean()

@@ -216,7 +216,14 @@ def test_tasks_call_their_services(sandbox: Any, card_buyer: Any, seller_pair: A
     Order.objects.filter(pk=order_id).update(transfers_release_after=timezone.now())
     assert tasks.transfers_release_due.run() == 1
     assert tasks.janitor.run() == {
-        "payments": {"attempts": 0, "captures": 0, "transfers": 0, "refunds": 0, "reversals": 0},
+        "payments": {
+            "attempts": 0,
+            "captures": 0,
+            "transfers": 0,
+            "refunds": 0,
+            "reversals": 0,
+            "disputes": 0,
+        },
         "payouts": 0,
     }
     assert tasks.holds_maintain.run() == {"released": 0, "renewed": 0}
