@@ -17,6 +17,7 @@ from gavel.auctions.live import auction_event_publish_on_commit
 from gavel.auctions.lock_objects import auction_lock
 from gavel.auctions.models import Auction
 from gavel.auctions.policies import seller_can_list
+from gavel.auctions.selectors import auction_public_state
 from gavel.auctions.states import history_record, status_transition
 from gavel.common.errors import ConflictError, NotFoundError, ServiceError
 from gavel.common.money import MoneyError, currency_normalize
@@ -233,6 +234,11 @@ def auction_update(
         auction.version = F("version") + 1
         auction.save()
         auction.refresh_from_db()
+        auction_event_publish_on_commit(
+            auction_id=auction.pk,
+            event_type="updated",
+            data=auction_public_state(auction).as_event(auction.pk),
+        )
     return auction
 
 

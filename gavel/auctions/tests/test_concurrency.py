@@ -138,3 +138,55 @@ def test_close_racing_bids_never_loses_or_sells_twice(live_server: Any, settings
     assert auction.transitions.filter(to_status=auction.status).count() == 1
     assert auction.sales.count() == (1 if auction.bid_count else 0)
     replay_matches(auction)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_buy_now_racing_bids_ends_the_auction_exactly_once(live_server: Any, settings: Any) -> None:
+    settings.AUCTIONS_HANDOFF_TASK = ""
+    auction = auction_make(starting_price_minor=100, buy_now_price_minor=50_000)
+    users = [user_make() for _ in range(10)]
+    base = f"{live_server.url}/api/v1/auctions/{auction.pk}"
+    barrier = threading.Barrier(len(users))
+    results: dict[str, list[int]] = {"bid": [], "buy": []}
+    lock = threading.Lock()
+
+    def act(index: int) -> None:
+        headers = {"Authorization": bearer(users[index])["HTTP_AUTHORIZATION"]}
+        barrier.wait()
+        if index % 2:
+            kind = "buy"
+            response = requests.post(f"{base}/buy-now/", headers=headers, timeout=30)
+        else:
+            kind = "bid"
+            response = requests.post(
+                f"{base}/bids/place/",
+                json={"max_amount_minor": 1_000 + index, "currency": "USD"},
+                headers=headers,
+                timeout=30,
+            )
+        with lock:
+            results[kind].append(response.status_code)
+
+    threads = [threading.Thread(target=act, args=(i,)) for i in range(len(users))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    auction.refresh_from_db()
+    bought = results["buy"].count(201)
+    assert bought <= 1
+    assert set(results["buy"]) <= {201, 409}
+    assert set(results["bid"]) <= {201, 400, 409}
+    bids = list(Bid.objects.filter(auction=auction).order_by("sequence"))
+    assert len(bids) == auction.bid_count
+    if bought:
+        assert (auction.status, auction.outcome) == ("sold", "bought_now")
+        assert bids[-1].kind == "buy_now"
+        assert all(bid.kind == "bid" for bid in bids[:-1])
+        # Buy-now was only available because no bid had come in before it.
+        assert len(bids) == 1
+        assert auction.sales.count() == 1
+    else:
+        assert auction.status == "active"
+        assert auction.sales.count() == 0
+        replay_matches(auction)
