@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from gavel.common.errors import ConflictError
 from gavel.gateway import balance as gateway_balance
@@ -64,9 +65,18 @@ def order_transfers_release(*, order_id: int, reason: str = "holding period over
             or order.funds_flow != Order.FundsFlow.SEPARATE_TRANSFERS
         ):
             return []
-        for line in order.lines.order_by("pk"):
+        for line in order.lines.select_related("seller").order_by("pk"):
             amount = line_releasable_minor(line)
             if amount <= 0 or line.transfers.filter(LIVE_TRANSFER, kind="sale").exists():
+                continue
+            if not _transfers_allowed(line.seller):
+                event_record(
+                    order=order,
+                    type="transfer_waiting",
+                    amount_minor=amount,
+                    message=f"{line.seller_account_id}: Connect does not allow transfers now",
+                    applied=False,
+                )
                 continue
             transfer = SellerTransfer.objects.create(
                 line=line,
@@ -81,6 +91,15 @@ def order_transfers_release(*, order_id: int, reason: str = "holding period over
     for transfer_id in created:
         transfer_execute(transfer_id=transfer_id)
     return created
+
+
+def _transfers_allowed(seller: User) -> bool:
+    """Connect's verdict (transfers capability active); the money waits otherwise."""
+    try:
+        allowed = import_string("gavel.connect.selectors.seller_transfers_allowed")
+    except ImportError:
+        return True
+    return bool(allowed(user=seller))
 
 
 def orders_release_due(*, now: datetime | None = None, limit: int = 200) -> int:
@@ -122,8 +141,11 @@ def order_receipt_confirm(*, order_id: int, user: User) -> Order:
                 code="order_not_paid",
             )
         if order.receipt_confirmed_at is None:
-            order.receipt_confirmed_at = timezone.now()
-            order.save(update_fields=["receipt_confirmed_at", "updated_at"])
+            # Due now: what cannot be transferred yet is picked up by the release scan.
+            order.receipt_confirmed_at = order.transfers_release_after = timezone.now()
+            order.save(
+                update_fields=["receipt_confirmed_at", "transfers_release_after", "updated_at"]
+            )
             event_record(order=order, type="receipt_confirmed")
     order_transfers_release(order_id=order_id, reason="buyer confirmed receipt")
     order.refresh_from_db()

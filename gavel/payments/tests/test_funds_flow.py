@@ -148,6 +148,12 @@ def test_dispute_won_gives_the_sellers_share_back(
     assert account_balance(code="disputes:pending", currency="USD") == 0
     assert SellerTransfer.objects.filter(kind="reinstatement", status="succeeded").count() == 1
     assert_books_clean()
+    # A late or replayed charge.dispute.created never reopens the closed dispute.
+    events_deliver(sandbox, "charge.dispute.created", "charge.dispute.funds_withdrawn")
+    order.refresh_from_db()
+    assert order.status == Order.Status.CAPTURED
+    assert TransferReversal.objects.count() == 1
+    assert_books_clean()
 
 
 def test_dispute_before_transfer_lost_charges_the_held_payable(
@@ -234,4 +240,26 @@ def test_lost_webhooks_are_recovered_by_re_reading_stripe(
     order.refresh_from_db()
     assert order.status == Order.Status.CAPTURED
     assert payable(acct_a) == 9_000 - 9_000  # paid out; the reversal was given back
+    assert_books_clean()
+
+
+def test_transfers_wait_while_connect_does_not_allow_them(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    from gavel.connect.models import ConnectedAccount
+
+    (seller_a, acct_a), _ = seller_pair
+    order = order_charge(
+        order_id=order_for_sale(sale_id=sale_make(seller_a, card_buyer, 10_000).pk).pk
+    )
+    ConnectedAccount.objects.filter(stripe_account_id=acct_a).update(
+        capabilities={"card_payments": "active", "transfers": "inactive"}
+    )
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    assert SellerTransfer.objects.count() == 0
+    ConnectedAccount.objects.filter(stripe_account_id=acct_a).update(
+        capabilities={"card_payments": "active", "transfers": "active"}
+    )
+    assert orders_release_due() == 1
+    assert SellerTransfer.objects.get().amount_minor == 9_000
     assert_books_clean()
