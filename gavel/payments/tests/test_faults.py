@@ -57,9 +57,10 @@ def test_charge_fault_then_janitor_settles_without_double_charge(
     attempt = PaymentAttempt.objects.get()
     assert attempt.status == expected_status
     assert order.status in (Order.Status.UNKNOWN, Order.Status.PENDING)
-    # A second handoff of the same order re-sends the same key: still one PaymentIntent.
-    order_charge(order_id=order.pk)
-    janitor_run()
+    if fault == "500":
+        # A second handoff of the same order re-sends the same key: still one PaymentIntent.
+        order_charge(order_id=order.pk)
+    assert janitor_run()["attempts"] == (0 if fault == "500" else 1)
     order.refresh_from_db()
     assert order.status == Order.Status.CAPTURED
     assert PaymentAttempt.objects.count() == 1
@@ -123,3 +124,76 @@ def test_payout_timeout_then_janitor_settles(
     assert set(Payout.objects.values_list("status", flat=True)) == {"pending"}
     assert _stripe_count(sandbox, "payout") == 2
     assert_books_clean()
+
+
+def test_processing_payment_is_settled_by_the_janitor(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    sandbox.card_processing_seconds = 60
+    order = order_charge(order_id=_order(card_buyer, seller_pair).pk)
+    assert (order.status, PaymentAttempt.objects.get().status) == ("unknown", "processing")
+    assert janitor_run()["attempts"] == 1  # Stripe still processing: nothing changes
+    order.refresh_from_db()
+    assert order.status == Order.Status.UNKNOWN
+    sandbox.advance(120)
+    janitor_run()
+    order.refresh_from_db()
+    assert order.status == Order.Status.CAPTURED
+    assert_books_clean()
+
+
+def test_hold_capture_timeout_settled_by_the_janitor(sandbox: Any, db: None) -> None:
+    from gavel.auctions.models import Auction
+    from gavel.payments.models import Hold
+    from gavel.payments.services.holds import hold_place
+    from gavel.payments.tests.factories import auction_make, card_save, seller_make
+
+    seller, _ = seller_make(sandbox)
+    bidder = user_make()
+    card_save(sandbox, bidder, "pm_card_bypassPending")
+    auction = auction_make(
+        seller, hold_policy=Auction.HoldPolicy.AUTHORIZATION, status=Auction.Status.ACTIVE
+    )
+    hold = hold_place(auction_id=auction.pk, user=bidder, amount_minor=20_000)
+    Auction.objects.filter(pk=auction.pk).update(status=Auction.Status.SOLD)
+    sale = sale_make(seller, bidder, 10_000, auction=auction)
+    sandbox.timeout_after_apply(method="POST", path="/v1/payment_intents/")
+    order = order_charge(order_id=order_for_sale(sale_id=sale.pk).pk)
+    assert order.status == Order.Status.UNKNOWN
+    assert janitor_run()["captures"] == 1
+    order.refresh_from_db()
+    assert order.status == Order.Status.CAPTURED
+    assert Hold.objects.get(pk=hold.pk).status == "captured"
+    assert_books_clean()
+
+
+def test_hold_capture_not_applied_is_re_sent_by_the_janitor(sandbox: Any, db: None) -> None:
+    from gavel.auctions.models import Auction
+    from gavel.payments.services.holds import hold_place
+    from gavel.payments.tests.factories import auction_make, card_save, seller_make
+
+    seller, _ = seller_make(sandbox)
+    bidder = user_make()
+    card_save(sandbox, bidder, "pm_card_bypassPending")
+    auction = auction_make(
+        seller, hold_policy=Auction.HoldPolicy.AUTHORIZATION, status=Auction.Status.ACTIVE
+    )
+    hold_place(auction_id=auction.pk, user=bidder, amount_minor=20_000)
+    sale = sale_make(seller, bidder, 10_000, auction=auction)
+    sandbox.fail_requests(500, method="POST", path="/v1/payment_intents/")
+    order = order_charge(order_id=order_for_sale(sale_id=sale.pk).pk)
+    assert order.status == Order.Status.UNKNOWN
+    janitor_run()
+    order.refresh_from_db()
+    assert order.status == Order.Status.CAPTURED
+    assert_books_clean()
+
+
+def test_janitor_skips_an_order_another_worker_holds(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    from gavel.payments.services.janitor import _order_locked_or_skip
+
+    assert _order_locked_or_skip(None) is True
+    order = _order(card_buyer, seller_pair)
+    assert _order_locked_or_skip(order.pk) is True
