@@ -39,12 +39,15 @@ class SavedPaymentMethod:
 
 
 def buyer_payment_method(*, user: User, payment_method_id: str | None = None) -> SavedPaymentMethod:
-    """The buyer's verified off-session payment method (the newest, or the one named)."""
-    from gavel.auctions.models import VerifiedPaymentMethod
+    """The buyer's verified off-session payment method still usable (attached, unexpired):
+    the newest, or the one named."""
+    from gavel.auctions.selectors import usable_payment_methods
 
-    methods = VerifiedPaymentMethod.objects.filter(
-        user=user, setup__customer__stripe_customer_id__isnull=False
-    ).select_related("setup__customer")
+    methods = (
+        usable_payment_methods()
+        .filter(user=user, setup__customer__stripe_customer_id__isnull=False)
+        .select_related("setup__customer")
+    )
     if payment_method_id:
         methods = methods.filter(stripe_payment_method_id=payment_method_id)
     method = methods.order_by("-verified_at", "-pk").first()

@@ -312,3 +312,20 @@ def test_hold_through_the_api(sandbox: Any, db: None) -> None:
         "/api/v1/payments/holds/", {"auction_id": 99_999, "amount_minor": 1}, format="json"
     )
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/api/v1/payments/orders/", None),
+        ("post", "/api/v1/payments/checkout/", {"sale_id": 1}),
+        ("post", "/api/v1/payments/holds/", {"auction_id": 1, "amount_minor": 100}),
+    ],
+)
+def test_buyer_collection_endpoints_need_a_signed_in_user(
+    db: None, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    response = getattr(client_for(None), method)(path, body, format="json")
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert Order.objects.count() == 0
