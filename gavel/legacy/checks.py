@@ -86,6 +86,7 @@ def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hour
     )
     found = 0
     with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '256MB'")  # sort millions of steps in memory
         cursor.execute("DROP TABLE IF EXISTS _legacy_steps")
         cursor.execute(
             "CREATE TEMPORARY TABLE _legacy_steps AS"

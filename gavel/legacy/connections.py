@@ -4,12 +4,16 @@ through psycopg. Both return plain DB-API connections; ``Dialect`` says which on
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pymysql
+from pymysql.constants import FIELD_TYPE
+from pymysql.converters import conversions
 
 
 class Dialect(enum.StrEnum):
@@ -65,6 +69,22 @@ def database_parse(url: str) -> LegacyDatabase:
     )
 
 
+def _mysql_datetime(text: str) -> datetime | str:
+    """``datetime.fromisoformat`` (C) is several times faster than PyMySQL's own parser, which
+    matters over millions of rows. MySQL's zero date is not a date: it stays text, as PyMySQL
+    leaves it, and staging it fails loudly rather than storing a wrong instant."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+MYSQL_CONVERSIONS: dict[int | type[Any], Callable[[Any], Any]] = {
+    **conversions,
+    FIELD_TYPE.DATETIME: _mysql_datetime,
+}
+
+
 def database_connect(database: LegacyDatabase, *, autocommit: bool = False) -> Any:
     """A DB-API connection. MySQL sessions read and write UTC (Rails stores UTC naive)."""
     if database.dialect is Dialect.MYSQL:
@@ -78,6 +98,7 @@ def database_connect(database: LegacyDatabase, *, autocommit: bool = False) -> A
             local_infile=True,
             autocommit=autocommit,
             init_command="SET time_zone = '+00:00'",
+            conv=MYSQL_CONVERSIONS,
         )
     return psycopg.connect(
         host=database.host,

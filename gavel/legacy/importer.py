@@ -10,7 +10,10 @@ and rolls it back, reporting what it would have done.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +85,7 @@ class _Importer:
         self.source = source
         self.options = options
         self.batch_size = options.batch_size or settings.LEGACY_IMPORT_BATCH_SIZE
+        self.seconds: dict[str, float] = {}  # wall time per step, this process only
 
     # ---- the run ----------------------------------------------------------------------------
     def run(self) -> ImportRun:
@@ -89,9 +93,10 @@ class _Importer:
         scope_after = self._scope_after(run)
         since = run.since if run.mode == ImportRun.Mode.DELTA else None
         for spec in SPECS:
-            self._table_stage(run, spec, since)
+            with self._timed(spec.table):
+                self._table_stage(run, spec, since)
         if self._step_pending(run, CHECKS):
-            with transaction.atomic():
+            with self._timed(CHECKS), transaction.atomic():
                 checks_run(
                     run_id=run.pk,
                     scope_after=scope_after,
@@ -100,15 +105,24 @@ class _Importer:
                 )
                 self._step_done(run, CHECKS)
         if self._step_pending(run, LOAD_USERS):
-            with transaction.atomic():
+            with self._timed(LOAD_USERS), transaction.atomic():
                 result = users_load(run=run, scope_after=scope_after)
                 self._step_done(run, LOAD_USERS, changed=result["users_changed"])
-        self._ledger_load(run, scope_after)
+        with self._timed(LOAD_LEDGER):
+            self._ledger_load(run, scope_after)
         if self._step_pending(run, LOAD_ID_MAP):
-            with transaction.atomic():
+            with self._timed(LOAD_ID_MAP), transaction.atomic():
                 added = id_map_refresh(scope_after=scope_after)
                 self._step_done(run, LOAD_ID_MAP, changed=added)
         return self._run_close(run)
+
+    @contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = round(time.perf_counter() - started, 3)
 
     def _run_open(self) -> ImportRun:
         options = self.options
@@ -154,7 +168,11 @@ class _Importer:
         anomalies = Counter(
             LegacyAnomaly.objects.filter(run=run).values_list("kind", flat=True).iterator()
         )
-        run.stats = {"steps": checkpoints, "new_anomalies": dict(sorted(anomalies.items()))}
+        run.stats = {
+            "steps": checkpoints,
+            "new_anomalies": dict(sorted(anomalies.items())),
+            "seconds": self.seconds,
+        }
         run.status = ImportRun.Status.COMPLETED
         run.finished_at = timezone.now()
         run.save(update_fields=["stats", "status", "finished_at"])

@@ -53,25 +53,30 @@ def users_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
         "run": run.pk,
         "domain": PLACEHOLDER_EMAIL_DOMAIN,
     }
+    # Roles come from aggregates computed once (a correlated EXISTS per person would scan the
+    # orders once per person).
     candidates = (
-        "SELECT p.legacy_id, p.given_name, p.family_name, p.display_name, p.is_deleted,"
-        " p.legacy_created_at,"
+        "WITH sellers AS (SELECT person_legacy_id AS person FROM legacy_legacystripeaccount"
+        " WHERE stripe_seller_id IS NOT NULL UNION SELECT listing_author_legacy_id"
+        " FROM legacy_legacyorder),"
+        " buyers AS (SELECT person_legacy_id AS person FROM legacy_legacystripeaccount"
+        " WHERE stripe_customer_id IS NOT NULL UNION SELECT starter_legacy_id"
+        " FROM legacy_legacyorder)"
+        " SELECT p.legacy_id, p.given_name, p.family_name, p.display_name, p.is_deleted,"
+        " p.legacy_created_at, p.staged_run_id,"
         " COALESCE(NULLIF(lower(trim(p.email)), ''), 'person-' || p.legacy_id || '@' ||"
         " %(domain)s) AS email,"
         " row_number() OVER (PARTITION BY lower(trim(p.email))"
         " ORDER BY p.legacy_created_at, p.legacy_id) AS email_rank,"
-        " EXISTS (SELECT 1 FROM legacy_legacystripeaccount a WHERE a.person_legacy_id ="
-        " p.legacy_id AND a.stripe_seller_id IS NOT NULL) OR EXISTS (SELECT 1 FROM"
-        " legacy_legacyorder o WHERE o.listing_author_legacy_id = p.legacy_id) AS is_seller,"
-        " EXISTS (SELECT 1 FROM legacy_legacystripeaccount a WHERE a.person_legacy_id ="
-        " p.legacy_id AND a.stripe_customer_id IS NOT NULL) OR EXISTS (SELECT 1 FROM"
-        " legacy_legacyorder o WHERE o.starter_legacy_id = p.legacy_id) AS has_bought"
-        " FROM legacy_legacyperson p"
+        " s.person IS NOT NULL AS is_seller, b.person IS NOT NULL AS has_bought"
+        " FROM legacy_legacyperson p LEFT JOIN sellers s ON s.person = p.legacy_id"
+        " LEFT JOIN buyers b ON b.person = p.legacy_id"
     )
     conflict = (
-        "(c.email_rank > 1 AND c.email NOT LIKE '%%@' || %(domain)s) OR EXISTS (SELECT 1 FROM"
-        " users_user u WHERE lower(u.email) = c.email AND u.legacy_person_id IS DISTINCT FROM"
-        " c.legacy_id)"
+        "(c.email_rank > 1 AND c.email NOT LIKE '%%@' || %(domain)s) OR c.email IN (SELECT"
+        " lower(u.email) FROM users_user u WHERE u.legacy_person_id IS NULL) OR c.email IN"
+        " (SELECT lower(u.email) FROM users_user u JOIN legacy_legacyperson o"
+        " ON o.legacy_id = u.legacy_person_id WHERE o.staged_run_id <= %(after)s)"
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -79,8 +84,7 @@ def users_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
             " details, run_id, detected_at)"
             f" SELECT 'email_conflict', 'people', c.legacy_id, true,"
             " jsonb_build_object('email', c.email), %(run)s, now()"
-            f" FROM ({candidates}) c JOIN legacy_legacyperson p ON p.legacy_id = c.legacy_id"
-            f" WHERE p.staged_run_id > %(after)s AND ({conflict})"
+            f" FROM ({candidates}) c WHERE c.staged_run_id > %(after)s AND ({conflict})"
             " ON CONFLICT DO NOTHING",
             params,
         )
@@ -94,8 +98,7 @@ def users_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
             " c.email, false, NOT c.is_deleted, c.legacy_created_at,"
             " left(COALESCE(c.display_name, ''), 150), c.has_bought OR NOT c.is_seller,"
             " c.is_seller, c.legacy_id"
-            f" FROM ({candidates}) c JOIN legacy_legacyperson p ON p.legacy_id = c.legacy_id"
-            f" WHERE p.staged_run_id > %(after)s AND NOT ({conflict})"
+            f" FROM ({candidates}) c WHERE c.staged_run_id > %(after)s AND NOT ({conflict})"
             " ON CONFLICT (legacy_person_id) DO UPDATE SET username = EXCLUDED.username,"
             " first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,"
             " email = EXCLUDED.email, is_active = EXCLUDED.is_active,"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -358,15 +359,23 @@ class LegacySource:
         limit: int,
         since: datetime | None = None,
     ) -> Iterator[list[Any]]:
-        """Pages of records in key order, starting after ``after``."""
-        while True:
-            page = self.fetch_page(spec, after=after, limit=limit, since=since)
-            if not page:
-                return
-            yield page
-            if len(page) < limit:
-                return
-            after = page[-1][0]
+        """Pages of records in key order, starting after ``after``. The next page is read in
+        a thread while the caller writes the current one (the reader's parsing overlaps the
+        writer's database time)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="legacy-reader") as pool:
+            pending = pool.submit(self.fetch_page, spec, after=after, limit=limit, since=since)
+            while True:
+                page = pending.result()
+                if not page:
+                    return
+                full = len(page) == limit
+                if full:
+                    pending = pool.submit(
+                        self.fetch_page, spec, after=page[-1][0], limit=limit, since=since
+                    )
+                yield page
+                if not full:
+                    return
 
     def count(self, table: str, *, since: datetime | None = None) -> int:
         query = f"SELECT COUNT(*) FROM {self.quote(table)}"

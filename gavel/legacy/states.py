@@ -132,3 +132,28 @@ BLOCKING_ANOMALIES = frozenset(
         AnomalyKind.EMAIL_CONFLICT,
     }
 )
+
+
+# Every legacy state -> the status of Gavel's order state machine (gavel.payments Order.Status)
+# and why. Only Stripe transactions become Gavel orders; "none" and "paypal" ones moved no
+# Stripe money and stay in the staging tables (docs/legacy-migration.md).
+GAVEL_ORDER_STATUS: dict[LegacyState, tuple[str, str]] = {
+    S.NOT_STARTED: ("pending", "created, no payment attempted"),
+    S.FREE: ("", "no payment: never an order (nothing to charge), kept in staging"),
+    S.INITIATED: ("pending", "PaymentIntent created, not confirmed"),
+    S.PENDING: ("pending", "deprecated request flow: requested, not paid"),
+    S.PAYMENT_INTENT_REQUIRES_ACTION: ("requires_action", "waiting for 3-D Secure"),
+    S.PAYMENT_INTENT_ACTION_EXPIRED: ("canceled", "3-D Secure never completed"),
+    S.PAYMENT_INTENT_FAILED: ("failed", "declined or authentication failed"),
+    S.PREAUTHORIZED: ("authorized", "authorized, manual capture pending"),
+    S.PENDING_EXT: ("authorized", "authorized, extended while the seller decides"),
+    S.ACCEPTED: ("pending", "deprecated request flow: accepted, not paid"),
+    S.REJECTED: ("canceled", "seller rejected or did not answer: authorization released"),
+    S.ERRORED: ("failed", "capture failed: authorization released"),
+    S.PAID: ("captured", "captured; transfer held until the buyer confirms"),
+    S.CONFIRMED: ("captured", "captured and confirmed; transferred once paid out"),
+    S.CANCELED: ("refunded", "captured, then refunded outside the portal"),
+    S.REFUNDED: ("dispute_lost", "disputed and lost: the buyer got the money back"),
+    S.DISMISSED: ("captured", "disputed and won"),
+    S.DISPUTED: ("disputed", "dispute open"),
+}

@@ -147,3 +147,13 @@ def test_reader_pages_in_key_order_and_converts_types(legacy_source):
         # Nothing updated in the future: a delta from now reads nothing.
         assert source.count("people", since=clock) == 0
         assert list(source.pages(spec, after="", limit=50, since=clock)) == []
+
+
+def test_every_legacy_state_has_a_gavel_status():
+    from gavel.legacy.states import GAVEL_ORDER_STATUS, LegacyState
+    from gavel.payments.models import Order
+
+    assert set(GAVEL_ORDER_STATUS) == set(LegacyState)
+    for status, reason in GAVEL_ORDER_STATUS.values():
+        assert status == "" or status in Order.Status.values
+        assert reason

@@ -1,0 +1,88 @@
+"""Legacy import throughput: payments imported per second, verification included.
+
+Generates a legacy portal (default: MariaDB, one million ``stripe_payments`` rows with every
+anomaly), imports it into the benchmark's throwaway Gavel database, verifies it (zero
+differences required) and prints payments / (import + verification seconds), with the time of
+each step. Figures are printed, never asserted.
+
+Environment:
+  LEGACY_BENCH_PAYMENTS   stripe_payments rows (default 1000000; e.g. 50000 for a quick run)
+  LEGACY_BENCH_URL        legacy database to (re)create (default mysql://root@127.0.0.1:3306/
+                          gavel_legacy_bench; postgres://… works too)
+  LEGACY_BENCH_REUSE      1: keep an already generated database of the same size and seed
+  LEGACY_BENCH_BATCH      rows per page (default 50000)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+TARGET_PER_SECOND = 10_000
+SEED = 1
+
+
+def _existing_payments(database: object) -> int:
+    from gavel.legacy.connections import LegacyDatabase, database_connect
+
+    assert isinstance(database, LegacyDatabase)
+    try:
+        connection = database_connect(database)
+    except Exception:  # noqa: BLE001  (no such database yet: generate it)
+        return -1
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM stripe_payments")
+            (count,) = cursor.fetchone()
+        return int(count)
+    except Exception:  # noqa: BLE001
+        return -1
+    finally:
+        connection.close()
+
+
+def main() -> None:
+    from gavel.legacy.connections import database_parse, database_recreate
+    from gavel.legacy.generator import GeneratorConfig, legacy_generate
+    from gavel.legacy.importer import ImportOptions, legacy_import
+    from gavel.legacy.verify import legacy_verify
+
+    payments = int(os.environ.get("LEGACY_BENCH_PAYMENTS", "1000000"))
+    url = os.environ.get("LEGACY_BENCH_URL", "mysql://root@127.0.0.1:3306/gavel_legacy_bench")
+    batch = int(os.environ.get("LEGACY_BENCH_BATCH", "50000"))
+    database = database_parse(url)
+    reuse = os.environ.get("LEGACY_BENCH_REUSE") == "1"
+    if reuse and _existing_payments(database) == payments:
+        print(f"legacy source: reusing {url} ({payments} payments)")
+    else:
+        started = time.perf_counter()
+        database_recreate(database)
+        manifest = legacy_generate(
+            database=database, config=GeneratorConfig(payments=payments, seed=SEED)
+        )
+        seconds = time.perf_counter() - started
+        rows = sum(manifest.row_counts.values())
+        print(f"generated {database.dialect} legacy DB: {rows} rows in {seconds:.1f}s")
+        print("  " + ", ".join(f"{table} {n}" for table, n in manifest.row_counts.items()))
+
+    started = time.perf_counter()
+    run = legacy_import(database=database, options=ImportOptions(batch_size=batch))
+    import_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    report = legacy_verify(database=database)
+    verify_seconds = time.perf_counter() - started
+
+    total = import_seconds + verify_seconds
+    rate = payments / total
+    print(f"import: {import_seconds:.1f}s, verification: {verify_seconds:.1f}s")
+    for step, seconds in run.stats["seconds"].items():
+        rows_read = run.stats["steps"].get(step, {}).get("read", 0)
+        print(f"  {step:<26} {seconds:8.1f}s  {rows_read:>10} rows")
+    print(
+        f"anomalies: {sum(run.stats['new_anomalies'].values())}, verification differences:"
+        f" {report.difference_count} ({len(report.rows)} rows compared)"
+    )
+    print(
+        f"payments imported per second (with verification): {rate:,.0f}"
+        f" (target {TARGET_PER_SECOND:,}: {'met' if rate >= TARGET_PER_SECOND else 'NOT met'})"
+    )
