@@ -7,6 +7,10 @@ dies) is written a few times a second rather than once per event. A drain delete
 before it claims anything, so an event stored after that asks for a new drain: no event is left
 without a drain after it. If Redis cannot answer, intake requests a drain anyway.
 
+A drain that claims a full batch requests one more drain (if none is pending), so the number
+of drains grows to the number of worker processes while a backlog lasts, and falls back to one
+when it is gone.
+
 A claim is a lease (``due_at`` moved WEBHOOK_CLAIM_SECONDS ahead, under SKIP LOCKED, so two
 drains never take the same event): a drain whose worker dies leaves its events due again when
 the lease runs out, and the sweeper requests a drain for them.
@@ -109,6 +113,10 @@ def events_drain(*, worker: str = "", task_id: str = "") -> int:
         claimed = events_claim(limit=settings.WEBHOOK_DRAIN_BATCH_SIZE)
         if not claimed:
             return processed
+        if len(claimed) == settings.WEBHOOK_DRAIN_BATCH_SIZE:
+            # A full batch: more may be due. One more drain (unless one is already requested)
+            # lets idle worker processes join, up to their number, while the backlog lasts.
+            drain_request()
         for event_pk in claimed:
             event_process(event_pk=event_pk, worker=worker, task_id=task_id)
             processed += 1
