@@ -137,6 +137,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" field; an enum shared by several components needs a name.
+    "ENUM_NAME_OVERRIDES": {
+        "ConnectedAccountStatusEnum": "gavel.connect.states.AccountStatus",
+    },
 }
 
 # How long an Idempotency-Key is remembered, per user (Stripe keeps its keys 24 hours).
