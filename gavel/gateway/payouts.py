@@ -60,3 +60,14 @@ def default_bank_account_id(*, account_id: str) -> str | None:
         if isinstance(item, dict) and item.get("default_for_currency"):
             return str(item["id"])
     return None
+
+
+def payout_schedule_set_manual(*, operation_id: str | int, account_id: str) -> None:
+    """Put a connected account on a manual payout schedule: Gavel's payout run decides when
+    its balance goes to the bank."""
+    with stripe_errors_translated():
+        stripe_client().v1.accounts.update(
+            account_id,
+            params={"settings": {"payouts": {"schedule": {"interval": "manual"}}}},
+            options={"idempotency_key": idempotency_key("payout_schedule_manual", operation_id)},
+        )

@@ -61,3 +61,15 @@ class Payout(models.Model):
 
     def __str__(self) -> str:
         return f"Payout {self.pk} ({self.status})"
+
+
+class PayoutAccount(models.Model):
+    """A connected account the payout run pays; the row id is the operation id of putting it
+    on a manual payout schedule (done once, before its first payout)."""
+
+    account_id = models.CharField(max_length=255, unique=True)
+    manual_schedule_set_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.account_id

@@ -24,7 +24,7 @@ from gavel.payments.models import OrderLine
 from gavel.payments.postings import BalanceLink, credit, debit, money_post
 from gavel.payments.services.transfers import seller_owed_minor
 from gavel.payouts.lock_objects import payout_lock
-from gavel.payouts.models import Payout, PayoutRun
+from gavel.payouts.models import Payout, PayoutAccount, PayoutRun
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ def payout_run(*, now: datetime | None = None) -> PayoutRunResult:
     return PayoutRunResult(run.pk, accounts_seen, created)
 
 
+def _manual_schedule_ensure(account_id: str) -> None:
+    """Once per account: Stripe must not pay out on its own schedule."""
+    PayoutAccount.objects.bulk_create([PayoutAccount(account_id=account_id)], ignore_conflicts=True)
+    row = PayoutAccount.objects.get(account_id=account_id)
+    if row.manual_schedule_set_at is None:
+        gateway_payouts.payout_schedule_set_manual(operation_id=row.pk, account_id=account_id)
+        PayoutAccount.objects.filter(pk=row.pk).update(manual_schedule_set_at=timezone.now())
+
+
 def _payouts_allowed(account_id: str) -> bool:
     """Connect's verdict on the seller (requirements due, payouts disabled by Stripe)."""
     try:
@@ -98,6 +107,7 @@ def payouts_for_account_create(*, account_id: str, run: PayoutRun | None = None)
         return []
     if not _payouts_allowed(account_id) or _blocked_by_bank(account_id):
         return []
+    _manual_schedule_ensure(account_id)
     balance = gateway_balance.balance_retrieve(account_id=account_id)
     created = []
     for currency, available in sorted(balance.available_minor.items()):

@@ -75,6 +75,8 @@ def test_failed_payout_returns_the_money_blocks_and_retries_after_bank_change(
 
 def test_payout_paid_and_nothing_paid_twice(sandbox: Any, paid_seller: str) -> None:
     payout_run()
+    account = sandbox.get_object(paid_seller)
+    assert account["settings"]["payouts"]["schedule"]["interval"] == "manual"
     assert payout_run().payouts_created == 0
     sandbox.advance(3 * 86_400)
     events_deliver(sandbox, "payout.updated", "payout.paid", account=paid_seller)
