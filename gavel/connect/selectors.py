@@ -13,9 +13,9 @@ from django.db.models import QuerySet
 from gavel.connect.models import ConnectedAccount, ConnectedAccountChange
 from gavel.connect.requirements import disabled_reason_sentence, requirements_explain
 from gavel.connect.states import AccountStatus
+from gavel.ledger.accounts import seller_payable
 from gavel.users.models import User
 
-SELLER_PAYABLE_PREFIX = "seller_payable:"
 DASHBOARD_BASE_URL = "https://dashboard.stripe.com/"
 
 KEEP_SELLING = "keep_selling"
@@ -64,8 +64,9 @@ def seller_account_id(*, user: User) -> str | None:
 
 
 def seller_payable_ledger_code(*, stripe_account_id: str) -> str:
-    """The ledger account (a liability) of what Gavel owes this seller."""
-    return f"{SELLER_PAYABLE_PREFIX}{stripe_account_id}"
+    """The ledger account (a liability) of what Gavel owes this seller:
+    ``seller_payable:<acct id>``, as ``gavel.ledger.accounts.seller_payable`` names it."""
+    return seller_payable(stripe_account_id).code
 
 
 def stripe_dashboard_url(*, account: ConnectedAccount) -> str:
