@@ -197,3 +197,42 @@ def test_janitor_skips_an_order_another_worker_holds(
     assert _order_locked_or_skip(None) is True
     order = _order(card_buyer, seller_pair)
     assert _order_locked_or_skip(order.pk) is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_handoffs_charge_once(sandbox: Any) -> None:
+    """Two workers get the same sale at once (a redelivered message): one PaymentIntent."""
+    import threading
+
+    from django.db import connection
+
+    from gavel.payments.tests.factories import card_save, seller_make
+
+    seller, _ = seller_make(sandbox)
+    buyer = user_make()
+    card_save(sandbox, buyer, "pm_card_bypassPending")
+    sale = sale_make(seller, buyer, 7_000)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def handoff() -> None:
+        try:
+            barrier.wait()
+            order_charge(order_id=order_for_sale(sale_id=sale.pk).pk)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=handoff) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    janitor_run()
+    assert errors == []
+    assert Order.objects.count() == 1
+    assert Order.objects.get().status == Order.Status.CAPTURED
+    assert PaymentAttempt.objects.count() == 1
+    assert _stripe_count(sandbox, "payment_intent") == 1
+    assert_books_clean()
