@@ -26,7 +26,7 @@ class ConnectedAccount(models.Model):
         EXPRESS = "express"
         STANDARD = "standard"
         CUSTOM = "custom"
-        OTHER = "other"  # imported account whose controller matches no preset
+        OTHER = "other"  # imported: not created by Gavel with one of its presets
 
     Status = AccountStatus
 
@@ -77,6 +77,7 @@ class ConnectedAccountChange(models.Model):
 
     class Source(models.TextChoices):
         CREATE = "create"
+        IMPORT = "import"
         EVENT = "event"
         REFRESH = "refresh"
         DEAUTHORIZATION = "deauthorization"

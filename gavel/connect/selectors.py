@@ -124,6 +124,12 @@ def account_selling_status(*, account: ConnectedAccount | None) -> SellingStatus
             "Your Stripe account is still being created; tap “Become a seller” again.",
             payouts_allowed=False,
         )
+    if status == AccountStatus.UNSYNCED:
+        return _refused(
+            "account_unsynced",
+            "Gavel is reading your Stripe account; try again in a minute.",
+            payouts_allowed=False,
+        )
     if status == AccountStatus.DEAUTHORIZED:
         return _refused(
             "deauthorized",

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from gavel.common.errors import ConflictError, NotFoundError, ServiceError
@@ -302,6 +303,99 @@ def connected_account_deauthorize(*, event: IncomingEvent) -> bool:
         )
 
 
+# ---------------------------------------------------------------- legacy import
+REFRESH_TASK = "gavel.connect.tasks.connected_account_refresh"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountImport:
+    """One seller's existing Stripe account, read from the legacy portal."""
+
+    user_id: int
+    stripe_account_id: str
+    stripe_api: str = ConnectedAccount.StripeApi.V1
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    created: int
+    already_imported: int
+    conflicts: list[AccountImport]  # the user has another account, or the account another user
+
+
+def connected_accounts_import(*, accounts: list[AccountImport]) -> ImportResult:
+    """Load sellers' existing accounts (idempotent, one batch). A new row is ``unsynced`` until
+    its refresh task (enqueued through the outbox) reads Stripe; the janitor retries it."""
+    for item in accounts:
+        if not item.stripe_account_id.startswith("acct_") or item.stripe_api not in (
+            ConnectedAccount.StripeApi.values
+        ):
+            raise ServiceError(
+                f"Not a connected account: {item.stripe_account_id!r} ({item.stripe_api})",
+                code="invalid_import",
+            )
+    with transaction.atomic():
+        existing = {
+            (user_id, stripe_id)
+            for user_id, stripe_id in ConnectedAccount.objects.filter(
+                user_id__in=[item.user_id for item in accounts]
+            ).values_list("user_id", "stripe_account_id")
+        }
+        existing |= set(
+            ConnectedAccount.objects.filter(
+                stripe_account_id__in=[item.stripe_account_id for item in accounts]
+            ).values_list("user_id", "stripe_account_id")
+        )
+        taken_users = {user_id for user_id, _ in existing}
+        taken_accounts = {stripe_id for _, stripe_id in existing}
+        already = [item for item in accounts if (item.user_id, item.stripe_account_id) in existing]
+        conflicts = [
+            item
+            for item in accounts
+            if item not in already
+            and (item.user_id in taken_users or item.stripe_account_id in taken_accounts)
+        ]
+        fresh = [item for item in accounts if item not in already and item not in conflicts]
+        ConnectedAccount.objects.bulk_create(
+            [
+                ConnectedAccount(
+                    user_id=item.user_id,
+                    stripe_account_id=item.stripe_account_id,
+                    stripe_api=item.stripe_api,
+                    preset=ConnectedAccount.Preset.OTHER,
+                    livemode=livemode_expected(),
+                    status=AccountStatus.UNSYNCED,
+                )
+                for item in fresh
+            ],
+            ignore_conflicts=True,  # a concurrent import of the same rows: theirs stand
+        )
+        created = list(
+            ConnectedAccount.objects.filter(
+                stripe_account_id__in=[item.stripe_account_id for item in fresh],
+                status=AccountStatus.UNSYNCED,
+            ).exclude(changes__source=Source.IMPORT)
+        )
+        ConnectedAccountChange.objects.bulk_create(
+            [
+                ConnectedAccountChange(
+                    account=account,
+                    source=Source.IMPORT,
+                    status_before=AccountStatus.UNSYNCED,
+                    status_after=AccountStatus.UNSYNCED,
+                    changed_fields={"stripe_account_id": [None, account.stripe_account_id]},
+                )
+                for account in created
+            ]
+        )
+        User.objects.filter(pk__in=[account.user_id for account in created]).update(is_seller=True)
+        for account in created:
+            outbox_enqueue(
+                task_name=REFRESH_TASK, kwargs={"connected_account_id": account.pk}, queue="default"
+            )
+    return ImportResult(created=len(created), already_imported=len(already), conflicts=conflicts)
+
+
 # ---------------------------------------------------------------- janitor
 @dataclass(frozen=True, slots=True)
 class JanitorResult:
@@ -327,12 +421,13 @@ def connected_accounts_janitor() -> JanitorResult:
         created_at__lte=now - timedelta(seconds=settings.CONNECT_SETTLE_AFTER_SECONDS),
     ).order_by("id")
     stale = (
-        ConnectedAccount.objects.filter(
-            stripe_account_id__isnull=False,
-            synced_at__lte=now - timedelta(hours=settings.CONNECT_RESYNC_AFTER_HOURS),
+        ConnectedAccount.objects.filter(stripe_account_id__isnull=False)
+        .filter(
+            Q(synced_at__lte=now - timedelta(hours=settings.CONNECT_RESYNC_AFTER_HOURS))
+            | Q(status=AccountStatus.UNSYNCED)
         )
         .exclude(status__in=TERMINAL)
-        .order_by("synced_at")
+        .order_by(F("synced_at").asc(nulls_first=True), "id")
     )
     settled = resynced = failed = 0
     for account_pk, created_at in unsettled.values_list("pk", "created_at")[:batch]:

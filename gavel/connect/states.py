@@ -13,6 +13,8 @@ class AccountStatus(models.TextChoices):
     # The row exists; Stripe's answer to the create call is not known yet (not sent, or sent
     # and lost). The next "become a seller" replays the same idempotency key.
     CREATING = "creating"
+    # Imported (legacy portal, v1 or v2): Gavel knows the account id, not yet its state.
+    UNSYNCED = "unsynced"
     ONBOARDING = "onboarding"  # the account exists; the seller has not submitted details yet
     ENABLED = "enabled"  # charges and every required capability are active
     RESTRICTED = "restricted"  # details submitted, but Stripe holds a required capability back
@@ -22,6 +24,15 @@ class AccountStatus(models.TextChoices):
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     AccountStatus.CREATING: frozenset(
+        {
+            AccountStatus.ONBOARDING,
+            AccountStatus.ENABLED,
+            AccountStatus.RESTRICTED,
+            AccountStatus.REJECTED,
+            AccountStatus.DEAUTHORIZED,
+        }
+    ),
+    AccountStatus.UNSYNCED: frozenset(
         {
             AccountStatus.ONBOARDING,
             AccountStatus.ENABLED,

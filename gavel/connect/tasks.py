@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from gavel.connect.services import connected_account_refresh as _connected_account_refresh
 from gavel.connect.services import connected_accounts_janitor as _connected_accounts_janitor
 
 
@@ -11,3 +12,9 @@ from gavel.connect.services import connected_accounts_janitor as _connected_acco
 def connected_accounts_janitor() -> dict[str, int]:
     result = _connected_accounts_janitor()
     return {"settled": result.settled, "resynced": result.resynced, "failed": result.failed}
+
+
+@shared_task(name="gavel.connect.tasks.connected_account_refresh", acks_late=True)
+def connected_account_refresh(connected_account_id: int) -> str:
+    """Re-read one account (after an import); a failure is left to the janitor's next run."""
+    return str(_connected_account_refresh(account_pk=connected_account_id).status)
