@@ -174,6 +174,10 @@ def order_payment_retry(
             raise ConflictError(
                 f"This order cannot be paid now (it is {order.status}).", code="order_not_payable"
             )
+        if _cancelled_sale_ids(order):
+            raise ConflictError(
+                "The unpaid-item window has closed for this order.", code="sale_cancelled"
+            )
         stale = list(
             order.attempts.filter(
                 status__in=(A.REQUIRES_ACTION, A.REQUIRES_PAYMENT_METHOD),
@@ -190,6 +194,50 @@ def order_payment_retry(
     attempt_send(attempt_id=attempt.pk)
     order.refresh_from_db()
     return order
+
+
+def _cancelled_sale_ids(order: Order) -> list[int]:
+    from gavel.auctions.models import Sale
+
+    return list(
+        order.lines.filter(sale__status=Sale.Status.CANCELLED).values_list("sale_id", flat=True)
+    )
+
+
+def orders_unpaid_cancel(*, limit: int = 200) -> int:
+    """Cancel unpaid orders whose sales auctions cancelled (the unpaid-item window closed):
+    their open intents are canceled first, so a late 3-D Secure cannot charge them."""
+    from gavel.auctions.models import Sale
+
+    candidates = list(
+        Order.objects.filter(status__in=PAYABLE_STATUSES, lines__sale__status=Sale.Status.CANCELLED)
+        .exclude(lines__sale__status__in=(Sale.Status.AWAITING_PAYMENT, Sale.Status.PAID))
+        .exclude(attempts__status__in=OPEN_ATTEMPT_STATUSES)
+        .values_list("pk", flat=True)
+        .distinct()[:limit]
+    )
+    cancelled = 0
+    for order_id in candidates:
+        stale = list(
+            PaymentAttempt.objects.filter(
+                order_id=order_id,
+                status__in=(A.REQUIRES_ACTION, A.REQUIRES_PAYMENT_METHOD),
+                stripe_payment_intent_id__isnull=False,
+            ).values_list("pk", flat=True)
+        )
+        for stale_id in stale:
+            _attempt_cancel(attempt_id=stale_id)
+        with transaction.atomic():
+            order = order_lock(order_id=order_id).get()
+            if order.status in PAYABLE_STATUSES:
+                order_transition(
+                    order=order,
+                    operation=Operation.CANCEL,
+                    to_status=S.CANCELED,
+                    reason="sales cancelled after the unpaid-item window",
+                )
+                cancelled += 1
+    return cancelled
 
 
 def _attempt_cancel(*, attempt_id: int) -> None:

@@ -32,7 +32,11 @@ from gavel.payments.models import (
     SellerTransfer,
     TransferReversal,
 )
-from gavel.payments.services.charging import attempt_intent_apply, attempt_send
+from gavel.payments.services.charging import (
+    attempt_intent_apply,
+    attempt_send,
+    orders_unpaid_cancel,
+)
 from gavel.payments.services.disputes import disputes_open_refresh
 from gavel.payments.services.refunds import refund_execute, refund_succeeded_apply
 from gavel.payments.services.transfers import (
@@ -64,6 +68,7 @@ def janitor_run(*, now: datetime | None = None, limit: int = 100) -> dict[str, i
         "refunds": 0,
         "reversals": 0,
         "disputes": 0,
+        "orders_cancelled": 0,
     }
     attempt_ids = list(
         PaymentAttempt.objects.filter(_stuck((A.UNKNOWN, A.PROCESSING), A.CREATING, cutoff))
@@ -101,6 +106,7 @@ def janitor_run(*, now: datetime | None = None, limit: int = 100) -> dict[str, i
         .values_list("pk", flat=True)[:limit]
     ):
         counts["reversals"] += _guarded(_reversal_settle, reversal_id)
+    counts["orders_cancelled"] = orders_unpaid_cancel(limit=limit)
     try:
         counts["disputes"] = disputes_open_refresh(limit=limit)
     except GatewayError as error:

@@ -178,3 +178,22 @@ def test_buy_now_destination_charge_with_refund(sandbox: Any, settings: Any, db:
     assert account_balance(code=f"connected_balance:{acct}", currency="USD") == 4_500
     assert ledger_is_balanced()
     assert [d.describe() for d in reconciliation_run().differences] == []
+
+
+def test_unpaid_window_closed_cancels_the_order_and_its_open_intent(sandbox: Any, db: None) -> None:
+    import pytest
+
+    from gavel.common.errors import ConflictError
+    from gavel.payments.services.charging import order_payment_retry
+    from gavel.payments.services.janitor import janitor_run
+
+    order, buyer = _single_order(sandbox, "pm_card_authenticationRequired")
+    assert order.status == Order.Status.REQUIRES_ACTION
+    Sale.objects.update(status=Sale.Status.CANCELLED)  # auctions closed the unpaid window
+    with pytest.raises(ConflictError):
+        order_payment_retry(order_id=order.pk, user=buyer)
+    assert janitor_run()["orders_cancelled"] == 1
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELED
+    assert PaymentAttempt.objects.get().status == "canceled"
+    assert janitor_run()["orders_cancelled"] == 0

@@ -223,6 +223,7 @@ def test_tasks_call_their_services(sandbox: Any, card_buyer: Any, seller_pair: A
             "refunds": 0,
             "reversals": 0,
             "disputes": 0,
+            "orders_cancelled": 0,
         },
         "payouts": 0,
     }
