@@ -348,14 +348,19 @@ def connected_accounts_import(*, accounts: list[AccountImport]) -> ImportResult:
         )
         taken_users = {user_id for user_id, _ in existing}
         taken_accounts = {stripe_id for _, stripe_id in existing}
-        already = [item for item in accounts if (item.user_id, item.stripe_account_id) in existing]
-        conflicts = [
-            item
-            for item in accounts
-            if item not in already
-            and (item.user_id in taken_users or item.stripe_account_id in taken_accounts)
-        ]
-        fresh = [item for item in accounts if item not in already and item not in conflicts]
+        already: list[AccountImport] = []
+        conflicts: list[AccountImport] = []
+        fresh: list[AccountImport] = []
+        for item in accounts:
+            if (item.user_id, item.stripe_account_id) in existing:
+                already.append(item)
+            elif item.user_id in taken_users or item.stripe_account_id in taken_accounts:
+                conflicts.append(item)  # also a second row for one user or account in a batch
+            else:
+                fresh.append(item)
+                existing.add((item.user_id, item.stripe_account_id))
+                taken_users.add(item.user_id)
+                taken_accounts.add(item.stripe_account_id)
         ConnectedAccount.objects.bulk_create(
             [
                 ConnectedAccount(

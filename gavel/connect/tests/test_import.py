@@ -69,11 +69,15 @@ def test_conflicts_are_reported_not_loaded(
     clash_user = AccountImport(user_id=one.pk, stripe_account_id="acct_other123456")
     clash_account = AccountImport(user_id=two.pk, stripe_account_id=legacy_account, stripe_api="v2")
 
-    result = connected_accounts_import(accounts=[clash_user, clash_account])
+    three = make_user("three@example.com")
+    new = AccountImport(user_id=three.pk, stripe_account_id="acct_new1234567")
+    twice_in_batch = AccountImport(user_id=three.pk, stripe_account_id="acct_new7654321")
 
-    assert (result.created, result.already_imported) == (0, 0)
-    assert result.conflicts == [clash_user, clash_account]
-    assert ConnectedAccount.objects.count() == 1
+    result = connected_accounts_import(accounts=[clash_user, clash_account, new, twice_in_batch])
+
+    assert (result.created, result.already_imported) == (1, 0)
+    assert result.conflicts == [clash_user, clash_account, twice_in_batch]
+    assert ConnectedAccount.objects.count() == 2
 
 
 def test_v2_accounts_are_recorded_as_such_and_synced_by_the_janitor(
