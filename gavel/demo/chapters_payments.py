@@ -18,7 +18,7 @@ from gavel.common.money import Money
 if TYPE_CHECKING:
     from gavel.demo.story import StoryContext
 
-WAIT_SECONDS = 5.0
+WAIT_SECONDS = 3.0
 PLATFORM_EVENTS = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
