@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from gavel.auctions.models import Auction
 from gavel.auctions.policies import seller_can_list as auctions_seller_can_list
 from gavel.connect.models import ConnectedAccount
 from gavel.connect.selectors import (
@@ -19,6 +22,19 @@ from gavel.users.models import User
 from gavel.webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
+
+
+def list_an_item(client: Any) -> Any:
+    now = timezone.now()
+    body = {
+        "title": "Brass telescope",
+        "category": "instruments",
+        "currency": "USD",
+        "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(days=3)).isoformat(),
+        "starting_price_minor": 1_000,
+    }
+    return client.post("/api/v1/auctions/create/", body, format="json")
 
 
 def test_seller_onboards_sells_then_loses_selling_when_requirements_come_due(
@@ -58,6 +74,7 @@ def test_seller_onboards_sells_then_loses_selling_when_requirements_come_due(
     assert auctions_seller_can_list(user=seller) == (True, "")
     assert seller_payouts_allowed(user=seller) is True
     assert seller_account_id(user=seller) == stripe_account_id
+    assert list_an_item(seller_client).status_code == 201
     # The external account event came first: only the first of the four changed the record.
     assert list(
         account.changes.values_list("source", "stripe_event_type", "status_before", "status_after")
@@ -84,6 +101,11 @@ def test_seller_onboards_sells_then_loses_selling_when_requirements_come_due(
     assert seller_can_list(user=seller) == refusal
     assert auctions_seller_can_list(user=seller) == refusal
     assert seller_payouts_allowed(user=seller) is False
+    refused = list_an_item(seller_client)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "seller_not_allowed"
+    assert refused.json()["error"]["message"] == refusal[1]
+    assert Auction.objects.count() == 1  # the refused listing wrote nothing
     status = seller_client.get(ACCOUNT_URL).json()
     assert status["selling"]["code"] == "requirements_past_due"
     assert status["requirements"]["disabled_reason_message"] == (
