@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from gavel.auctions import metrics
 from gavel.auctions.engine import ProxyState, proxy_bid_apply
-from gavel.auctions.live import auction_event_publish, auction_event_publish_on_commit
+from gavel.auctions.live import auction_event_publish_on_commit
 from gavel.auctions.lock_objects import LockedAuction, auction_lock, auction_lock_for_bid
 from gavel.auctions.models import Auction, AuctionExtension, Bid, Sale
 from gavel.auctions.policies import bidder_hold_required, bidder_hold_satisfied
@@ -152,7 +152,10 @@ def _bid_placed(written: _BidWritten, *, bidder: User, max_amount_minor: int) ->
         created_at=written.placed_at,
     )
     public = auction_public_state(after)
-    auction_event_publish(auction_id=after.id, event_type="bid", data=public.as_event(after.id))
+    # Immediate unless a caller's outer transaction is still open: then after its commit.
+    auction_event_publish_on_commit(
+        auction_id=after.id, event_type="bid", data=public.as_event(after.id)
+    )
     return BidPlaceResult(
         bid=bid,
         is_leading=after.leader_id == bidder.pk,
