@@ -18,11 +18,15 @@ from gavel.gateway.errors import GatewayRetryableError
 )
 def sale_charge(sale_id: int) -> int:
     """The auctions handoff: put the sale in a checkout and charge it."""
+    from gavel.payments.models import PaymentAttempt
     from gavel.payments.services.charging import order_charge
     from gavel.payments.services.orders import order_for_sale
 
-    order = order_for_sale(sale_id=sale_id)
-    return order_charge(order_id=order.pk).pk
+    order = order_charge(order_id=order_for_sale(sale_id=sale_id).pk)
+    if PaymentAttempt.objects.filter(order=order, status=PaymentAttempt.Status.CREATING).exists():
+        # Stripe asked us to slow down (429) or the lock was busy: retry with backoff, same key.
+        raise GatewayRetryableError("payment not sent yet; retrying")
+    return order.pk
 
 
 @shared_task(name="gavel.payments.tasks.transfers_release_due")

@@ -236,3 +236,20 @@ def test_concurrent_handoffs_charge_once(sandbox: Any) -> None:
     assert PaymentAttempt.objects.count() == 1
     assert _stripe_count(sandbox, "payment_intent") == 1
     assert_books_clean()
+
+
+def test_rate_limited_handoff_asks_celery_to_retry(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    from gavel.gateway.errors import GatewayRetryableError
+    from gavel.payments import tasks
+
+    (seller, _), _ = seller_pair
+    sale = sale_make(seller, card_buyer, 2_000)
+    sandbox.fail_requests(429, method="POST", path="/v1/payment_intents")
+    with pytest.raises(GatewayRetryableError):
+        tasks.sale_charge.run(sale_id=sale.pk)
+    order_id = tasks.sale_charge.run(sale_id=sale.pk)  # the retry: same attempt, same key
+    assert Order.objects.get(pk=order_id).status == Order.Status.CAPTURED
+    assert PaymentAttempt.objects.count() == 1
+    assert _stripe_count(sandbox, "payment_intent") == 1
