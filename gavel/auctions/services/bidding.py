@@ -191,12 +191,12 @@ def _bid_place_locked(
         raise NotFoundError("No such auction.", code="auction_not_found")
     # The clock is read after the lock is held, so a close that locked first wins the race.
     now = now or timezone.now()
+    if locked.seller_id == bidder.pk:
+        raise _refuse("You cannot bid on your own auction.", "own_auction", 403)
     if not locked.bidder_eligible:
         raise _refuse(
             "Add a verified payment method before bidding.", "payment_method_required", 403
         )
-    if locked.seller_id == bidder.pk:
-        raise _refuse("You cannot bid on your own auction.", "own_auction", 403)
     _require_currency(locked.currency, currency)
     _require_open(locked, now=now)
     if locked.hold_policy != Auction.HoldPolicy.NONE:
