@@ -299,34 +299,57 @@ class BidHistoryOutputSerializer(serializers.Serializer):  # type: ignore[type-a
     created_at = serializers.DateTimeField()
 
 
-class AuctionBidsApi(GavelAPIView):
-    """Bid history with bidders masked (maximums stay private)."""
+class BidHistoryPageSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    results = BidHistoryOutputSerializer(many=True)
+    next_before_sequence = serializers.IntegerField(
+        allow_null=True, help_text="Pass as before_sequence for the next (older) page"
+    )
 
-    @extend_schema(responses={200: BidHistoryOutputSerializer(many=True)})
+
+class AuctionBidsApi(GavelAPIView):
+    """Bid history, newest first, with bidders masked (maximums stay private)."""
+
+    class FilterSerializer(StrictSerializer):
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+        before_sequence = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(parameters=[FilterSerializer], responses={200: BidHistoryPageSerializer})
     def get(self, request: Request, auction_id: int) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        limit: int = filters.validated_data["limit"]
+        before = filters.validated_data.get("before_sequence")
         auction = auction_get(auction_id=auction_id)
         viewer = _user(request)
 
-        def build() -> list[Any]:
-            return [
-                BidHistoryOutputSerializer(
-                    {
-                        "sequence": bid.sequence,
-                        "kind": bid.kind,
-                        "bidder": f"Bidder {alias}",
-                        "bidder_id": bid.bidder_id if viewer.is_staff else None,
-                        "is_you": bid.bidder_id == viewer.pk,
-                        "price_after_minor": bid.price_after_minor,
-                        "currency": bid.currency,
-                        "created_at": bid.created_at,
-                    }
-                ).data
-                for bid, alias in bid_history(auction=auction)
+        def build() -> dict[str, Any]:
+            page = bid_history(auction=auction, limit=limit, before_sequence=before)
+            results = [
+                {
+                    "sequence": bid.sequence,
+                    "kind": bid.kind,
+                    "bidder": f"Bidder {alias}",
+                    "bidder_id": bid.bidder_id if viewer.is_staff else None,
+                    "is_you": bid.bidder_id == viewer.pk,
+                    "price_after_minor": bid.price_after_minor,
+                    "currency": bid.currency,
+                    "created_at": bid.created_at,
+                }
+                for bid, alias in page
             ]
+            oldest = page[-1][0].sequence if page else None
+            has_more = len(page) == limit and oldest is not None and oldest > 1
+            return dict(
+                BidHistoryPageSerializer(
+                    {"results": results, "next_before_sequence": oldest if has_more else None}
+                ).data
+            )
 
         return _cached(
             request,
-            etag_source=f"bids-{auction.pk}-v{auction.version}-u{viewer.pk}",
+            etag_source=(
+                f"bids-{auction.pk}-v{auction.version}-u{viewer.pk}-l{limit}-b{before or 0}"
+            ),
             build=build,
         )
 

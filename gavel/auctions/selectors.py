@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from gavel.auctions.engine import (
@@ -188,14 +188,19 @@ def auction_list(
     return queryset
 
 
-def bid_history(*, auction: Auction) -> list[tuple[Bid, int]]:
-    """Every bid, newest first, with its bidder's alias number in this auction (1 = first
-    bidder to bid), so identities stay masked but a bidder's bids can be told apart."""
-    bids = list(auction.bids.order_by("sequence"))
-    aliases: dict[int, int] = {}
-    for bid in bids:
-        aliases.setdefault(bid.bidder_id, len(aliases) + 1)
-    return [(bid, aliases[bid.bidder_id]) for bid in reversed(bids)]
+def bid_history(
+    *, auction: Auction, limit: int, before_sequence: int | None = None
+) -> list[tuple[Bid, int]]:
+    """A page of bids, newest first, each with its bidder's alias number in this auction
+    (1 = the first person to bid), so identities stay masked but a bidder's bids can be told
+    apart across pages."""
+    bids = auction.bids.order_by("-sequence")
+    if before_sequence is not None:
+        bids = bids.filter(sequence__lt=before_sequence)
+    page = list(bids[:limit])
+    first_bids = auction.bids.values("bidder_id").annotate(first=Min("sequence")).order_by("first")
+    aliases = {row["bidder_id"]: number for number, row in enumerate(first_bids, start=1)}
+    return [(bid, aliases[bid.bidder_id]) for bid in page]
 
 
 def bids_of_user(*, user: User) -> QuerySet[Bid]:

@@ -219,7 +219,7 @@ def test_bid_history_masks_bidders_and_my_bids_show_my_maximums() -> None:
         "minimum_bid_minor": 125,
     }
     bid_place(auction_id=auction.pk, bidder=bob, max_amount_minor=500, currency="USD")
-    history = client_for(bob).get(f"/api/v1/auctions/{auction.pk}/bids/").json()
+    history = client_for(bob).get(f"/api/v1/auctions/{auction.pk}/bids/").json()["results"]
     assert [
         (h["bidder"], h["is_you"], h["price_after_minor"], h["bidder_id"]) for h in history
     ] == [
@@ -227,7 +227,7 @@ def test_bid_history_masks_bidders_and_my_bids_show_my_maximums() -> None:
         ("Bidder 1", False, 100, None),
     ]
     assert all("max_amount_minor" not in item for item in history)
-    staff_view = client_for(staff).get(f"/api/v1/auctions/{auction.pk}/bids/").json()
+    staff_view = client_for(staff).get(f"/api/v1/auctions/{auction.pk}/bids/").json()["results"]
     assert [item["bidder_id"] for item in staff_view] == [bob.pk, alice.pk]
     mine = client_for(alice).get("/api/v1/me/bids/").json()["results"]
     assert [(m["max_amount_minor"], m["leading_now"], m["auction_price_minor"]) for m in mine] == [
@@ -385,3 +385,27 @@ def test_staff_and_seller_see_the_reserve_amount() -> None:
         body = client_for(user).get(f"/api/v1/auctions/{auction.pk}/").json()
         assert body["reserve_price_minor"] == expected
         assert body["has_reserve"] is True
+
+
+def test_bid_history_pages_keep_aliases_stable() -> None:
+    auction = auction_make(starting_price_minor=100)
+    alice, bob = user_make(), user_make()
+    for bidder, amount in [(alice, 200), (bob, 300), (alice, 400), (bob, 500), (alice, 600)]:
+        bid_place(auction_id=auction.pk, bidder=bidder, max_amount_minor=amount, currency="USD")
+    viewer = client_for(user_make())
+    path = f"/api/v1/auctions/{auction.pk}/bids/"
+    first = viewer.get(path, {"limit": 2}).json()
+    assert [(b["sequence"], b["bidder"]) for b in first["results"]] == [
+        (5, "Bidder 1"),
+        (4, "Bidder 2"),
+    ]
+    assert first["next_before_sequence"] == 4
+    second = viewer.get(path, {"limit": 2, "before_sequence": 4}).json()
+    assert [(b["sequence"], b["bidder"]) for b in second["results"]] == [
+        (3, "Bidder 1"),
+        (2, "Bidder 2"),
+    ]
+    last = viewer.get(path, {"limit": 2, "before_sequence": 2}).json()
+    assert [b["sequence"] for b in last["results"]] == [1]
+    assert last["next_before_sequence"] is None
+    assert viewer.get(path, {"limit": 0}).status_code == 400
