@@ -211,7 +211,13 @@ def orders_unpaid_cancel(*, limit: int = 200) -> int:
 
     candidates = list(
         Order.objects.filter(status__in=PAYABLE_STATUSES, lines__sale__status=Sale.Status.CANCELLED)
-        .exclude(lines__sale__status__in=(Sale.Status.AWAITING_PAYMENT, Sale.Status.PAID))
+        .exclude(
+            lines__sale__status__in=(
+                Sale.Status.AWAITING_PAYMENT,
+                Sale.Status.PAYMENT_FAILED,
+                Sale.Status.PAID,
+            )
+        )
         .exclude(attempts__status__in=OPEN_ATTEMPT_STATUSES)
         .values_list("pk", flat=True)
         .distinct()[:limit]

@@ -197,3 +197,20 @@ def test_unpaid_window_closed_cancels_the_order_and_its_open_intent(sandbox: Any
     assert order.status == Order.Status.CANCELED
     assert PaymentAttempt.objects.get().status == "canceled"
     assert janitor_run()["orders_cancelled"] == 0
+
+
+def test_order_with_a_sale_still_open_is_not_cancelled(sandbox: Any, db: None) -> None:
+    from gavel.payments.services.charging import orders_unpaid_cancel
+    from gavel.payments.tests.factories import card_save, seller_make, user_make
+
+    seller, _ = seller_make(sandbox)
+    buyer = user_make()
+    card_save(sandbox, buyer, "pm_card_chargeCustomerFail")
+    first = sale_make(seller, buyer, 1_000)
+    sale_make(seller, buyer, 2_000)
+    order = order_charge(order_id=order_for_sale(sale_id=first.pk).pk)
+    assert (order.status, order.lines.count()) == (Order.Status.FAILED, 2)
+    Sale.objects.filter(pk=first.pk).update(status=Sale.Status.CANCELLED)
+    assert orders_unpaid_cancel() == 0
+    Sale.objects.update(status=Sale.Status.CANCELLED)
+    assert orders_unpaid_cancel() == 1
