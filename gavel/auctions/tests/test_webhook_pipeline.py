@@ -1,0 +1,60 @@
+"""The real path: the sandbox posts SetupIntent events over HTTP to a live server, the webhook
+pipeline stores them and a real Celery worker runs our handler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from conftest import bearer
+from gavel.auctions.models import PaymentMethodSetup, VerifiedPaymentMethod
+from gavel.auctions.tests.factories import user_make
+from gavel.gateway.setup_intents import setup_intent_confirm
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout_seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_three_d_secure_setup_confirmed_by_webhooks_through_a_real_worker(
+    live_server: Any, celery_worker_thread: Any, sandbox: Any, settings: Any
+) -> None:
+    def transport(url: str, headers: dict[str, str], body: bytes) -> int:
+        return requests.post(url, data=body, headers=headers, timeout=30).status_code
+
+    sandbox.set_webhook_transport(transport)
+    endpoint = sandbox.client().v1.webhook_endpoints.create(
+        params={"url": f"{live_server.url}/webhooks/stripe/", "enabled_events": ["*"]}
+    )
+    settings.STRIPE_WEBHOOK_SECRETS = [endpoint.secret]
+    user = user_make(eligible=False)
+    created = requests.post(
+        f"{live_server.url}/api/v1/payment-methods/setup/",
+        headers={"Authorization": bearer(user)["HTTP_AUTHORIZATION"]},
+        timeout=30,
+    ).json()
+
+    setup_intent_confirm(
+        operation_id=created["id"],
+        setup_intent_id=created["setup_intent_id"],
+        payment_method_id="pm_card_authenticationRequiredOnSetup",
+    )
+    wait_for(lambda: PaymentMethodSetup.objects.get().status == "requires_action")
+    assert not VerifiedPaymentMethod.objects.exists()
+
+    sandbox.complete_3ds(created["setup_intent_id"])
+    wait_for(lambda: VerifiedPaymentMethod.objects.filter(user=user).exists())
+    setup = PaymentMethodSetup.objects.get()
+    assert setup.status == "succeeded"
+    assert VerifiedPaymentMethod.objects.get().setup_id == setup.pk
