@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.db import connection
+from django.utils import timezone
 
 from gavel.webhooks.models import WebhookEvent, WebhookObjectCursor
 
@@ -27,10 +28,10 @@ def object_cursor_lock(*, object_id: str) -> WebhookObjectCursor:
         cursor.execute(
             f"INSERT INTO {table} "  # noqa: S608 - table name from the model
             "(object_id, applied_created_at, applied_rank, applied_event_id, updated_at) "
-            "VALUES (%s, %s, 0, '', now()) "
+            "VALUES (%s, %s, 0, '', %s) "
             "ON CONFLICT (object_id) DO UPDATE SET object_id = EXCLUDED.object_id "
             "RETURNING id, applied_created_at, applied_rank, applied_event_id",
-            [object_id, _EPOCH],
+            [object_id, _EPOCH, timezone.now()],
         )
         row = cursor.fetchone()
     assert row is not None

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from gavel.gateway.events import related_object_fetch
@@ -46,8 +47,9 @@ def commit_without_waiting_for_disk() -> None:
     start of an attempt, a claim's lease. A worker that dies has still committed it. The event's
     outcome and the handler's writes always commit synchronously.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def retry_delay_seconds(*, attempt_number: int) -> float:
@@ -213,9 +215,11 @@ _ATTEMPT_START_SQL = (
 
 
 def _attempt_start(*, event_pk: int, worker: str, task_id: str) -> int | None:
-    """Count the attempt on the event and record its start, in one statement committed at
-    once (so an attempt whose worker dies is still counted and shown); None when the event is
-    missing, finished, or out of attempts."""
+    """Count the attempt on the event and record its start, committed at once (so an attempt
+    whose worker dies is still counted and shown); None when the event is missing, finished,
+    or out of attempts. One statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return _attempt_start_portable(event_pk=event_pk, worker=worker, task_id=task_id)
     with connection.cursor() as cursor:
         cursor.execute(
             _ATTEMPT_START_SQL,
@@ -229,6 +233,27 @@ def _attempt_start(*, event_pk: int, worker: str, task_id: str) -> int | None:
         )
         row = cursor.fetchone()
     return int(row[0]) if row else None
+
+
+def _attempt_start_portable(*, event_pk: int, worker: str, task_id: str) -> int | None:
+    """The same, for databases without data-modifying CTEs (SQLite, in the demo)."""
+    with transaction.atomic():
+        counted = WebhookEvent.objects.filter(
+            pk=event_pk,
+            status__in=WebhookEvent.UNFINISHED,
+            attempts_count__lt=settings.WEBHOOK_MAX_ATTEMPTS,
+        ).update(attempts_count=F("attempts_count") + 1)
+        if not counted:
+            return None
+        number = WebhookEvent.objects.values_list("attempts_count", flat=True).get(pk=event_pk)
+        attempt = WebhookAttempt.objects.create(
+            event_id=event_pk,
+            number=number,
+            worker=worker[:255],
+            task_id=task_id[:255],
+            started_at=timezone.now(),
+        )
+    return attempt.pk
 
 
 def event_process(*, event_pk: int, worker: str = "", task_id: str = "") -> str:

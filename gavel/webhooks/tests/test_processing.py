@@ -226,3 +226,24 @@ def test_retry_delay_grows_and_is_capped(settings: Any) -> None:
     assert 20 <= delays[2] <= 40
     assert 30 <= delays[3] <= 60
     assert 30 <= delays[4] <= 60
+
+
+def test_attempt_start_without_data_modifying_ctes_counts_and_records(settings: Any) -> None:
+    from gavel.webhooks.services.processing import _attempt_start_portable
+
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    event_pk = store(event_payload("test.apply"))
+
+    first = _attempt_start_portable(event_pk=event_pk, worker="w", task_id="t")
+    second = _attempt_start_portable(event_pk=event_pk, worker="w", task_id="t")
+    third = _attempt_start_portable(event_pk=event_pk, worker="w", task_id="t")
+
+    assert first is not None
+    assert second is not None
+    assert third is None  # out of attempts
+    attempts = WebhookAttempt.objects.filter(event_id=event_pk).order_by("number")
+    assert [(a.number, a.outcome, a.worker) for a in attempts] == [
+        (1, Outcome.RUNNING, "w"),
+        (2, Outcome.RUNNING, "w"),
+    ]
+    assert WebhookEvent.objects.get(pk=event_pk).attempts_count == 2
