@@ -25,6 +25,7 @@ def _wait_for(predicate: Any, timeout_seconds: float = 15.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
     celery_worker_thread: Any, settings: Any
