@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from tqdm import tqdm
@@ -27,14 +28,16 @@ from tqdm import tqdm
 from gavel.legacy.checks import checks_run
 from gavel.legacy.connections import LegacyDatabase
 from gavel.legacy.loader import (
+    LedgerPage,
     account_cache_clear,
     id_map_refresh,
-    ledger_page_load,
+    ledger_page_plan,
+    ledger_page_post,
     users_load,
 )
 from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
 from gavel.legacy.reader import SPECS, LegacySource, TableSpec, key_initial, page_anomalies
-from gavel.legacy.staging import anomalies_record, staging_upsert
+from gavel.legacy.staging import STAGING_MODELS, anomalies_record, staging_upsert
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class _Importer:
                 self._table_stage(run, spec, since)
         if self._step_pending(run, CHECKS):
             with self._timed(CHECKS), transaction.atomic():
+                _tables_analyze(STAGING_TABLES)
                 checks_run(
                     run_id=run.pk,
                     scope_after=scope_after,
@@ -231,29 +235,80 @@ class _Importer:
         if checkpoint.is_finished:
             return
         after_key = int(checkpoint.last_key or 0)
+
+        def plan(after: int) -> LedgerPage | None:
+            return ledger_page_plan(scope_after=scope_after, after_key=after, limit=self.batch_size)
+
         bar = tqdm(desc="ledger", unit="payment", disable=not self.options.show_progress)
-        with bar:
-            while True:
+        with bar, _Prefetcher(plan, enabled=not connection.in_atomic_block) as pages:
+            page = pages.first(after_key)
+            while page is not None:
+                pages.ahead(page.last_key)  # plan the next page while this one is posted
                 with transaction.atomic():
-                    page = ledger_page_load(
-                        run=run,
-                        scope_after=scope_after,
-                        after_key=after_key,
-                        limit=self.batch_size,
-                        via_services=self.options.ledger_via_services,
+                    posted = ledger_page_post(
+                        page=page, run=run, via_services=self.options.ledger_via_services
                     )
-                    if page is None:
-                        break
                     ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
                         last_key=str(page.last_key),
                         rows_read=checkpoint.rows_read + page.payments,
-                        rows_changed=checkpoint.rows_changed + page.entries_posted,
+                        rows_changed=checkpoint.rows_changed + posted,
                     )
-                after_key = page.last_key
+                if checkpoint.rows_read == 0:
+                    # Fresh statistics, so the ledger's per-posting trigger and foreign key
+                    # checks plan index lookups rather than scans of a table thought empty.
+                    _tables_analyze(LEDGER_TABLES)
                 checkpoint.rows_read += page.payments
-                checkpoint.rows_changed += page.entries_posted
+                checkpoint.rows_changed += posted
                 bar.update(page.payments)
+                page = pages.next()
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
+
+
+class _Prefetcher:
+    """Plans the next ledger page in a thread (with its own database connection) while the
+    caller posts the current one. Only when staging is committed: inside an open transaction
+    (a dry run, a test) another connection could not see it, so pages are planned in line."""
+
+    def __init__(self, plan: Callable[[int], LedgerPage | None], *, enabled: bool) -> None:
+        self.plan = plan
+        self.pool = ThreadPoolExecutor(max_workers=1) if enabled else None
+        self.pending: Future[LedgerPage | None] | None = None
+        self.after: int | None = None
+
+    def __enter__(self) -> _Prefetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.pool is not None:
+            self.pool.submit(db_connection_close).result()
+            self.pool.shutdown()
+
+    def first(self, after: int) -> LedgerPage | None:
+        return self.plan(after)
+
+    def ahead(self, after: int) -> None:
+        self.after = after
+        if self.pool is not None:
+            self.pending = self.pool.submit(self.plan, after)
+
+    def next(self) -> LedgerPage | None:
+        if self.pending is not None:
+            return self.pending.result()
+        assert self.after is not None
+        return self.plan(self.after)
+
+
+STAGING_TABLES = tuple(model._meta.db_table for model in STAGING_MODELS.values())
+LEDGER_TABLES = ("ledger_journalentry", "ledger_posting", "ledger_ledgeraccount")
+
+
+def _tables_analyze(tables: tuple[str, ...]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(tables)}")
+
+
+def db_connection_close() -> None:
+    connection.close()
 
 
 def import_summary(run: ImportRun) -> dict[str, Any]:

@@ -85,25 +85,19 @@ def payment_entries(facts: PaymentFacts) -> list[PlannedEntry]:
     def entry(step: str, at: datetime | None, *lines: Line) -> PlannedEntry:
         return PlannedEntry(f"{prefix}:{step}", f"legacy_{step}", at or paid_at, lines)
 
+    # The capture and Stripe's fee are one balance transaction (amount, fee, net): one entry.
+    fee = facts.real_fee_cents or 0
     entries = [
         entry(
             "capture",
             paid_at,
-            debit(STRIPE_BALANCE, K.ASSET, facts.sum_cents, cur),
+            debit(STRIPE_BALANCE, K.ASSET, facts.sum_cents - fee, cur),
+            debit(EXPENSE_STRIPE_FEES, K.EXPENSE, fee, cur),
             credit(seller, K.LIABILITY, net, cur),
             credit(REVENUE_COMMISSION, K.REVENUE, facts.commission_cents, cur),
             credit(REVENUE_BUYER_FEE, K.REVENUE, facts.buyer_commission_cents, cur),
         )
     ]
-    if facts.real_fee_cents:
-        entries.append(
-            entry(
-                "stripe_fee",
-                paid_at,
-                debit(EXPENSE_STRIPE_FEES, K.EXPENSE, facts.real_fee_cents, cur),
-                credit(STRIPE_BALANCE, K.ASSET, facts.real_fee_cents, cur),
-            )
-        )
     reversal = (
         debit(seller, K.LIABILITY, net, cur),
         debit(REVENUE_COMMISSION, K.REVENUE, facts.commission_cents, cur),

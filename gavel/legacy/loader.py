@@ -151,9 +151,11 @@ LIMIT %(limit)s
 
 @dataclass(frozen=True, slots=True)
 class LedgerPage:
+    """One page of captured payments, planned: what to post and what to report."""
+
     last_key: int
     payments: int
-    entries_posted: int
+    entries: list[PlannedEntry]
     anomalies: list[Anomaly]
 
 
@@ -220,10 +222,9 @@ def _amount_anomaly(
     )
 
 
-def ledger_page_load(
-    *, run: ImportRun, scope_after: int, after_key: int, limit: int, via_services: bool
-) -> LedgerPage | None:
-    """Plan and post the entries of one page of captured payments; None when none are left."""
+def ledger_page_plan(*, scope_after: int, after_key: int, limit: int) -> LedgerPage | None:
+    """Read one page of captured payments and plan their entries (reads only); None when no
+    payment is left after ``after_key``."""
     with connection.cursor() as cursor:
         cursor.execute(FACTS_SQL, {"after_key": after_key, "scope": scope_after, "limit": limit})
         rows = cursor.fetchall()
@@ -238,13 +239,18 @@ def ledger_page_load(
         if facts.currency not in SUPPORTED_CURRENCIES:  # quarantined upstream; never posted
             continue
         planned += payment_entries(facts)
+    return LedgerPage(int(rows[-1][0]), len(rows), planned, anomalies)
+
+
+def ledger_page_post(*, page: LedgerPage, run: ImportRun, via_services: bool) -> int:
+    """Post a planned page and quarantine its anomalies, in one transaction."""
     post: Callable[[Sequence[PlannedEntry]], int] = (
         entries_post_via_services if via_services else entries_post_bulk
     )
     with transaction.atomic():
-        posted = post(planned)
-        anomalies_record(anomalies=anomalies, run=run)
-    return LedgerPage(int(rows[-1][0]), len(rows), posted, anomalies)
+        posted = post(page.entries)
+        anomalies_record(anomalies=page.anomalies, run=run)
+    return posted
 
 
 def entries_post_via_services(entries: Sequence[PlannedEntry]) -> int:

@@ -25,7 +25,6 @@ from gavel.legacy.ledger_plan import (
     REVENUE_BUYER_FEE,
     REVENUE_COMMISSION,
     SELLER_PAYABLE_PREFIX,
-    STRIPE_BALANCE,
 )
 from gavel.legacy.models import ImportRun, VerificationReport
 from gavel.legacy.reader import LegacySource
@@ -245,8 +244,8 @@ def verification_rows(source: LegacySource) -> list[ReportRow]:
         "captured from buyers",
         _legacy_payment_figures(source, "sum_cents", captured, by_seller=False),
         _ledger_figures(
-            f"SELECT p.currency, SUM(p.amount_minor) {LEGACY_LEDGER}"
-            f" AND e.kind = 'legacy_capture' AND a.code = '{STRIPE_BALANCE}' GROUP BY p.currency"
+            f"SELECT p.currency, -SUM(p.amount_minor) {LEGACY_LEDGER}"
+            " AND e.kind = 'legacy_capture' AND p.amount_minor < 0 GROUP BY p.currency"
         ),
         _quarantined_payment_figures("sum_cents", captured, by_seller=False),
     )

@@ -71,9 +71,13 @@ def test_each_outcome_reproduces_the_funds_flow(state, status, expected):
     assert all(reference.startswith("legacy:stripe_payments:9:") for reference in references)
 
 
-def test_no_fee_entry_without_a_real_fee():
-    steps = [entry.kind for entry in payment_entries(facts("paid", real_fee=None))]
-    assert steps == ["legacy_capture"]
+def test_the_fee_is_part_of_the_capture_entry():
+    (with_fee,) = payment_entries(facts("paid"))
+    assert with_fee.kind == "legacy_capture"
+    assert len(with_fee.lines) == 5
+    (without_fee,) = payment_entries(facts("paid", real_fee=None))
+    assert balances([without_fee])["platform:stripe_balance"] == 1100
+    assert "expense:stripe_fees" not in balances([without_fee])
 
 
 def test_a_seller_without_a_valid_account_is_owed_by_person():
