@@ -30,6 +30,7 @@ from gavel.legacy.models import ImportRun, VerificationReport
 from gavel.legacy.reader import LegacySource
 from gavel.legacy.schema import TABLES
 from gavel.legacy.staging import STAGING_MODELS
+from gavel.legacy.stripe_check import stripe_cross_check
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,10 +257,35 @@ def verification_rows(source: LegacySource) -> list[ReportRow]:
     return rows
 
 
-def legacy_verify(*, database: LegacyDatabase) -> VerificationReport:
-    """Compare, store the report (the admin shows it), and return it."""
+def stripe_rows(*, sample: int) -> list[ReportRow]:
+    """The optional Stripe cross-check, as report rows: checked (legacy) vs agreeing (Gavel),
+    then one row per disagreement."""
+    checks, unanswered = stripe_cross_check(sample=sample)
+    section = "Stripe cross-check: PaymentIntents"
+    rows = [
+        ReportRow(
+            section,
+            f"agree (sample {sample})",
+            len(checks),
+            sum(1 for check in checks if not check.problem),
+        ),
+        ReportRow(section, "unanswered (retry later)", unanswered, unanswered),
+    ]
+    rows += [
+        ReportRow(section, f"{check.legacy_id} {check.payment_intent_id}: {check.problem}", 1, 0)
+        for check in checks
+        if check.problem
+    ]
+    return rows
+
+
+def legacy_verify(*, database: LegacyDatabase, stripe_sample: int = 0) -> VerificationReport:
+    """Compare, store the report (the admin shows it), and return it. ``stripe_sample`` > 0
+    also reads that many PaymentIntents from Stripe through the gateway."""
     with LegacySource(database) as source:
         rows = verification_rows(source)
+    if stripe_sample > 0:
+        rows += stripe_rows(sample=stripe_sample)
     differences = sum(1 for row in rows if row.difference != 0)
     return VerificationReport.objects.create(
         run=ImportRun.objects.filter(status=ImportRun.Status.COMPLETED).order_by("-pk").first(),

@@ -20,13 +20,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--url", help="overrides LEGACY_DATABASE_URL")
         parser.add_argument("--sellers", action="store_true", help="print every seller's rows")
+        parser.add_argument(
+            "--stripe-sample",
+            type=int,
+            default=0,
+            help="also read this many PaymentIntents from Stripe and compare them",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             database = database_parse(options["url"] or settings.LEGACY_DATABASE_URL)
         except LegacyConnectionError as error:
             raise CommandError(str(error)) from error
-        report = legacy_verify(database=database)
+        report = legacy_verify(database=database, stripe_sample=options["stripe_sample"])
         self.stdout.write(
             f"{'section':<52} {'key':<34} {'legacy':>14} {'gavel':>14}"
             f" {'quarantined':>12} {'diff':>6}"
