@@ -30,6 +30,7 @@ from gavel.legacy.connections import LegacyDatabase
 from gavel.legacy.loader import (
     LedgerPage,
     account_cache_clear,
+    connected_accounts_load,
     id_map_refresh,
     ledger_page_plan,
     ledger_page_post,
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 CHECKS = "stage:checks"
 LOAD_USERS = "load:people"
+LOAD_ACCOUNTS = "load:connected_accounts"
 LOAD_LEDGER = "load:stripe_payments"
 LOAD_ID_MAP = "load:id_map"
 
@@ -112,6 +114,10 @@ class _Importer:
             with self._timed(LOAD_USERS), transaction.atomic():
                 result = users_load(run=run, scope_after=scope_after)
                 self._step_done(run, LOAD_USERS, changed=result["users_changed"])
+        if self._step_pending(run, LOAD_ACCOUNTS):
+            with self._timed(LOAD_ACCOUNTS), transaction.atomic():
+                accounts = connected_accounts_load(run=run, scope_after=scope_after)
+                self._step_done(run, LOAD_ACCOUNTS, changed=accounts["created"])
         with self._timed(LOAD_LEDGER):
             self._ledger_load(run, scope_after)
         if self._step_pending(run, LOAD_ID_MAP):

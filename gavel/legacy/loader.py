@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.connect.services import AccountImport, connected_accounts_import
 from gavel.ledger.models import LedgerAccount
 from gavel.ledger.services import LedgerError, Line, entry_post
 from gavel.legacy.commission import amounts_compute
@@ -113,6 +114,48 @@ def users_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
         )
         changed = cursor.rowcount
     return {"users_changed": changed, "email_conflicts": conflicts}
+
+
+# ---- connected accounts ------------------------------------------------------------------
+
+CONNECT_BATCH_SIZE = 1000
+
+
+def connected_accounts_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
+    """Sellers' Stripe accounts -> ``gavel.connect`` through its import service
+    (``connected_accounts_import``): new rows are ``unsynced`` until a refresh task reads them
+    from Stripe through the gateway. Conflicts (the user already has another account, or the
+    account belongs to another user) are quarantined as ``account_conflict``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.legacy_id, u.id, a.stripe_seller_id FROM legacy_legacystripeaccount a"
+            " JOIN users_user u ON u.legacy_person_id = a.person_legacy_id"
+            " WHERE a.staged_run_id > %s AND a.stripe_seller_id ~ %s ORDER BY a.legacy_id",
+            [scope_after, STRIPE_ID_PATTERNS["stripe_seller_id"].pattern],
+        )
+        rows = cursor.fetchall()
+    legacy_ids = {stripe_id: legacy_id for legacy_id, _, stripe_id in rows}
+    created = already = 0
+    conflicts: list[Anomaly] = []
+    for start in range(0, len(rows), CONNECT_BATCH_SIZE):
+        batch = [
+            AccountImport(user_id=user_id, stripe_account_id=stripe_id)
+            for _, user_id, stripe_id in rows[start : start + CONNECT_BATCH_SIZE]
+        ]
+        result = connected_accounts_import(accounts=batch)
+        created += result.created
+        already += result.already_imported
+        conflicts += [
+            Anomaly(
+                AnomalyKind.ACCOUNT_CONFLICT,
+                "stripe_accounts",
+                str(legacy_ids[item.stripe_account_id]),
+                {"stripe_account_id": item.stripe_account_id, "user_id": item.user_id},
+            )
+            for item in result.conflicts
+        ]
+    anomalies_record(anomalies=conflicts, run=run)
+    return {"created": created, "already_imported": already, "conflicts": len(conflicts)}
 
 
 # ---- the ledger ----------------------------------------------------------------------------
@@ -343,12 +386,22 @@ def account_cache_clear() -> None:
 
 # ---- the id map ----------------------------------------------------------------------------
 
-ID_MAP_SOURCES = (
-    ("person", "users_user", "legacy_person_id", "users.user", "legacy_legacyperson"),
-    ("stripe_account", None, None, "legacy.legacystripeaccount", "legacy_legacystripeaccount"),
-    ("listing", None, None, "legacy.legacylisting", "legacy_legacylisting"),
-    ("transaction", None, None, "legacy.legacyorder", "legacy_legacyorder"),
-    ("payment", None, None, "legacy.legacypayment", "legacy_legacypayment"),
+# kind, Gavel table and its column, Gavel model, staging table and the column that joins them
+# (no Gavel table: the staging row is the Gavel row until its app loads it).
+ID_MAP_SOURCES: tuple[tuple[str, str | None, str, str, str, str], ...] = (
+    ("person", "users_user", "legacy_person_id", "users.user", "legacy_legacyperson", "legacy_id"),
+    (
+        "connected_account",
+        "connect_connectedaccount",
+        "stripe_account_id",
+        "connect.connectedaccount",
+        "legacy_legacystripeaccount",
+        "stripe_seller_id",
+    ),
+    ("stripe_account", None, "", "legacy.legacystripeaccount", "legacy_legacystripeaccount", ""),
+    ("listing", None, "", "legacy.legacylisting", "legacy_legacylisting", ""),
+    ("transaction", None, "", "legacy.legacyorder", "legacy_legacyorder", ""),
+    ("payment", None, "", "legacy.legacypayment", "legacy_legacypayment", ""),
 )
 
 
@@ -356,7 +409,7 @@ def id_map_refresh(*, scope_after: int) -> int:
     """Legacy id -> Gavel row for everything staged or loaded since ``scope_after``."""
     added = 0
     with connection.cursor() as cursor:
-        for kind, target, target_key, model, staging in ID_MAP_SOURCES:
+        for kind, target, target_key, model, staging, staging_key in ID_MAP_SOURCES:
             if target is None:
                 select = (
                     f"SELECT %s, s.legacy_id::text, %s, s.id, now() FROM {staging} s"
@@ -365,7 +418,8 @@ def id_map_refresh(*, scope_after: int) -> int:
             else:
                 select = (
                     f"SELECT %s, s.legacy_id::text, %s, t.id, now() FROM {staging} s"
-                    f" JOIN {target} t ON t.{target_key} = s.legacy_id WHERE s.staged_run_id > %s"
+                    f" JOIN {target} t ON t.{target_key} = s.{staging_key}"
+                    " WHERE s.staged_run_id > %s"
                 )
             cursor.execute(
                 "INSERT INTO legacy_legacyidmap (kind, legacy_id, gavel_model, gavel_id,"

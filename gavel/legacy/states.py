@@ -117,7 +117,7 @@ class AnomalyKind(enum.StrEnum):
     PAYMENT_STATUS_MISMATCH = "payment_status_mismatch"
     AMOUNT_MISMATCH = "amount_mismatch"
     EMAIL_CONFLICT = "email_conflict"
-    SELLER_WITHOUT_ACCOUNT = "seller_without_account"
+    ACCOUNT_CONFLICT = "account_conflict"
 
 
 BLOCKING_ANOMALIES = frozenset(
@@ -130,6 +130,7 @@ BLOCKING_ANOMALIES = frozenset(
         AnomalyKind.DUPLICATE_STRIPE_ID,
         AnomalyKind.PAYMENT_STATUS_MISMATCH,
         AnomalyKind.EMAIL_CONFLICT,
+        AnomalyKind.ACCOUNT_CONFLICT,
     }
 )
 

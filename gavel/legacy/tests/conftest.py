@@ -75,7 +75,9 @@ def truncate_import(*, include_users: bool = True) -> None:
             " legacy_importrun, legacy_legacyidmap, legacy_legacyperson,"
             " legacy_legacystripeaccount, legacy_legacylisting, legacy_legacyorder,"
             " legacy_legacyordertransition, legacy_legacypayment, legacy_legacypaymentsetting,"
-            " ledger_posting, ledger_journalentry, ledger_ledgeraccount CASCADE"
+            " ledger_posting, ledger_journalentry, ledger_ledgeraccount,"
+            " connect_connectedaccountchange, connect_connectedaccount, common_outboxmessage"
+            " CASCADE"
         )
         if include_users:
             cursor.execute("DELETE FROM users_user WHERE legacy_person_id IS NOT NULL")

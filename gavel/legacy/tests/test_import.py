@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
+from gavel.common.models import OutboxMessage
+from gavel.connect.models import ConnectedAccount
+from gavel.connect.services import REFRESH_TASK
+from gavel.connect.states import AccountStatus
 from gavel.ledger.models import JournalEntry, Posting
 from gavel.ledger.selectors import account_balance, trial_balance
 from gavel.legacy.generator import legacy_advance
@@ -19,6 +23,7 @@ from gavel.legacy.models import (
     LegacyIdMap,
     LegacyPayment,
     LegacyPerson,
+    LegacyStripeAccount,
 )
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
 from gavel.legacy.tests.conftest import LegacySourceFixture, generated, truncate_import
@@ -52,6 +57,11 @@ def snapshot() -> dict[str, object]:
             LegacyPayment.objects.filter(is_quarantined=True).values_list("legacy_id", flat=True)
         ),
         "id_map": LegacyIdMap.objects.count(),
+        "connected_accounts": sorted(
+            ConnectedAccount.objects.values_list(
+                "stripe_account_id", "user__legacy_person_id", "status", "preset"
+            )
+        ),
     }
 
 
@@ -100,6 +110,16 @@ def test_full_import_finds_every_anomaly_and_verifies_to_the_cent(legacy_source)
     person = LegacyIdMap.objects.filter(kind="person").first()
     assert person is not None
     assert User.objects.get(pk=person.gavel_id).legacy_person_id == person.legacy_id
+
+    # Sellers' Stripe accounts went to gavel.connect, unsynced until read from Stripe.
+    sellers = LegacyStripeAccount.objects.filter(stripe_seller_id__regex=r"^acct_[0-9a-f]{16}$")
+    imported = ConnectedAccount.objects.filter(
+        stripe_account_id__in=sellers.values("stripe_seller_id")
+    )
+    assert imported.count() == sellers.count() > 0
+    assert set(imported.values_list("status", flat=True)) == {AccountStatus.UNSYNCED}
+    assert LegacyIdMap.objects.filter(kind="connected_account").count() == sellers.count()
+    assert OutboxMessage.objects.filter(task_name=REFRESH_TASK).count() == sellers.count()
 
     # Quarantined payments posted nothing.
     quarantined = LegacyPayment.objects.filter(is_quarantined=True)
@@ -219,3 +239,28 @@ def test_a_payment_changed_after_import_is_reported_not_silently_reposted(mysql_
     assert account_balance(code=seller_code, currency=payment.currency) == balance
     report = legacy_verify(database=mysql_source.database)
     assert report.difference_count > 0
+
+
+def test_an_account_gavel_already_gives_another_user_is_quarantined(mysql_source, make_user):
+    from gavel.legacy.connections import database_connect
+
+    legacy = database_connect(mysql_source.database)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, stripe_seller_id FROM stripe_accounts WHERE stripe_seller_id LIKE 'acct%%'"
+            " ORDER BY id LIMIT 1"
+        )
+        account_id, stripe_id = cursor.fetchone()
+    legacy.close()
+    someone = make_user("someone@example.com")
+    ConnectedAccount.objects.create(
+        user=someone, stripe_account_id=stripe_id, preset=ConnectedAccount.Preset.EXPRESS
+    )
+
+    run_import(mysql_source)
+
+    anomaly = LegacyAnomaly.objects.get(kind=AnomalyKind.ACCOUNT_CONFLICT)
+    assert (anomaly.legacy_table, anomaly.legacy_id) == ("stripe_accounts", str(account_id))
+    assert anomaly.is_blocking
+    assert ConnectedAccount.objects.get(stripe_account_id=stripe_id).user == someone
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
