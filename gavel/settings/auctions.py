@@ -29,6 +29,8 @@ AUCTIONS_SOFT_CLOSE_STYLE = env_str("AUCTIONS_SOFT_CLOSE_STYLE", "extend_to")
 AUCTIONS_CLOSE_SCAN_SECONDS = env_int("AUCTIONS_CLOSE_SCAN_SECONDS", default=10)
 AUCTIONS_CLOSE_ETA_MARGIN_SECONDS = env_int("AUCTIONS_CLOSE_ETA_MARGIN_SECONDS", default=60)
 AUCTIONS_CLOSE_BATCH_SIZE = env_int("AUCTIONS_CLOSE_BATCH_SIZE", default=200)
+# The Celery queue of the exact-time close tasks.
+AUCTIONS_TASK_QUEUE = env_str("AUCTIONS_TASK_QUEUE", "auctions")
 # Dotted task name that receives {"sale_id": ...} on the "payments" queue when a sale is made.
 # Empty (the default until gavel.payments exists) records the sale without handing it off.
 AUCTIONS_HANDOFF_TASK = env_str("AUCTIONS_HANDOFF_TASK", "")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -102,8 +103,6 @@ def auction_close(*, auction_id: int, now: datetime | None = None) -> AuctionClo
 
 def auctions_close_due(*, now: datetime | None = None, limit: int | None = None) -> int:
     """Close every active auction past its end, in batches; returns how many closed."""
-    from django.conf import settings
-
     batch = limit or settings.AUCTIONS_CLOSE_BATCH_SIZE
     closed = 0
     while True:
@@ -139,7 +138,7 @@ def auction_closes_schedule(*, now: datetime | None = None) -> int:
             outbox_enqueue(
                 task_name=CLOSE_TASK,
                 kwargs={"auction_id": auction.pk},
-                queue="auctions",
+                queue=settings.AUCTIONS_TASK_QUEUE,
                 eta=auction.ends_at,
             )
             enqueued += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +16,23 @@ from gavel.auctions.services.bidding import bid_place
 from gavel.auctions.services.closing import auction_closes_schedule
 from gavel.auctions.tests.factories import auction_make, user_make
 from gavel.celery import app
+
+
+@pytest.fixture
+def private_worker(transactional_db: None, settings: Any) -> Iterator[str]:
+    """A real worker on a queue of this test's own, so workers of other test runs sharing the
+    broker cannot take its messages."""
+    from celery.contrib.testing.worker import start_worker
+
+    queue = f"auctions-test-{uuid.uuid4().hex[:12]}"
+    settings.AUCTIONS_TASK_QUEUE = queue
+    with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel
+        channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=[queue]
+    ):
+        yield queue
 
 
 def _wait_for(predicate: Any, timeout_seconds: float = 15.0) -> bool:
@@ -28,7 +47,7 @@ def _wait_for(predicate: Any, timeout_seconds: float = 15.0) -> bool:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
-    celery_worker_thread: Any, settings: Any
+    private_worker: str, settings: Any
 ) -> None:
     settings.AUCTIONS_HANDOFF_TASK = ""
     now = timezone.now()
@@ -43,5 +62,5 @@ def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
     assert Sale.objects.filter(auction=closed).count() == 1
 
     overdue = auction_make(now=now - timedelta(days=8))
-    app.send_task("gavel.auctions.tasks.auctions_close_scan", queue="auctions")  # what beat sends
+    app.send_task("gavel.auctions.tasks.auctions_close_scan", queue=private_worker)  # as beat
     assert _wait_for(lambda: Auction.objects.get(pk=overdue.pk).status == "unsold")
