@@ -29,8 +29,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from gavel.common.outbox import outbox_enqueue
-from gavel.webhooks.models import WebhookEvent
-from gavel.webhooks.services.processing import commit_without_waiting_for_disk, event_process
+from gavel.webhooks.models import WebhookAttempt, WebhookEvent
+from gavel.webhooks.services.processing import (
+    attempt_run,
+    commit_without_waiting_for_disk,
+    event_process,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,55 @@ def events_claim(*, limit: int) -> list[int]:
     return claimed
 
 
+_CLAIM_SQL = (
+    "WITH due AS ("  # noqa: S608 - table names from the models
+    f"SELECT id, attempts_count AS previous_count FROM {WebhookEvent._meta.db_table} "
+    "WHERE status IN ('pending', 'retrying') AND due_at <= %(now)s "
+    "ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    f"leased AS (UPDATE {WebhookEvent._meta.db_table} AS event "
+    "SET due_at = %(lease_until)s, attempts_count = CASE "
+    "WHEN due.previous_count < %(max_attempts)s THEN due.previous_count + 1 "
+    "ELSE due.previous_count END FROM due WHERE event.id = due.id "
+    "RETURNING event.id, event.attempts_count, due.previous_count < %(max_attempts)s AS counted), "
+    f"started AS (INSERT INTO {WebhookAttempt._meta.db_table} "
+    "(event_id, number, action, outcome, error, worker, task_id, started_at) "
+    "SELECT id, attempts_count, 'handle', 'running', '', %(worker)s, %(task_id)s, %(now)s "
+    "FROM leased WHERE counted RETURNING event_id, id) "
+    "SELECT leased.id, started.id FROM leased "
+    "LEFT JOIN started ON started.event_id = leased.id ORDER BY leased.id"
+)
+
+
+def events_claim_with_attempts(
+    *, limit: int, worker: str = "", task_id: str = ""
+) -> list[tuple[int, int | None]]:
+    """Lease due events and start an attempt on each, in one statement on PostgreSQL:
+    (event pk, attempt pk), the attempt None for an event out of attempts.
+
+    An attempt starts when its drain claims the event; if the worker dies, every attempt of
+    its batch is counted and later closed as lost (the batch is small).
+    """
+    if connection.vendor != "postgresql":
+        return [(event_pk, None) for event_pk in events_claim(limit=limit)]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "now": now,
+                "limit": limit,
+                "lease_until": now + timedelta(seconds=settings.WEBHOOK_CLAIM_SECONDS),
+                "max_attempts": settings.WEBHOOK_MAX_ATTEMPTS,
+                "worker": worker[:255],
+                "task_id": task_id[:255],
+            },
+        )
+        rows = cursor.fetchall()
+    return [
+        (int(event_pk), int(attempt_pk) if attempt_pk else None) for event_pk, attempt_pk in rows
+    ]
+
+
 def events_drain(*, worker: str = "", task_id: str = "") -> int:
     """Claim and process due events until none is left or the time budget is spent (then ask
     for another drain); returns how many were processed."""
@@ -110,15 +163,20 @@ def events_drain(*, worker: str = "", task_id: str = "") -> int:
     deadline = time.monotonic() + settings.WEBHOOK_DRAIN_TIME_BUDGET_SECONDS
     processed = 0
     while time.monotonic() < deadline:
-        claimed = events_claim(limit=settings.WEBHOOK_DRAIN_BATCH_SIZE)
+        claimed = events_claim_with_attempts(
+            limit=settings.WEBHOOK_DRAIN_BATCH_SIZE, worker=worker, task_id=task_id
+        )
         if not claimed:
             return processed
         if len(claimed) == settings.WEBHOOK_DRAIN_BATCH_SIZE:
             # A full batch: more may be due. One more drain (unless one is already requested)
             # lets idle worker processes join, up to their number, while the backlog lasts.
             drain_request()
-        for event_pk in claimed:
-            event_process(event_pk=event_pk, worker=worker, task_id=task_id)
+        for event_pk, attempt_pk in claimed:
+            if attempt_pk is None:  # portable path, or out of attempts (dead-lettered there)
+                event_process(event_pk=event_pk, worker=worker, task_id=task_id)
+            else:
+                attempt_run(event_pk=event_pk, attempt_pk=attempt_pk)
             processed += 1
     drain_request(force=True)
     return processed

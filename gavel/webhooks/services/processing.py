@@ -271,6 +271,11 @@ def event_process(*, event_pk: int, worker: str = "", task_id: str = "") -> str:
         # Every attempt so far died with its worker (a poison event that kills the process).
         _dead_letter(event_pk, reason="attempt limit reached: workers lost during attempts")
         return str(Status.DEAD)
+    return attempt_run(event_pk=event_pk, attempt_pk=attempt_pk)
+
+
+def attempt_run(*, event_pk: int, attempt_pk: int) -> str:
+    """Run an attempt already counted and recorded (``attempt_pk``); the event's new status."""
     try:
         with transaction.atomic():
             event = event_lock(event_pk=event_pk)

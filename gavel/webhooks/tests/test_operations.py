@@ -124,6 +124,43 @@ def test_drain_processes_every_due_event_and_clears_its_signal(
     assert drain_request() is True
 
 
+def test_drain_dead_letters_an_event_whose_workers_kept_dying(settings: Any) -> None:
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    event = store(attempts_count=3)
+
+    assert events_drain() == 1
+
+    event.refresh_from_db()
+    assert (event.status, event.attempts_count) == (Status.DEAD, 3)
+    assert event.attempts.count() == 0
+
+
+def test_drain_claims_record_one_attempt_per_event(applied: Applied) -> None:
+    events = [store() for _ in range(3)]
+
+    assert events_drain(worker="host:1", task_id="task-1") == 3
+
+    attempts = WebhookAttempt.objects.order_by("event_id")
+    assert [(a.event_id, a.number, a.outcome, a.worker, a.task_id) for a in attempts] == [
+        (event.pk, 1, WebhookAttempt.Outcome.PROCESSED, "host:1", "task-1") for event in events
+    ]
+
+
+def test_drain_without_postgresql_features_takes_the_portable_path(
+    applied: Applied, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+
+    events = [store() for _ in range(2)]
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+
+    assert events_drain() == 2
+
+    monkeypatch.undo()
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {Status.PROCESSED}
+    assert sorted(applied.by_event) == sorted(event.stripe_event_id for event in events)
+
+
 def test_drain_out_of_time_requests_another(applied: Applied, settings: Any) -> None:
     settings.WEBHOOK_DRAIN_TIME_BUDGET_SECONDS = 0
     store()
