@@ -386,9 +386,10 @@ def account_cache_clear() -> None:
 
 # ---- the id map ----------------------------------------------------------------------------
 
-# kind, Gavel table and its column, Gavel model, staging table and the column that joins them
-# (no Gavel table: the staging row is the Gavel row until its app loads it).
-ID_MAP_SOURCES: tuple[tuple[str, str | None, str, str, str, str], ...] = (
+# kind, Gavel table and its column, Gavel model, staging table and the column that joins them.
+# Entities still held in staging (listings, orders, payments) are found by their legacy id
+# there; they get map entries when their Gavel app loads them.
+ID_MAP_SOURCES: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("person", "users_user", "legacy_person_id", "users.user", "legacy_legacyperson", "legacy_id"),
     (
         "connected_account",
@@ -398,29 +399,19 @@ ID_MAP_SOURCES: tuple[tuple[str, str | None, str, str, str, str], ...] = (
         "legacy_legacystripeaccount",
         "stripe_seller_id",
     ),
-    ("stripe_account", None, "", "legacy.legacystripeaccount", "legacy_legacystripeaccount", ""),
-    ("listing", None, "", "legacy.legacylisting", "legacy_legacylisting", ""),
-    ("transaction", None, "", "legacy.legacyorder", "legacy_legacyorder", ""),
-    ("payment", None, "", "legacy.legacypayment", "legacy_legacypayment", ""),
 )
 
 
 def id_map_refresh(*, scope_after: int) -> int:
-    """Legacy id -> Gavel row for everything staged or loaded since ``scope_after``."""
+    """Legacy id -> Gavel row for everything loaded since ``scope_after``."""
     added = 0
     with connection.cursor() as cursor:
         for kind, target, target_key, model, staging, staging_key in ID_MAP_SOURCES:
-            if target is None:
-                select = (
-                    f"SELECT %s, s.legacy_id::text, %s, s.id, now() FROM {staging} s"
-                    " WHERE s.staged_run_id > %s"
-                )
-            else:
-                select = (
-                    f"SELECT %s, s.legacy_id::text, %s, t.id, now() FROM {staging} s"
-                    f" JOIN {target} t ON t.{target_key} = s.{staging_key}"
-                    " WHERE s.staged_run_id > %s"
-                )
+            select = (
+                f"SELECT %s, s.legacy_id::text, %s, t.id, now() FROM {staging} s"
+                f" JOIN {target} t ON t.{target_key} = s.{staging_key}"
+                " WHERE s.staged_run_id > %s"
+            )
             cursor.execute(
                 "INSERT INTO legacy_legacyidmap (kind, legacy_id, gavel_model, gavel_id,"
                 f" created_at) {select} ON CONFLICT (kind, legacy_id) DO NOTHING",

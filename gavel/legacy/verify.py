@@ -107,8 +107,20 @@ def _compare(
     ]
 
 
-def _sum_sql(table: str, currency: str, column: str) -> str:
-    return f"SELECT UPPER({currency}), SUM({column}) FROM {table} GROUP BY UPPER({currency})"
+def _sum_sql(table: str, currency: str, columns: tuple[str, ...]) -> str:
+    """One pass over the table for every money column."""
+    sums = ", ".join(f"SUM({column})" for column in columns)
+    return f"SELECT UPPER({currency}), {sums} FROM {table} GROUP BY UPPER({currency})"
+
+
+def _sums_by_column(
+    rows: Iterable[tuple[Any, ...]], columns: tuple[str, ...]
+) -> dict[str, Figures]:
+    by_column: dict[str, Figures] = {column: defaultdict(int) for column in columns}
+    for currency, *sums in rows:
+        for column, value in zip(columns, sums, strict=True):
+            by_column[column][_key(currency)] += int(value or 0)
+    return by_column
 
 
 def _legacy_payment_figures(
@@ -192,11 +204,13 @@ def verification_rows(source: LegacySource) -> list[ReportRow]:
     # case-insensitive collation groups "eur" with "EUR" anyway; unknown codes stay apart.
     for table, currency, columns in MONEY_COLUMNS:
         staging = STAGING_MODELS[table]._meta.db_table
+        legacy_sums = _sums_by_column(source.query(_sum_sql(table, currency, columns)), columns)
+        gavel_sums = _sums_by_column(_gavel(_sum_sql(staging, currency, columns)), columns)
         for column in columns:
             rows += _compare(
                 f"sum {table}.{column} by {currency}",
-                _figures(source.query(_sum_sql(table, currency, column))),
-                _figures(_gavel(_sum_sql(staging, currency, column))),
+                legacy_sums[column],
+                gavel_sums[column],
             )
     # The ledger against the legacy funds flow.
     people = _seller_people()

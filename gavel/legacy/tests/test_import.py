@@ -104,9 +104,8 @@ def test_full_import_finds_every_anomaly_and_verifies_to_the_cent(legacy_source)
         User.objects.filter(is_active=False).values_list("legacy_person_id", flat=True)
     ) == set(deleted)
 
-    # The id map names a Gavel row for every person, account, listing, order and payment.
+    # The id map names the Gavel user of every person.
     assert LegacyIdMap.objects.filter(kind="person").count() == counts["people"]
-    assert LegacyIdMap.objects.filter(kind="payment").count() == counts["stripe_payments"]
     person = LegacyIdMap.objects.filter(kind="person").first()
     assert person is not None
     assert User.objects.get(pk=person.gavel_id).legacy_person_id == person.legacy_id
