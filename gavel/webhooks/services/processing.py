@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from gavel.gateway.client import livemode_expected
 from gavel.gateway.events import related_object_fetch
 from gavel.observability.scrub import scrub_text
 from gavel.webhooks import metrics
@@ -125,7 +126,13 @@ def _apply_in_order(event: WebhookEvent, incoming: IncomingEvent, handler: Handl
     return Outcome.PROCESSED
 
 
+NOT_OUR_MODE = "livemode differs from the configured key: kept, never applied"
+
+
 def _route_and_apply(event: WebhookEvent) -> tuple[Outcome, WebhookAttempt.Action]:
+    if event.livemode != livemode_expected():
+        # A connected account's test-mode event on a live endpoint, even when replayed.
+        return Outcome.IGNORED, WebhookAttempt.Action.HANDLE
     payload = json.loads(event.payload)
     incoming = incoming_event_build(event, payload)
     if legacy_owns(account=incoming.account, data_object=incoming.data_object):
@@ -287,7 +294,7 @@ def attempt_run(*, event_pk: int, attempt_pk: int) -> str:
             event.status = _STATUS_BY_OUTCOME[outcome]
             event.due_at = None
             event.finished_at = finished_at
-            event.last_error = ""
+            event.last_error = "" if event.livemode == livemode_expected() else NOT_OUR_MODE
             event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
             _attempt_finish(attempt_pk, outcome=outcome, action=action)
     except Exception as error:  # noqa: BLE001 - any failure is recorded and retried

@@ -241,6 +241,22 @@ def test_replay_puts_dead_and_ignored_events_back_and_leaves_others() -> None:
     assert drains_requested() == 2
 
 
+def test_replayed_test_mode_event_on_a_live_system_is_still_never_applied(
+    applied: Applied, settings: Any
+) -> None:
+    from gavel.webhooks.services import event_process
+
+    settings.STRIPE_SECRET_KEY = "sk_live_gavel"
+    event = store(status=Status.IGNORED, due_at=None)  # livemode False, as intake kept it
+    assert event_replay(event_pk=event.pk) is True
+
+    assert event_process(event_pk=event.pk) == Status.IGNORED
+
+    assert applied.by_event == {}
+    event.refresh_from_db()
+    assert "never applied" in event.last_error
+
+
 def test_replay_command_by_event_id() -> None:
     dead = store(status=Status.DEAD, due_at=None)
     other = store(status=Status.DEAD, due_at=None)
