@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from gavel.common.money import Money
@@ -72,7 +69,7 @@ def _wait(
     return predicate()
 
 
-def _money_webhooks(context: StoryContext) -> None:
+def money_webhooks_register(context: StoryContext) -> None:
     """Stripe's money events to Gavel's webhook endpoints (signed, in process)."""
     from gavel.demo.chapters_connect import _deliver_to_gavel
 
@@ -90,73 +87,6 @@ def _money_webhooks(context: StoryContext) -> None:
     )
 
 
-def _second_seller(context: StoryContext) -> str:
-    """Bo signs up and onboards like Ada did."""
-    body = {"email": "bo@example.com", "password": "demo passphrase 2026", "display_name": "Bo"}
-    context.api("POST", "/api/v1/auth/register/", body=body, expect=201)
-    tokens = context.api(
-        "POST", "/api/v1/auth/token/", body={"email": body["email"], "password": body["password"]}
-    )
-    context.tokens["bo"] = tokens["access"]
-    started = context.api("POST", "/api/v1/connect/onboarding/", as_user="bo", expect=201)
-    context.sandbox.follow_account_link(started["onboarding_link"]["url"])
-    account: dict[str, Any] = context.api("POST", "/api/v1/connect/account/refresh/", as_user="bo")
-    return str(account["stripe_account_id"])
-
-
-def _buyer_card(context: StoryContext) -> None:
-    setup = context.api("POST", "/api/v1/payment-methods/setup/", as_user="sam", expect=201)
-    context.sandbox.client(settings.STRIPE_SECRET_KEY).v1.setup_intents.confirm(
-        setup["setup_intent_id"], params={"payment_method": "pm_card_bypassPending"}
-    )
-    done = context.api(
-        "POST", f"/api/v1/payment-methods/setup/{setup['id']}/refresh/", as_user="sam"
-    )
-    method = done["payment_method"] or {}
-    context.narrator.step(
-        f"Sam saves a card for off-session use ({method.get('brand')} •••• {method.get('last4')}); "
-        "no card number ever reaches Gavel."
-    )
-
-
-def _sold_to_sam(context: StoryContext, sellers: list[tuple[str, int]]) -> list[int]:
-    """Two auctions close with Sam as the winner (the auctions app records the sales and hands
-    them to payments through the outbox, in one transaction)."""
-    from gavel.auctions.models import Auction
-    from gavel.auctions.services.sales import sale_create
-    from gavel.users.models import User
-
-    sam = User.objects.get(email="sam@example.com")
-    now = timezone.now()
-    sale_ids = []
-    with transaction.atomic():
-        for (email, hammer), title in zip(sellers, ("Brass telescope", "Oak chest"), strict=True):
-            seller = User.objects.get(email=email)
-            auction = Auction.objects.create(
-                seller=seller,
-                title=title,
-                category="antiques",
-                currency="USD",
-                starts_at=now - timedelta(days=7),
-                ends_at=now,
-                scheduled_ends_at=now,
-                starting_price_minor=1_000,
-                increment_table=[[0, 100]],
-                soft_close_seconds=0,
-                soft_close_style=Auction.SoftCloseStyle.EXTEND_BY,
-                status=Auction.Status.SOLD,
-                outcome=Auction.Outcome.SOLD,
-                price_minor=hammer,
-                winner=sam,
-                hammer_price_minor=hammer,
-                closed_at=now,
-            )
-            sale_ids.append(
-                sale_create(auction=auction, buyer=sam, amount_minor=hammer, kind="winner").pk
-            )
-    return sale_ids
-
-
 def chapter_payments(context: StoryContext) -> None:
     from gavel.payments.models import Order, SellerTransfer, TransferReversal
     from gavel.payments.services.disputes import order_disputes_sync
@@ -166,17 +96,11 @@ def chapter_payments(context: StoryContext) -> None:
     from gavel.users.models import User
 
     narrator = context.narrator
-    narrator.chapter("Sam wins two lots from two sellers: charge, split, refund, payout, dispute")
-    _money_webhooks(context)
-    acct_bo = _second_seller(context)
-    acct_ada = context.cast.get("ada_stripe_account", "")
-    narrator.step(f"Bo onboards as a second seller ({acct_bo}), next to Ada ({acct_ada}).")
-    _buyer_card(context)
-
-    sale_ids = _sold_to_sam(context, [("ada@example.com", 48_000), ("bo@example.com", 12_500)])
+    narrator.chapter("Sam pays for both lots: charge, split, refund, payout, dispute")
+    sale_ids: list[int] = context.cast["sale_ids"]
     narrator.step(
-        f"Sam wins Ada's brass telescope at {usd(48_000)} and Bo's oak chest at {usd(12_500)} "
-        f"(sales #{sale_ids[0]} and #{sale_ids[1]}); the auctions app hands both to payments."
+        f"Payments picks up sales #{', #'.join(str(sale_id) for sale_id in sale_ids)} from the "
+        "auctions app and charges Sam's saved card off-session, once for both lots."
     )
 
     def order_of_sam() -> Order | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.test import Client
 
+from gavel.demo.chapters_auctions import chapter_auctions
 from gavel.demo.chapters_connect import chapter_seller_onboarding
 from gavel.demo.chapters_payments import chapter_payments
 from gavel.demo.narrator import Narrator
@@ -82,4 +83,9 @@ def chapter_people(context: StoryContext) -> None:
     )
 
 
-CHAPTERS: list[Chapter] = [chapter_people, chapter_seller_onboarding, chapter_payments]
+CHAPTERS: list[Chapter] = [
+    chapter_people,
+    chapter_seller_onboarding,
+    chapter_auctions,
+    chapter_payments,
+]
