@@ -19,50 +19,40 @@ def main() -> int:
         return 2
     django.setup()
 
-    from django.core.management import call_command
-
     from gavel.demo.narrator import Narrator
     from gavel.demo.runtime import database_fresh, sandbox_bound, worker_running
-    from gavel.demo.story import CHAPTERS, StoryContext
-    from gavel.ledger.reconciliation import reconciliation_run
-    from gavel.ledger.selectors import trial_balance
+    from gavel.demo.story import CHAPTERS, StoryContext, books_summary
 
     narrator = Narrator()
     narrator.chapter("Gavel demo: an auction marketplace's money, end to end")
     narrator.detail("Embedded setup: a SQLite file, an in-memory broker and worker, and the")
     narrator.detail("project's Stripe sandbox standing in for Stripe.")
     database_fresh()
+    # One sandbox and one worker for the story and for serving afterwards, so the API served
+    # on :8000 sees the same Stripe state the story made.
     with sandbox_bound() as sandbox, worker_running():
         context = StoryContext(narrator=narrator, sandbox=sandbox)
         for chapter in CHAPTERS:
             chapter(context)
-        # Stripe's side is only reachable while the sandbox is bound.
-        reconciliation = reconciliation_run()
-
-    balances = trial_balance()
-    balanced = all(total == 0 for total in balances.values()) and reconciliation.is_clean
-    currencies = ", ".join(f"{currency} {total:+d}" for currency, total in sorted(balances.items()))
-    books = (
-        f"ledger balanced, reconciled with Stripe ({reconciliation.transactions_compared} "
-        "balance transactions, 0 differences)"
-        if balanced
-        else f"ledger NOT in balance or not reconciled ({currencies}; "
-        f"{len(reconciliation.differences)} differences with Stripe)"
-    )
-    print(f"\nSUMMARY: {narrator.steps} steps, {books}.", flush=True)
-    if not balanced:
-        return 1
-
-    if os.environ.get("DEMO_SERVE", "1") != "0":
-        from gavel.users.models import User
-
-        User.objects.create_superuser(email="admin@example.com", password=DEMO_ADMIN_PASSWORD)
-        print("\nServing the API and the admin on http://127.0.0.1:8000 (Ctrl-C to stop).")
-        print(f"  admin sign-in (demo only): admin@example.com / {DEMO_ADMIN_PASSWORD}")
-        print("  API docs: http://127.0.0.1:8000/api/docs/   admin: http://127.0.0.1:8000/admin/")
-        with sandbox_bound():
-            call_command("runserver", "127.0.0.1:8000", use_reloader=False, verbosity=1)
+        books, clean = books_summary()
+        print(f"\nSUMMARY: {narrator.steps} steps, {books}.", flush=True)
+        if not clean:
+            return 1
+        if os.environ.get("DEMO_SERVE", "1") != "0":
+            _serve()
     return 0
+
+
+def _serve() -> None:
+    from django.core.management import call_command
+
+    from gavel.users.models import User
+
+    User.objects.create_superuser(email="admin@example.com", password=DEMO_ADMIN_PASSWORD)
+    print("\nServing the API and the admin on http://127.0.0.1:8000 (Ctrl-C to stop).")
+    print(f"  admin sign-in (demo only): admin@example.com / {DEMO_ADMIN_PASSWORD}")
+    print("  API docs: http://127.0.0.1:8000/api/docs/   admin: http://127.0.0.1:8000/admin/")
+    call_command("runserver", "127.0.0.1:8000", use_reloader=False, verbosity=1)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,29 @@ def chapter_people(context: StoryContext) -> None:
     )
 
 
+def books_summary() -> tuple[str, bool]:
+    """The story's last line: ``ledger balanced`` only when the trial balance is zero in every
+    currency AND reconciliation with Stripe finds no difference. Needs the sandbox bound."""
+    from gavel.ledger.reconciliation import reconciliation_run
+    from gavel.ledger.selectors import trial_balance
+
+    reconciliation = reconciliation_run()
+    balances = trial_balance()
+    clean = all(total == 0 for total in balances.values()) and reconciliation.is_clean
+    if clean:
+        return (
+            f"ledger balanced, reconciled with Stripe ({reconciliation.transactions_compared} "
+            "balance transactions, 0 differences)",
+            True,
+        )
+    currencies = ", ".join(f"{currency} {total:+d}" for currency, total in sorted(balances.items()))
+    return (
+        f"ledger NOT in balance or not reconciled ({currencies}; "
+        f"{len(reconciliation.differences)} differences with Stripe)",
+        False,
+    )
+
+
 CHAPTERS: list[Chapter] = [
     chapter_people,
     chapter_seller_onboarding,

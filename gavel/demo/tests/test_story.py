@@ -1,0 +1,74 @@
+"""The whole demo story on PostgreSQL, the sandbox, the real webhook pipeline and a worker."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from gavel.demo.narrator import Narrator
+from gavel.demo.story import CHAPTERS, StoryContext, books_summary
+from gavel.ledger.models import JournalEntry
+from gavel.ledger.services import credit, debit, entry_post
+
+
+def _webhooks_settled(timeout_seconds: float = 30) -> dict[str, int]:
+    from gavel.webhooks.models import WebhookEvent
+
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if not WebhookEvent.objects.filter(status__in=WebhookEvent.UNFINISHED).exists():
+            break
+        time.sleep(0.2)
+    counts: dict[str, int] = {}
+    for status in WebhookEvent.objects.values_list("status", flat=True):
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_story_ends_balanced_and_reconciled_with_every_webhook_processed(
+    sandbox: Any, celery_worker_thread: Any, capsys: Any
+) -> None:
+    context = StoryContext(narrator=Narrator(), sandbox=sandbox)
+    for chapter in CHAPTERS:
+        chapter(context)
+
+    line, clean = books_summary()
+    assert clean, line
+    assert line.startswith("ledger balanced, reconciled with Stripe (")
+    assert JournalEntry.objects.exists()
+
+    statuses = _webhooks_settled()
+    assert statuses.get("processed", 0) > 10
+    assert set(statuses) <= {"processed", "superseded", "ignored"}, statuses
+    from gavel.webhooks.models import WebhookEvent
+
+    delivered = {delivery["event_id"] for delivery in sandbox.deliveries() if delivery["succeeded"]}
+    stored = set(WebhookEvent.objects.values_list("stripe_event_id", flat=True))
+    assert len(delivered) > 10
+    assert delivered == stored
+
+
+@pytest.mark.django_db
+def test_the_summary_says_ledger_balanced_only_when_it_is(sandbox: Any) -> None:
+    from gavel.ledger.models import LedgerAccount
+
+    assert books_summary() == (
+        "ledger balanced, reconciled with Stripe (0 balance transactions, 0 differences)",
+        True,
+    )
+    entry_post(
+        reference="demo-test-1",
+        kind="test",
+        lines=[
+            debit("platform:stripe_balance", LedgerAccount.Kind.ASSET, 500, "USD"),
+            credit("revenue:commission", LedgerAccount.Kind.REVENUE, 500, "USD"),
+        ],
+    )
+    line, clean = books_summary()
+    assert clean is False
+    assert "ledger balanced" not in line
+    assert "differences with Stripe" in line
