@@ -23,19 +23,23 @@ SEED = 1
 
 
 def _existing_payments(database: object) -> int:
+    """Rows in an already generated legacy database, -1 when there is none."""
+    import psycopg
+    import pymysql
+
     from gavel.legacy.connections import LegacyDatabase, database_connect
 
     assert isinstance(database, LegacyDatabase)
     try:
         connection = database_connect(database)
-    except Exception:  # noqa: BLE001  (no such database yet: generate it)
+    except (pymysql.MySQLError, psycopg.Error):
         return -1
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM stripe_payments")
             (count,) = cursor.fetchone()
         return int(count)
-    except Exception:  # noqa: BLE001
+    except (pymysql.MySQLError, psycopg.Error):
         return -1
     finally:
         connection.close()

@@ -79,11 +79,15 @@ def _insert_anomalies(
 def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hours: int) -> int:
     """Every cross-table check; returns the number of new anomalies."""
     params: dict[str, Any] = {"run": run_id, "after": scope_after}
-    order_scope = (
-        f"(o.staged_run_id > %(after)s OR o.legacy_id IN (SELECT transaction_legacy_id"
-        f" FROM {TRANSITIONS} WHERE staged_run_id > %(after)s) OR o.legacy_id IN"
-        f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(after)s))"
-    )
+    # A first run checks every order; a later one the orders it staged, or whose history or
+    # payment it staged.
+    order_scope = "TRUE"
+    if scope_after:
+        order_scope = (
+            f"(o.staged_run_id > %(after)s OR o.legacy_id IN (SELECT transaction_legacy_id"
+            f" FROM {TRANSITIONS} WHERE staged_run_id > %(after)s) OR o.legacy_id IN"
+            f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(after)s))"
+        )
     found = 0
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")  # sort millions of steps in memory
