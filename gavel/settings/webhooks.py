@@ -32,6 +32,9 @@ WEBHOOK_DRAIN_TIME_BUDGET_SECONDS = env_int("WEBHOOK_DRAIN_TIME_BUDGET_SECONDS",
 # While a requested drain has not started, intake asks for no other (a Redis key with this
 # time to live), so the outbox is written a few times a second, not once per event.
 WEBHOOK_DRAIN_SIGNAL_TTL_SECONDS = env_int("WEBHOOK_DRAIN_SIGNAL_TTL_SECONDS", default=2)
+# For this long after a process saw a drain requested, it does not ask Redis again; every drain
+# makes a last claim at least twice this long after it starts (services/drain.py).
+WEBHOOK_DRAIN_SIGNAL_REUSE_MS = env_int("WEBHOOK_DRAIN_SIGNAL_REUSE_MS", default=50)
 # The sweeper (beat, every WEBHOOK_SWEEP_INTERVAL_SECONDS) requests a drain when an event has
 # been due this long without being claimed: a lost drain request, a retry coming due, a lease
 # run out after a worker died.

@@ -7,6 +7,12 @@ dies) is written a few times a second rather than once per event. A drain delete
 before it claims anything, so an event stored after that asks for a new drain: no event is left
 without a drain after it. If Redis cannot answer, intake requests a drain anyway.
 
+Within one process, a request made less than WEBHOOK_DRAIN_SIGNAL_REUSE_MS after this process
+saw the mark set skips Redis too (a third of intake's CPU otherwise). That is safe because a
+drain never stops before that long again after its start: when it finds nothing due earlier,
+it waits and claims once more, so an event whose request was skipped (committed before the
+window closed, hence before the drain's last claim) is still taken.
+
 A drain that claims a full batch requests one more drain (if none is pending), so the number
 of drains grows to the number of worker processes while a backlog lasts, and falls back to one
 when it is gone.
@@ -52,6 +58,12 @@ def _signal_key() -> str:
     return f"gavel:webhooks:drain_requested:{connection.settings_dict['NAME']}"
 
 
+class _SeenRequested:
+    """When this process last saw a drain requested and not started (monotonic seconds)."""
+
+    at = float("-inf")
+
+
 def drain_request(*, force: bool = False) -> bool:
     """Make sure a drain runs after this point; True when a drain task was enqueued.
 
@@ -60,10 +72,14 @@ def drain_request(*, force: bool = False) -> bool:
     written, since a rollback would take it back while the Redis mark stayed.
     """
     if not force and not connection.in_atomic_block:
+        now = time.monotonic()
+        if now - _SeenRequested.at < settings.WEBHOOK_DRAIN_SIGNAL_REUSE_MS / 1000:
+            return False
         try:
             requested = _redis().set(
                 _signal_key(), "1", nx=True, ex=settings.WEBHOOK_DRAIN_SIGNAL_TTL_SECONDS
             )
+            _SeenRequested.at = now
         except redis.RedisError as error:
             logger.warning(
                 "drain signal unavailable; requesting a drain", extra={"error": repr(error)}
@@ -79,6 +95,7 @@ def drain_request(*, force: bool = False) -> bool:
 def drain_signal_reset(**_: object) -> None:
     """On worker start (Celery ``worker_init``): forget a request whose task may have been
     purged with its queue, so the next event asks for a drain at once."""
+    _SeenRequested.at = float("-inf")
     _signal_clear()
 
 
@@ -160,14 +177,22 @@ def events_drain(*, worker: str = "", task_id: str = "") -> int:
     """Claim and process due events until none is left or the time budget is spent (then ask
     for another drain); returns how many were processed."""
     _signal_clear()
-    deadline = time.monotonic() + settings.WEBHOOK_DRAIN_TIME_BUDGET_SECONDS
+    started = time.monotonic()
+    # Requests skipped within the reuse window before this start are covered by a last claim
+    # made after it (module docstring); twice the window leaves a margin.
+    last_claim_not_before = started + 2 * settings.WEBHOOK_DRAIN_SIGNAL_REUSE_MS / 1000
+    deadline = started + settings.WEBHOOK_DRAIN_TIME_BUDGET_SECONDS
     processed = 0
     while time.monotonic() < deadline:
         claimed = events_claim_with_attempts(
             limit=settings.WEBHOOK_DRAIN_BATCH_SIZE, worker=worker, task_id=task_id
         )
         if not claimed:
-            return processed
+            wait_seconds = last_claim_not_before - time.monotonic()
+            if wait_seconds <= 0:
+                return processed
+            time.sleep(wait_seconds)
+            continue
         if len(claimed) == settings.WEBHOOK_DRAIN_BATCH_SIZE:
             # A full batch: more may be due. One more drain (unless one is already requested)
             # lets idle worker processes join, up to their number, while the backlog lasts.

@@ -163,9 +163,9 @@ def applied() -> Iterator[Applied]:
 @pytest.fixture(autouse=True)
 def drain_signal_clear() -> None:
     """No drain request left pending by another test suppresses this test's own."""
-    from gavel.webhooks.services.drain import _redis, _signal_key
+    from gavel.webhooks.services.drain import drain_signal_reset
 
-    _redis().delete(_signal_key())
+    drain_signal_reset()
 
 
 @pytest.fixture

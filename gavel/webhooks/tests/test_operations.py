@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -111,6 +112,7 @@ def test_drain_processes_every_due_event_and_clears_its_signal(
     from gavel.webhooks.services.drain import drain_signal_reset
 
     settings.WEBHOOK_DRAIN_BATCH_SIZE = 2
+    settings.WEBHOOK_DRAIN_SIGNAL_REUSE_MS = 0  # every request asks Redis
     events = [store() for _ in range(5)]
     assert drain_request() is False  # intake's request is pending: no second one
 
@@ -159,6 +161,46 @@ def test_drain_without_postgresql_features_takes_the_portable_path(
     monkeypatch.undo()
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {Status.PROCESSED}
     assert sorted(applied.by_event) == sorted(event.stripe_event_id for event in events)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_soon_after_one_was_seen_skip_redis(settings: Any) -> None:
+    from gavel.webhooks.services import drain
+
+    assert drain_request() is True
+    drain._redis.cache_clear()
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # any Redis call would now request a drain
+    try:
+        assert drain_request() is False  # within the window: no Redis, no request
+        settings.WEBHOOK_DRAIN_SIGNAL_REUSE_MS = 0
+        assert drain_request() is True  # window closed: Redis fails, a drain is requested
+    finally:
+        drain._redis.cache_clear()
+
+
+def test_a_drain_claims_once_more_after_the_reuse_window(
+    applied: Applied, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gavel.webhooks.services import drain
+
+    settings.WEBHOOK_DRAIN_SIGNAL_REUSE_MS = 100
+    real_claim = drain.events_claim_with_attempts
+    late: list[WebhookEvent] = []
+
+    def claim_then_an_event_arrives(**kwargs: Any) -> list[tuple[int, int | None]]:
+        claimed = real_claim(**kwargs)
+        if not claimed and not late:
+            # Stored, its drain request skipped within the window, after the first claim.
+            late.append(store())
+        return claimed
+
+    monkeypatch.setattr(drain, "events_claim_with_attempts", claim_then_an_event_arrives)
+    started = time.monotonic()
+
+    assert events_drain() == 1
+
+    assert time.monotonic() - started >= 0.2
+    assert list(applied.by_event) == [late[0].stripe_event_id]
 
 
 def test_drain_out_of_time_requests_another(applied: Applied, settings: Any) -> None:
