@@ -250,6 +250,50 @@ def ceiling_measure(size_bytes: int) -> float:
     return sum(counts) / elapsed
 
 
+def _request_bytes(body: bytes) -> bytes:
+    """A signed Stripe delivery, as raw HTTP/1.1 bytes (built before the clock starts)."""
+    header = signature_header(payload=body, secret=SECRET, timestamp=int(time.time()))
+    head = (
+        "POST /webhooks/stripe/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nUser-Agent: Stripe/1.0\r\n"
+        f"Stripe-Signature: {header}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Connection:
+    """One keep-alive connection speaking just enough HTTP/1.1, so the load generator spends
+    as little of the shared CPUs as it can."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buffer = b""
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        self.buffer += chunk
+
+    def exchange(self, request: bytes) -> int:
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(self.buffer) < length:
+            self._fill()
+        self.buffer = self.buffer[length:]
+        return int(head[9:12])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class Load:
     """Keep-alive HTTP clients posting signed events; records each request's latency."""
 
@@ -261,29 +305,11 @@ class Load:
         self.latencies: list[float] = []
         self.errors = 0
 
-    def _next_body(self) -> bytes:
+    def _requests(self, count: int) -> list[bytes]:
         with self.lock:
-            self.sequence += 1
-            number = self.sequence
-        return _event_body(number, self.run)
-
-    def _post(self, client: http.client.HTTPConnection, body: bytes) -> None:
-        header = signature_header(payload=body, secret=SECRET, timestamp=int(time.time()))
-        started = time.perf_counter()
-        client.request(
-            "POST",
-            "/webhooks/stripe/",
-            body=body,
-            headers={"Content-Type": "application/json", "Stripe-Signature": header},
-        )
-        response = client.getresponse()
-        response.read()
-        elapsed = time.perf_counter() - started
-        with self.lock:
-            if response.status == 200:
-                self.latencies.append(elapsed)
-            else:
-                self.errors += 1
+            first = self.sequence
+            self.sequence += count
+        return [_request_bytes(_event_body(first + index, self.run)) for index in range(count)]
 
     def run_for(
         self, seconds: float, *, clients: int, rate_per_second: float | None = None
@@ -292,29 +318,41 @@ class Load:
         Returns the elapsed time."""
         stop = threading.Event()
         interval = clients / rate_per_second if rate_per_second else 0.0
+        expected_rate = rate_per_second or 2500.0
+        per_client = int(expected_rate * seconds / clients * 1.2) + 10
+        prepared = [self._requests(per_client) for _ in range(clients)]
 
-        def client_loop(offset: float) -> None:
-            client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            next_at = time.perf_counter() + offset
+        def client_loop(index: int) -> None:
+            requests = prepared[index]
+            connection = _Connection(self.port)
+            latencies: list[float] = []
+            errors = 0
+            next_at = time.perf_counter() + index * interval / clients
             while not stop.is_set():
                 if interval:
                     delay = next_at - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
                     next_at += interval
+                request = requests.pop() if requests else self._requests(1)[0]
+                started = time.perf_counter()
                 try:
-                    self._post(client, self._next_body())
-                except (OSError, http.client.HTTPException):
-                    with self.lock:
-                        self.errors += 1
-                    client.close()
-                    client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            client.close()
+                    status = connection.exchange(request)
+                except OSError:
+                    errors += 1
+                    connection.close()
+                    connection = _Connection(self.port)
+                    continue
+                if status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+            connection.close()
+            with self.lock:
+                self.latencies.extend(latencies)
+                self.errors += errors
 
-        threads = [
-            threading.Thread(target=client_loop, args=(index * interval / clients,))
-            for index in range(clients)
-        ]
+        threads = [threading.Thread(target=client_loop, args=(index,)) for index in range(clients)]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
