@@ -156,6 +156,38 @@ def _attempt_finish(
     )
 
 
+_FINISH_SQL = (
+    f"WITH attempt AS (UPDATE {WebhookAttempt._meta.db_table} "  # noqa: S608 - model tables
+    "SET outcome = %(outcome)s, action = %(action)s, error = '', finished_at = %(now)s "
+    "WHERE id = %(attempt_pk)s) "
+    f"UPDATE {WebhookEvent._meta.db_table} SET status = %(status)s, due_at = NULL, "
+    "finished_at = %(now)s, last_error = %(last_error)s WHERE id = %(event_pk)s"
+)
+
+
+def _event_and_attempt_finish(
+    event: WebhookEvent, *, attempt_pk: int, outcome: Outcome, action: WebhookAttempt.Action
+) -> None:
+    """Write the event's new status and the attempt's end: one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
+        _attempt_finish(attempt_pk, outcome=outcome, action=action)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH_SQL,
+            {
+                "outcome": outcome,
+                "action": action,
+                "now": event.finished_at,
+                "attempt_pk": attempt_pk,
+                "status": event.status,
+                "last_error": event.last_error,
+                "event_pk": event.pk,
+            },
+        )
+
+
 def _dead_letter(event_pk: int, *, reason: str) -> None:
     with transaction.atomic():
         event = event_lock(event_pk=event_pk)
@@ -295,8 +327,7 @@ def attempt_run(*, event_pk: int, attempt_pk: int) -> str:
             event.due_at = None
             event.finished_at = finished_at
             event.last_error = "" if event.livemode == livemode_expected() else NOT_OUR_MODE
-            event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
-            _attempt_finish(attempt_pk, outcome=outcome, action=action)
+            _event_and_attempt_finish(event, attempt_pk=attempt_pk, outcome=outcome, action=action)
     except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
         forwarding = isinstance(error, ForwardFailed)
         if forwarding:
