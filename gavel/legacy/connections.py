@@ -141,3 +141,28 @@ def database_recreate(database: LegacyDatabase) -> None:
         postgres_server.execute(
             f"CREATE DATABASE \"{database.name}\" ENCODING 'UTF8' TEMPLATE template0"
         )
+
+
+def database_drop(database: LegacyDatabase) -> None:
+    """Drop a generated database (tests clean up after themselves)."""
+    if database.dialect is Dialect.MYSQL:
+        server = pymysql.connect(
+            host=database.host,
+            port=database.port,
+            user=database.user,
+            password=database.password,
+            autocommit=True,
+        )
+        with server.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database.name}`")
+        server.close()
+        return
+    with psycopg.connect(
+        host=database.host,
+        port=database.port,
+        user=database.user,
+        password=database.password or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as postgres_server:
+        postgres_server.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import pytest
 from django.db import connection
 
-from gavel.legacy.connections import LegacyDatabase, database_parse, database_recreate
+from gavel.legacy.connections import (
+    LegacyDatabase,
+    database_drop,
+    database_parse,
+    database_recreate,
+)
 from gavel.legacy.generator import GeneratorConfig, Manifest, legacy_generate
 from gavel.legacy.loader import account_cache_clear
 
@@ -34,6 +39,7 @@ def generated(dialect: str, suffix: str, *, payments: int = PAYMENTS) -> LegacyS
     base = database_parse(SERVERS[dialect])
     database = base.with_name(f"{base.name}_{suffix}")
     database_recreate(database)
+    _CREATED.add(database)
     manifest = legacy_generate(
         database=database, config=GeneratorConfig(payments=payments, seed=SEED)
     )
@@ -41,6 +47,14 @@ def generated(dialect: str, suffix: str, *, payments: int = PAYMENTS) -> LegacyS
 
 
 _SHARED: dict[str, LegacySourceFixture] = {}
+_CREATED: set[LegacyDatabase] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _generated_databases_dropped() -> Iterator[None]:
+    yield
+    for database in _CREATED:
+        database_drop(database)
 
 
 @pytest.fixture(params=["mysql", "postgres"])

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from gavel.legacy.connections import database_parse
+from gavel.legacy.connections import database_drop, database_parse
 from gavel.legacy.models import ImportRun, LegacyAnomaly, VerificationReport
 from gavel.legacy.tests.conftest import SERVERS
 
@@ -65,6 +65,7 @@ def test_generate_import_verify_from_the_command_line(tmp_path, settings):
         cursor.execute("DELETE FROM legacy_legacylisting WHERE legacy_id = 1")
     with pytest.raises(CommandError, match="differences"):
         call_command("legacy_verify", stdout=StringIO())
+    database_drop(database_parse(url))
 
 
 def test_commands_refuse_bad_input(settings):
