@@ -7,8 +7,8 @@ import json
 import logging
 import random
 import traceback
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from gavel.observability.scrub import scrub_text
 from gavel.webhooks import metrics
 from gavel.webhooks.envelope import thin_type_to_v1
 from gavel.webhooks.lock_objects import event_lock, object_cursor_lock
-from gavel.webhooks.models import WebhookAttempt, WebhookEvent
+from gavel.webhooks.models import WebhookAttempt, WebhookEvent, WebhookObjectCursor
 from gavel.webhooks.ordering import progress_rank
 from gavel.webhooks.registry import Handler, IncomingEvent, Ordering, handler_for, ordering_for
 from gavel.webhooks.services.forwarding import ForwardFailed, event_forward, legacy_owns
@@ -99,12 +99,24 @@ def incoming_event_build(
     )
 
 
-def _apply_in_order(event: WebhookEvent, incoming: IncomingEvent, handler: Handler) -> Outcome:
+@dataclass(frozen=True, slots=True)
+class _CursorAdvance:
+    """The object's cursor moves to this event, written with the event's new status."""
+
+    cursor_pk: int
+    created_at: datetime
+    rank: int
+    event_id: str
+
+
+def _apply_in_order(
+    event: WebhookEvent, incoming: IncomingEvent, handler: Handler
+) -> tuple[Outcome, _CursorAdvance | None]:
     """Apply under the object's row lock; an event older than the last applied one is
     superseded (LATEST_WINS) or handed over flagged (REFETCH, thin events)."""
     if not event.object_id:
         handler(incoming)
-        return Outcome.PROCESSED
+        return Outcome.PROCESSED, None
     cursor = object_cursor_lock(object_id=event.object_id)
     rank = progress_rank(object_type=event.object_type, data_object=incoming.data_object)
     is_newer = (event.stripe_created_at, rank, event.stripe_event_id) > (
@@ -114,34 +126,38 @@ def _apply_in_order(event: WebhookEvent, incoming: IncomingEvent, handler: Handl
     )
     ordering = Ordering.REFETCH if incoming.thin else ordering_for(incoming.type)
     if not is_newer and ordering == Ordering.LATEST_WINS:
-        return Outcome.SUPERSEDED
+        return Outcome.SUPERSEDED, None
     handler(replace(incoming, superseded=not is_newer))
-    if is_newer:
-        cursor.applied_created_at = event.stripe_created_at
-        cursor.applied_rank = rank
-        cursor.applied_event_id = event.stripe_event_id
-        cursor.save(
-            update_fields=["applied_created_at", "applied_rank", "applied_event_id", "updated_at"]
-        )
-    return Outcome.PROCESSED
+    if not is_newer:
+        return Outcome.PROCESSED, None
+    return Outcome.PROCESSED, _CursorAdvance(
+        cursor_pk=cursor.pk,
+        created_at=event.stripe_created_at,
+        rank=rank,
+        event_id=event.stripe_event_id,
+    )
 
 
 NOT_OUR_MODE = "livemode differs from the configured key: kept, never applied"
 
 
-def _route_and_apply(event: WebhookEvent) -> tuple[Outcome, WebhookAttempt.Action]:
+def _route_and_apply(
+    event: WebhookEvent,
+) -> tuple[Outcome, WebhookAttempt.Action, _CursorAdvance | None]:
+    handle = WebhookAttempt.Action.HANDLE
     if event.livemode != livemode_expected():
         # A connected account's test-mode event on a live endpoint, even when replayed.
-        return Outcome.IGNORED, WebhookAttempt.Action.HANDLE
+        return Outcome.IGNORED, handle, None
     payload = json.loads(event.payload)
     incoming = incoming_event_build(event, payload)
     if legacy_owns(account=incoming.account, data_object=incoming.data_object):
         event_forward(payload=event.payload)
-        return Outcome.FORWARDED, WebhookAttempt.Action.FORWARD
+        return Outcome.FORWARDED, WebhookAttempt.Action.FORWARD, None
     handler = handler_for(incoming.type)
     if handler is None:
-        return Outcome.IGNORED, WebhookAttempt.Action.HANDLE
-    return _apply_in_order(event, incoming, handler), WebhookAttempt.Action.HANDLE
+        return Outcome.IGNORED, handle, None
+    outcome, advance = _apply_in_order(event, incoming, handler)
+    return outcome, handle, advance
 
 
 def _attempt_finish(
@@ -159,19 +175,35 @@ def _attempt_finish(
 _FINISH_SQL = (
     f"WITH attempt AS (UPDATE {WebhookAttempt._meta.db_table} "  # noqa: S608 - model tables
     "SET outcome = %(outcome)s, action = %(action)s, error = '', finished_at = %(now)s "
-    "WHERE id = %(attempt_pk)s) "
+    "WHERE id = %(attempt_pk)s), "
+    f"object_cursor AS (UPDATE {WebhookObjectCursor._meta.db_table} "
+    "SET applied_created_at = %(cursor_created_at)s, applied_rank = %(cursor_rank)s, "
+    "applied_event_id = %(cursor_event_id)s, updated_at = %(now)s WHERE id = %(cursor_pk)s) "
     f"UPDATE {WebhookEvent._meta.db_table} SET status = %(status)s, due_at = NULL, "
     "finished_at = %(now)s, last_error = %(last_error)s WHERE id = %(event_pk)s"
 )
 
 
-def _event_and_attempt_finish(
-    event: WebhookEvent, *, attempt_pk: int, outcome: Outcome, action: WebhookAttempt.Action
+def _finish(
+    event: WebhookEvent,
+    *,
+    attempt_pk: int,
+    outcome: Outcome,
+    action: WebhookAttempt.Action,
+    advance: _CursorAdvance | None,
 ) -> None:
-    """Write the event's new status and the attempt's end: one statement on PostgreSQL."""
+    """Write the event's new status, the attempt's end and the object cursor's move: one
+    statement on PostgreSQL (a cursor id of NULL matches no row)."""
     if connection.vendor != "postgresql":
         event.save(update_fields=["status", "due_at", "finished_at", "last_error"])
         _attempt_finish(attempt_pk, outcome=outcome, action=action)
+        if advance is not None:
+            WebhookObjectCursor.objects.filter(pk=advance.cursor_pk).update(
+                applied_created_at=advance.created_at,
+                applied_rank=advance.rank,
+                applied_event_id=advance.event_id,
+                updated_at=event.finished_at,
+            )
         return
     with connection.cursor() as cursor:
         cursor.execute(
@@ -181,6 +213,10 @@ def _event_and_attempt_finish(
                 "action": action,
                 "now": event.finished_at,
                 "attempt_pk": attempt_pk,
+                "cursor_pk": advance.cursor_pk if advance else None,
+                "cursor_created_at": advance.created_at if advance else None,
+                "cursor_rank": advance.rank if advance else 0,
+                "cursor_event_id": advance.event_id if advance else "",
                 "status": event.status,
                 "last_error": event.last_error,
                 "event_pk": event.pk,
@@ -321,13 +357,13 @@ def attempt_run(*, event_pk: int, attempt_pk: int) -> str:
             if event.status not in WebhookEvent.UNFINISHED:
                 _attempt_finish(attempt_pk, outcome=Outcome.ALREADY_FINISHED)
                 return str(event.status)
-            outcome, action = _route_and_apply(event)
+            outcome, action, advance = _route_and_apply(event)
             finished_at = timezone.now()
             event.status = _STATUS_BY_OUTCOME[outcome]
             event.due_at = None
             event.finished_at = finished_at
             event.last_error = "" if event.livemode == livemode_expected() else NOT_OUR_MODE
-            _event_and_attempt_finish(event, attempt_pk=attempt_pk, outcome=outcome, action=action)
+            _finish(event, attempt_pk=attempt_pk, outcome=outcome, action=action, advance=advance)
     except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
         forwarding = isinstance(error, ForwardFailed)
         if forwarding:
