@@ -58,6 +58,12 @@ DISPUTES_PENDING = AccountSpec(
     Kind.ASSET,
     "Funds Stripe withdrew for open disputes, less what was recovered from sellers",
 )
+SETTLED_OUTSIDE_PORTAL = AccountSpec(
+    "clearing:settled_outside_portal",
+    Kind.LIABILITY,
+    "Refunds the legacy portal settled outside itself (no Stripe call): reconcile against "
+    "the Stripe dashboard and the bank",
+)
 
 
 def seller_payable(account_id: str) -> AccountSpec:
@@ -89,6 +95,7 @@ PLATFORM_ACCOUNTS = (
     DISPUTE_FEES,
     DISPUTE_LOSSES,
     DISPUTES_PENDING,
+    SETTLED_OUTSIDE_PORTAL,
 )
 
 

@@ -2,14 +2,16 @@
 
 One entry per step that happened, with reference ``legacy:stripe_payments:<id>:<step>``, so
 posting the same payment again (a second run, a resumed run, a delta that adds a payout) only
-posts the steps not posted yet. Accounts (docs/legacy-migration.md):
+posts the steps not posted yet. Accounts are the payments chart's (``gavel.ledger.accounts``,
+docs/legacy-migration.md), so legacy and Gavel postings are one book:
 
 - ``platform:stripe_balance`` (asset): the platform's Stripe balance.
 - ``seller_payable:<acct id>`` (liability): owed to the seller until paid out
   (``seller_payable:person:<legacy person id>`` when the seller has no valid account id).
-- ``revenue:commission``, ``revenue:buyer_fee`` (revenue): the seller's and buyer's commissions.
+- ``revenue:commission``, ``revenue:buyers_premium`` (revenue): the seller's commission and
+  the buyer's commission (the portal's buyer fee is Gavel's buyer's premium).
 - ``expense:stripe_fees`` (expense): Stripe's real fee, paid by the platform.
-- ``platform:dispute_holds`` (asset): funds Stripe holds while a dispute is open.
+- ``disputes:pending`` (asset): funds Stripe holds while a dispute is open.
 - ``clearing:settled_outside_portal`` (liability): refunds the portal settled outside itself,
   without a Stripe call (``canceled`` after payment), to reconcile against the bank/Stripe.
 """
@@ -19,23 +21,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from gavel.ledger import accounts
 from gavel.ledger.models import LedgerAccount
 from gavel.ledger.services import Line, credit, debit
 from gavel.legacy.states import CAPTURED_STATES, DISPUTE_STATES, LegacyState
 
 K = LedgerAccount.Kind
-STRIPE_BALANCE = "platform:stripe_balance"
-REVENUE_COMMISSION = "revenue:commission"
-REVENUE_BUYER_FEE = "revenue:buyer_fee"
-EXPENSE_STRIPE_FEES = "expense:stripe_fees"
-DISPUTE_HOLDS = "platform:dispute_holds"
-SETTLED_OUTSIDE = "clearing:settled_outside_portal"
-SELLER_PAYABLE_PREFIX = "seller_payable:"
+STRIPE_BALANCE = accounts.PLATFORM_STRIPE_BALANCE.code
+REVENUE_COMMISSION = accounts.COMMISSION_REVENUE.code
+REVENUE_BUYER_FEE = accounts.BUYERS_PREMIUM_REVENUE.code
+EXPENSE_STRIPE_FEES = accounts.STRIPE_FEES.code
+DISPUTE_HOLDS = accounts.DISPUTES_PENDING.code
+SETTLED_OUTSIDE = accounts.SETTLED_OUTSIDE_PORTAL.code
+SELLER_PAYABLE_PREFIX = accounts.SELLER_PAYABLE_PREFIX
 
 
 def seller_payable_code(*, stripe_seller_id: str | None, person_legacy_id: str) -> str:
     if stripe_seller_id:
-        return f"{SELLER_PAYABLE_PREFIX}{stripe_seller_id}"
+        return accounts.seller_payable(stripe_seller_id).code
     return f"{SELLER_PAYABLE_PREFIX}person:{person_legacy_id}"
 
 

@@ -49,18 +49,18 @@ def test_nothing_is_posted_before_capture(state):
     ("state", "status", "expected"),
     [
         ("paid", "paid", {"platform:stripe_balance": 1070, "seller_payable:acct_1": -950,
-                          "revenue:commission": -100, "revenue:buyer_fee": -50,
+                          "revenue:commission": -100, "revenue:buyers_premium": -50,
                           "expense:stripe_fees": 30}),
         ("confirmed", "transfered", {"platform:stripe_balance": 120, "revenue:commission": -100,
-                                     "revenue:buyer_fee": -50, "expense:stripe_fees": 30}),
+                                     "revenue:buyers_premium": -50, "expense:stripe_fees": 30}),
         ("canceled", "canceled", {"platform:stripe_balance": 1070, "expense:stripe_fees": 30,
                                   "clearing:settled_outside_portal": -1100}),
-        ("disputed", "paid", {"platform:stripe_balance": -30, "platform:dispute_holds": 1100,
+        ("disputed", "paid", {"platform:stripe_balance": -30, "disputes:pending": 1100,
                               "seller_payable:acct_1": -950, "revenue:commission": -100,
-                              "revenue:buyer_fee": -50, "expense:stripe_fees": 30}),
+                              "revenue:buyers_premium": -50, "expense:stripe_fees": 30}),
         ("refunded", "canceled", {"platform:stripe_balance": -30, "expense:stripe_fees": 30}),
         ("dismissed", "transfered", {"platform:stripe_balance": 120, "revenue:commission": -100,
-                                     "revenue:buyer_fee": -50, "expense:stripe_fees": 30}),
+                                     "revenue:buyers_premium": -50, "expense:stripe_fees": 30}),
     ],
 )  # fmt: skip
 def test_each_outcome_reproduces_the_funds_flow(state, status, expected):
