@@ -108,11 +108,14 @@ def test_metrics_need_the_bearer_token_when_one_is_configured(settings: Any) -> 
 
 
 @pytest.mark.django_db
-def test_readyz_reports_an_unreachable_broker(settings: Any) -> None:
+def test_readyz_reports_an_unreachable_broker(settings: Any, monkeypatch: Any) -> None:
     from gavel.celery import app
 
+    unreachable = "redis://127.0.0.1:1/0"
+    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", unreachable)
     original = app.conf.broker_url
-    app.conf.update(broker_url="redis://127.0.0.1:1/0")
+    app.conf.update(broker_url=unreachable)
     try:
         response = Client().get("/readyz")
     finally:
