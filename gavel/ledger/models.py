@@ -2,7 +2,8 @@
 
 Sign convention: a posting's ``amount_minor`` is positive for a debit and negative for a
 credit. Every journal entry sums to zero in each currency (checked by ``entry_post`` and by a
-deferred database trigger on PostgreSQL), so the whole ledger always sums to zero.
+statement-level database trigger on PostgreSQL: an entry's postings are inserted in one
+statement), so the whole ledger always sums to zero.
 """
 
 from __future__ import annotations

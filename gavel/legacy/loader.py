@@ -340,7 +340,7 @@ def _account_ids_ensure(wanted: dict[str, LedgerAccount.Kind]) -> dict[str, int]
 
 def entries_post_bulk(entries: Sequence[PlannedEntry]) -> int:
     """``entry_post`` for many entries at once, with the same guarantees: each entry balanced
-    (checked here and by the ledger's deferred trigger), one entry per reference (a reference
+    (checked here and by the ledger's per-statement trigger), one entry per reference (a reference
     already posted is skipped by ``ON CONFLICT DO NOTHING``, its postings too)."""
     if not entries:
         return 0

@@ -81,3 +81,54 @@ def test_ledger_rows_cannot_be_updated_or_deleted() -> None:
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM ledger_journalentry WHERE id = %s", [entry.pk])
     assert sorted(Posting.objects.values_list("amount_minor", flat=True)) == [-100, 100]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_insert_statement_must_leave_every_entry_it_touches_balanced() -> None:
+    """The guard is per statement: an entry's postings go in together, and one unbalanced
+    entry refuses the whole statement (a balanced neighbour in it included)."""
+    a = LedgerAccount.objects.create(code="a", kind=ASSET)
+    b = LedgerAccount.objects.create(code="b", kind=LIABILITY)
+    now = timezone.now()
+
+    def two_entries_one_unbalanced() -> None:
+        with transaction.atomic():
+            good = JournalEntry.objects.create(reference="good", kind="x", occurred_at=now)
+            bad = JournalEntry.objects.create(reference="bad", kind="x", occurred_at=now)
+            Posting.objects.bulk_create(
+                [
+                    Posting(entry=good, account=a, amount_minor=7, currency="USD"),
+                    Posting(entry=good, account=b, amount_minor=-7, currency="USD"),
+                    Posting(entry=bad, account=a, amount_minor=7, currency="USD"),
+                    Posting(entry=bad, account=b, amount_minor=-7, currency="EUR"),
+                ]
+            )
+
+    def one_entry_in_two_statements() -> None:
+        with transaction.atomic():
+            split = JournalEntry.objects.create(reference="split", kind="x", occurred_at=now)
+            Posting.objects.create(entry=split, account=a, amount_minor=3, currency="USD")
+            Posting.objects.create(entry=split, account=b, amount_minor=-3, currency="USD")
+
+    with pytest.raises(IntegrityError):
+        two_entries_one_unbalanced()
+    with pytest.raises(IntegrityError):
+        one_entry_in_two_statements()
+    assert JournalEntry.objects.count() == 0
+    assert Posting.objects.count() == 0
+    with transaction.atomic():
+        later = JournalEntry.objects.create(reference="later", kind="x", occurred_at=now)
+        Posting.objects.bulk_create(
+            [
+                Posting(entry=later, account=a, amount_minor=3, currency="USD"),
+                Posting(entry=later, account=b, amount_minor=-3, currency="USD"),
+            ]
+        )
+        # A later balanced statement on the same entry keeps it balanced.
+        Posting.objects.bulk_create(
+            [
+                Posting(entry=later, account=a, amount_minor=1, currency="EUR"),
+                Posting(entry=later, account=b, amount_minor=-1, currency="EUR"),
+            ]
+        )
+    assert trial_balance() == {"EUR": 0, "USD": 0}
