@@ -37,6 +37,7 @@ from gavel.legacy.loader import (
     users_load,
 )
 from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
+from gavel.legacy.orders import orders_page_load, orders_page_plan
 from gavel.legacy.reader import SPECS, LegacySource, TableSpec, key_initial, page_anomalies
 from gavel.legacy.staging import STAGING_MODELS, anomalies_record, staging_upsert
 
@@ -46,6 +47,7 @@ CHECKS = "stage:checks"
 LOAD_USERS = "load:people"
 LOAD_ACCOUNTS = "load:connected_accounts"
 LOAD_LEDGER = "load:stripe_payments"
+LOAD_ORDERS = "load:transactions"
 LOAD_ID_MAP = "load:id_map"
 
 
@@ -120,6 +122,8 @@ class _Importer:
                 self._step_done(run, LOAD_ACCOUNTS, changed=accounts["created"])
         with self._timed(LOAD_LEDGER):
             self._ledger_load(run, scope_after)
+        with self._timed(LOAD_ORDERS):
+            self._orders_load(run, scope_after)
         if self._step_pending(run, LOAD_ID_MAP):
             with self._timed(LOAD_ID_MAP), transaction.atomic():
                 added = id_map_refresh(scope_after=scope_after)
@@ -260,13 +264,39 @@ class _Importer:
                         rows_changed=checkpoint.rows_changed + posted,
                     )
                 if checkpoint.rows_read == 0:
-                    # Fresh statistics, so the ledger's per-posting trigger and foreign key
+                    # Fresh statistics, so the ledger's balance trigger and foreign key
                     # checks plan index lookups rather than scans of a table thought empty.
                     _tables_analyze(LEDGER_TABLES)
                 checkpoint.rows_read += page.payments
                 checkpoint.rows_changed += posted
                 bar.update(page.payments)
                 page = pages.next()
+        ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
+
+    # ---- stage two: orders --------------------------------------------------------------------
+    def _orders_load(self, run: ImportRun, scope_after: int) -> None:
+        checkpoint = self._checkpoint(run, LOAD_ORDERS)
+        if checkpoint.is_finished:
+            return
+        after_key = int(checkpoint.last_key or 0)
+        bar = tqdm(desc="orders", unit="transaction", disable=not self.options.show_progress)
+        with bar:
+            while (
+                page := orders_page_plan(
+                    scope_after=scope_after, after_key=after_key, limit=self.batch_size
+                )
+            ) is not None:
+                with transaction.atomic():
+                    created = orders_page_load(page=page)
+                    ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
+                        last_key=str(page.last_key),
+                        rows_read=checkpoint.rows_read + page.read,
+                        rows_changed=checkpoint.rows_changed + created,
+                    )
+                checkpoint.rows_read += page.read
+                checkpoint.rows_changed += created
+                after_key = page.last_key
+                bar.update(page.read)
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
 
 

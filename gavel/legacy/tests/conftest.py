@@ -80,8 +80,8 @@ def _ledger_account_cache() -> Iterator[None]:
 
 
 def truncate_import(*, include_users: bool = True) -> None:
-    """Forget every import: staging, quarantine, runs, legacy users and the ledger (TRUNCATE
-    does not fire the ledger's append-only triggers)."""
+    """Forget every import: staging, quarantine, runs, legacy users, their orders and the
+    ledger (TRUNCATE does not fire the ledger's append-only triggers)."""
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # fire deferred checks before TRUNCATE
         cursor.execute(
@@ -90,7 +90,8 @@ def truncate_import(*, include_users: bool = True) -> None:
             " legacy_legacystripeaccount, legacy_legacylisting, legacy_legacyorder,"
             " legacy_legacyordertransition, legacy_legacypayment, legacy_legacypaymentsetting,"
             " ledger_posting, ledger_journalentry, ledger_ledgeraccount,"
-            " connect_connectedaccountchange, connect_connectedaccount, common_outboxmessage"
+            " connect_connectedaccountchange, connect_connectedaccount, common_outboxmessage,"
+            " payments_order"
             " CASCADE"
         )
         if include_users:

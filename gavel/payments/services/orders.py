@@ -228,3 +228,147 @@ def order_for_sale(*, sale_id: int) -> Order:
                 for row in sales
             ],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedPayment:
+    """What had happened to an imported order's money before Gavel took it over."""
+
+    stripe_payment_intent_id: str = ""
+    stripe_charge_id: str = ""
+    captured_minor: int = 0
+    stripe_fee_minor: int = 0
+    refunded_minor: int = 0
+    disputed_minor: int = 0
+    transferred_minor: int = 0  # of the seller's net, already with the seller
+    captured_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedOrder:
+    """One order of a bulk import (``orders_import``): one seller line with the fees that
+    were charged, its state and full history, and its payment facts."""
+
+    buyer_id: int
+    seller_id: int
+    seller_account_id: str
+    currency: str
+    fees: LineFees
+    imported: OrderImport
+    funds_flow: str = Order.FundsFlow.DESTINATION_CHARGE
+    description: str = ""
+    payment: ImportedPayment = field(default_factory=ImportedPayment)
+
+
+def _imported_order_refused(row: ImportedOrder) -> str | None:
+    """Why a row cannot be an order (None: it can), checked before anything is written."""
+    imported = row.imported
+    if not imported.legacy_reference:
+        return "a bulk-imported order needs its legacy reference"
+    if imported.status not in Order.Status.values:
+        return f"unknown status {imported.status!r}"
+    if row.funds_flow not in Order.FundsFlow.values:
+        return f"unknown funds flow {row.funds_flow!r}"
+    if (
+        row.fees.hammer_minor <= 0
+        or min(row.fees.commission_minor, row.fees.buyers_premium_minor, row.fees.buyer_fee_minor)
+        < 0
+    ):
+        return "a line's price must be positive and its fees not negative"
+    if imported.history and imported.history[-1].to_status != imported.status:
+        return "the history must end in the order's status"
+    payment = row.payment
+    if min(payment.captured_minor, payment.refunded_minor, payment.transferred_minor) < 0:
+        return "payment amounts cannot be negative"
+    if payment.refunded_minor > payment.captured_minor:
+        return "refunded more than captured"
+    return None
+
+
+def orders_import(*, rows: Sequence[ImportedOrder]) -> int:
+    """Create many imported orders at once (the legacy import): each with its line, fee
+    breakdown, history and payment facts, in one transaction. Returns how many were created.
+
+    A row whose ``legacy_reference`` is already an order is skipped (a repeated or resumed
+    import adds nothing; the unique reference guards a concurrent one). Every row is checked
+    first: one bad row refuses the whole batch with ServiceError and writes nothing.
+    """
+    prepared: list[tuple[ImportedOrder, str]] = []
+    for row in rows:
+        refused = _imported_order_refused(row)
+        try:
+            currency = currency_normalize(row.currency)
+        except MoneyError as error:
+            refused = refused or str(error)
+        if refused is not None:
+            raise ServiceError(
+                f"{row.imported.legacy_reference}: {refused}.", code="order_import_invalid"
+            )
+        prepared.append((row, currency))
+    with transaction.atomic():
+        existing = set(
+            Order.objects.filter(
+                legacy_reference__in=[row.imported.legacy_reference for row, _ in prepared]
+            ).values_list("legacy_reference", flat=True)
+        )
+        fresh = [
+            (row, cur) for row, cur in prepared if row.imported.legacy_reference not in existing
+        ]
+        if not fresh:
+            return 0
+        orders = Order.objects.bulk_create(
+            Order(
+                buyer_id=row.buyer_id,
+                kind=Order.Kind.LEGACY,
+                funds_flow=row.funds_flow,
+                currency=currency,
+                status=row.imported.status,
+                subtotal_minor=row.fees.hammer_minor,
+                buyers_premium_minor=row.fees.buyers_premium_minor,
+                buyer_fees_minor=row.fees.buyer_fee_minor,
+                commission_minor=row.fees.commission_minor,
+                total_minor=row.fees.total_minor,
+                captured_minor=row.payment.captured_minor,
+                refunded_minor=row.payment.refunded_minor,
+                disputed_minor=row.payment.disputed_minor,
+                stripe_fee_minor=row.payment.stripe_fee_minor,
+                stripe_payment_intent_id=row.payment.stripe_payment_intent_id,
+                stripe_charge_id=row.payment.stripe_charge_id,
+                captured_at=row.payment.captured_at,
+                legacy_reference=row.imported.legacy_reference,
+            )
+            for row, currency in fresh
+        )
+        OrderLine.objects.bulk_create(
+            OrderLine(
+                order=order,
+                seller_id=row.seller_id,
+                seller_account_id=row.seller_account_id,
+                description=row.description[:300],
+                hammer_minor=row.fees.hammer_minor,
+                buyers_premium_minor=row.fees.buyers_premium_minor,
+                buyer_fee_minor=row.fees.buyer_fee_minor,
+                commission_minor=row.fees.commission_minor,
+                seller_net_minor=row.fees.seller_net_minor,
+                total_minor=row.fees.total_minor,
+                transferred_minor=row.payment.transferred_minor,
+            )
+            for order, (row, _) in zip(orders, fresh, strict=True)
+        )
+        now = timezone.now()
+        OrderTransition.objects.bulk_create(
+            OrderTransition(
+                order=order,
+                from_status=step.from_status,
+                to_status=step.to_status,
+                operation=step.operation,
+                reason=step.reason[:300],
+                occurred_at=step.occurred_at,
+            )
+            for order, (row, _) in zip(orders, fresh, strict=True)
+            for step in (
+                row.imported.history
+                or [HistoryStep("", row.imported.status, Operation.CREATE, now, "imported")]
+            )
+        )
+    return len(orders)

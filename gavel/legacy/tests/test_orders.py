@@ -1,0 +1,160 @@
+"""Staged legacy transactions loaded as Gavel orders, with their history, per the mapping."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from gavel.legacy.importer import LOAD_ORDERS, ImportOptions, legacy_import
+from gavel.legacy.models import ImportCheckpoint, LegacyOrder, LegacyOrderTransition, LegacyPayment
+from gavel.legacy.orders import REFERENCE_PREFIX, orders_in_flight_adopt
+from gavel.legacy.states import CAPTURED_STATES, GAVEL_ORDER_STATUS, LegacyState
+from gavel.legacy.tests.conftest import LegacySourceFixture, truncate_import
+from gavel.payments.fees import LineFees
+from gavel.payments.models import Order, PaymentAttempt
+from gavel.payments.services.orders import (
+    ImportedOrder,
+    ImportedPayment,
+    OrderImport,
+    orders_import,
+)
+from gavel.payments.tests.factories import seller_make, user_make
+
+pytestmark = pytest.mark.django_db
+
+
+def test_transactions_become_orders_in_the_mapped_state_with_full_history(
+    legacy_source: LegacySourceFixture,
+) -> None:
+    truncate_import()
+    run = legacy_import(database=legacy_source.database, options=ImportOptions(is_resumable=False))
+    histories: dict[int, list[str]] = defaultdict(list)
+    for transaction_id, state in LegacyOrderTransition.objects.order_by(
+        "sort_key", "legacy_id"
+    ).values_list("transaction_legacy_id", "to_state"):
+        assert transaction_id is not None
+        assert state is not None
+        histories[transaction_id].append(state)
+    staged = {row.legacy_id: row for row in LegacyOrder.objects.all()}
+    sums = dict(
+        LegacyPayment.objects.filter(is_quarantined=False).values_list(
+            "transaction_legacy_id", "sum_cents"
+        )
+    )
+    orders = list(Order.objects.filter(kind=Order.Kind.LEGACY).prefetch_related("transitions"))
+    assert len(orders) > 100
+    statuses = set()
+    for order in orders:
+        assert order.legacy_reference is not None
+        legacy_id = int(order.legacy_reference.removeprefix(REFERENCE_PREFIX))
+        source, states = staged[legacy_id], histories[legacy_id]
+        assert (source.payment_gateway, source.is_quarantined) == ("stripe", False)
+        assert order.status == GAVEL_ORDER_STATUS[LegacyState(states[-1])][0]
+        steps = sorted(order.transitions.all(), key=lambda step: step.pk)
+        assert [step.reason for step in steps] == [f"legacy {state}" for state in states]
+        assert steps[-1].to_status == order.status
+        if states[-1] in CAPTURED_STATES:
+            assert order.captured_minor == order.total_minor == sums[legacy_id]
+        else:
+            assert order.captured_minor == 0
+        statuses.add(order.status)
+    assert {"pending", "authorized", "captured", "refunded", "disputed"} <= statuses
+    checkpoint = ImportCheckpoint.objects.get(run=run, table=LOAD_ORDERS)
+    assert checkpoint.rows_changed == len(orders)
+
+    again = legacy_import(
+        database=legacy_source.database, options=ImportOptions(is_resumable=False)
+    )
+    assert ImportCheckpoint.objects.get(run=again, table=LOAD_ORDERS).rows_changed == 0
+    assert Order.objects.count() == len(orders)
+
+
+def _row(buyer_id: int, seller_id: int, **changes: Any) -> ImportedOrder:
+    values: dict[str, Any] = {
+        "buyer_id": buyer_id,
+        "seller_id": seller_id,
+        "seller_account_id": "acct_x",
+        "currency": "usd",
+        "fees": LineFees(
+            hammer_minor=1_000, buyers_premium_minor=50, buyer_fee_minor=0, commission_minor=100
+        ),
+        "imported": OrderImport(status="authorized", legacy_reference=f"{REFERENCE_PREFIX}1"),
+    }
+    values.update(changes)
+    return ImportedOrder(**values)
+
+
+def test_orders_import_refuses_a_bad_batch_whole_and_skips_what_it_has(db: None) -> None:
+    from gavel.common.errors import ServiceError
+
+    buyer, seller = user_make(), user_make(seller=True)
+    good = _row(buyer.pk, seller.pk)
+    bad_rows = [
+        _row(buyer.pk, seller.pk, currency="XXX"),
+        _row(buyer.pk, seller.pk, funds_flow="cash"),
+        _row(buyer.pk, seller.pk, imported=OrderImport(status="lost")),
+        _row(buyer.pk, seller.pk, imported=OrderImport(status="pending")),
+        _row(buyer.pk, seller.pk, fees=LineFees(0, 0, 0, 0)),
+        _row(buyer.pk, seller.pk, payment=ImportedPayment(captured_minor=5, refunded_minor=6)),
+        _row(buyer.pk, seller.pk, payment=ImportedPayment(captured_minor=-1)),
+    ]
+    for bad in bad_rows:
+        with pytest.raises(ServiceError) as refused:
+            orders_import(rows=[good, bad])
+        assert refused.value.code == "order_import_invalid"
+    assert Order.objects.count() == 0
+    assert orders_import(rows=[good]) == 1
+    assert orders_import(rows=[good]) == 0
+    order = Order.objects.get()
+    assert (order.currency, order.total_minor, order.status) == ("USD", 1_050, "authorized")
+    assert list(order.transitions.values_list("from_status", "to_status", "operation")) == [
+        ("", "authorized", "create")
+    ]
+
+
+def test_in_flight_adoption_refuses_an_intent_that_is_not_the_order(sandbox: Any, db: None) -> None:
+    seller, account_id = seller_make(sandbox)
+    buyer = user_make()
+    client = sandbox.client()
+    customer = client.v1.customers.create(params={"email": buyer.email})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 999,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "capture_method": "manual",
+        }
+    )
+    orders_import(
+        rows=[
+            _row(
+                buyer.pk,
+                seller.pk,
+                seller_account_id=account_id,
+                payment=ImportedPayment(stripe_payment_intent_id=intent.id),
+            ),
+            _row(
+                buyer.pk,
+                seller.pk,
+                seller_account_id=account_id,
+                imported=OrderImport(status="authorized", legacy_reference=f"{REFERENCE_PREFIX}2"),
+                payment=ImportedPayment(stripe_payment_intent_id="pi_NotInStripe0001"),
+            ),
+        ]
+    )
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("legacy_adopt_in_flight", stdout=out)
+    assert out.getvalue().startswith("adopted 0, refused 2, retry later 0")
+    result = orders_in_flight_adopt()
+    assert result.adopted == []
+    assert result.retry_later == []
+    assert sorted(result.refused) == sorted(Order.objects.values_list("pk", flat=True))
+    assert PaymentAttempt.objects.count() == 0
+    assert set(Order.objects.values_list("status", flat=True)) == {"authorized"}
