@@ -305,6 +305,7 @@ def connected_account_deauthorize(*, event: IncomingEvent) -> bool:
 
 # ---------------------------------------------------------------- legacy import
 REFRESH_TASK = "gavel.connect.tasks.connected_account_refresh"
+REFRESH_BATCH_TASK = "gavel.connect.tasks.connected_accounts_refresh"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,9 +324,14 @@ class ImportResult:
     conflicts: list[AccountImport]  # the user has another account, or the account another user
 
 
-def connected_accounts_import(*, accounts: list[AccountImport]) -> ImportResult:
+def connected_accounts_import(
+    *, accounts: list[AccountImport], is_refresh_batched: bool = False
+) -> ImportResult:
     """Load sellers' existing accounts (idempotent, one batch). A new row is ``unsynced`` until
-    its refresh task (enqueued through the outbox) reads Stripe; the janitor retries it."""
+    its refresh task (enqueued through the outbox) reads Stripe; the janitor retries it.
+
+    ``is_refresh_batched`` (bulk imports): one refresh task for the whole batch instead of one
+    per account, so a large import publishes one message per batch."""
     for item in accounts:
         if not item.stripe_account_id.startswith("acct_") or item.stripe_api not in (
             ConnectedAccount.StripeApi.values
@@ -394,11 +400,38 @@ def connected_accounts_import(*, accounts: list[AccountImport]) -> ImportResult:
             ]
         )
         User.objects.filter(pk__in=[account.user_id for account in created]).update(is_seller=True)
-        for account in created:
+        if is_refresh_batched and created:
+            outbox_enqueue(
+                task_name=REFRESH_BATCH_TASK,
+                kwargs={"connected_account_ids": sorted(account.pk for account in created)},
+                queue="default",
+            )
+        for account in created if not is_refresh_batched else ():
             outbox_enqueue(
                 task_name=REFRESH_TASK, kwargs={"connected_account_id": account.pk}, queue="default"
             )
     return ImportResult(created=len(created), already_imported=len(already), conflicts=conflicts)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    refreshed: int
+    failed: int  # left ``unsynced`` (or as they were) for the janitor's next run
+
+
+def connected_accounts_refresh(*, account_pks: list[int]) -> RefreshResult:
+    """Re-read many accounts (a batched import's refresh), one at a time, each in its own
+    transaction: one account's failure does not stop the others."""
+    refreshed = failed = 0
+    for account_pk in account_pks:
+        try:
+            connected_account_refresh(account_pk=account_pk)
+        except (ServiceError, ConnectedAccount.DoesNotExist):
+            failed += 1
+            logger.warning("connected account refresh failed", extra={"account_pk": account_pk})
+            continue
+        refreshed += 1
+    return RefreshResult(refreshed=refreshed, failed=failed)
 
 
 # ---------------------------------------------------------------- janitor

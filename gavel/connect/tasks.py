@@ -6,6 +6,7 @@ from celery import shared_task
 
 from gavel.connect.services import connected_account_refresh as _connected_account_refresh
 from gavel.connect.services import connected_accounts_janitor as _connected_accounts_janitor
+from gavel.connect.services import connected_accounts_refresh as _connected_accounts_refresh
 
 
 @shared_task(name="gavel.connect.tasks.connected_accounts_janitor", acks_late=True)
@@ -18,3 +19,10 @@ def connected_accounts_janitor() -> dict[str, int]:
 def connected_account_refresh(connected_account_id: int) -> str:
     """Re-read one account (after an import); a failure is left to the janitor's next run."""
     return str(_connected_account_refresh(account_pk=connected_account_id).status)
+
+
+@shared_task(name="gavel.connect.tasks.connected_accounts_refresh", acks_late=True)
+def connected_accounts_refresh(connected_account_ids: list[int]) -> dict[str, int]:
+    """Re-read a batch of imported accounts; failures are left to the janitor's next run."""
+    result = _connected_accounts_refresh(account_pks=connected_account_ids)
+    return {"refreshed": result.refreshed, "failed": result.failed}

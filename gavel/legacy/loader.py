@@ -123,9 +123,9 @@ CONNECT_BATCH_SIZE = 1000
 
 def connected_accounts_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
     """Sellers' Stripe accounts -> ``gavel.connect`` through its import service
-    (``connected_accounts_import``): new rows are ``unsynced`` until a refresh task reads them
-    from Stripe through the gateway. Conflicts (the user already has another account, or the
-    account belongs to another user) are quarantined as ``account_conflict``."""
+    (``connected_accounts_import``): new rows are ``unsynced`` until a refresh task (one per
+    batch) reads them from Stripe through the gateway. Conflicts (the user already has another
+    account, or the account belongs to another user) are quarantined as ``account_conflict``."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT a.legacy_id, u.id, a.stripe_seller_id FROM legacy_legacystripeaccount a"
@@ -142,7 +142,7 @@ def connected_accounts_load(*, run: ImportRun, scope_after: int) -> dict[str, in
             AccountImport(user_id=user_id, stripe_account_id=stripe_id)
             for _, user_id, stripe_id in rows[start : start + CONNECT_BATCH_SIZE]
         ]
-        result = connected_accounts_import(accounts=batch)
+        result = connected_accounts_import(accounts=batch, is_refresh_batched=True)
         created += result.created
         already += result.already_imported
         conflicts += [

@@ -11,7 +11,11 @@ from gavel.common.models import OutboxMessage
 from gavel.connect.models import ConnectedAccount
 from gavel.connect.selectors import seller_selling_status
 from gavel.connect.services import AccountImport, connected_accounts_import
-from gavel.connect.tasks import connected_account_refresh, connected_accounts_janitor
+from gavel.connect.tasks import (
+    connected_account_refresh,
+    connected_accounts_janitor,
+    connected_accounts_refresh,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +112,28 @@ def test_bad_rows_refuse_the_whole_batch(item: AccountImport) -> None:
 
     assert refused.value.code == "invalid_import"
     assert ConnectedAccount.objects.count() == 0
+
+
+def test_a_batched_import_enqueues_one_refresh_for_the_batch(
+    make_user: Any, legacy_account: str, sandbox: Any
+) -> None:
+    seller, other = make_user("batched@example.com"), make_user("missing@example.com")
+    batch = [
+        AccountImport(user_id=seller.pk, stripe_account_id=legacy_account),
+        AccountImport(user_id=other.pk, stripe_account_id="acct_NotInStripe00001"),
+    ]
+    result = connected_accounts_import(accounts=batch, is_refresh_batched=True)
+    assert result.created == 2
+    message = OutboxMessage.objects.get()
+    ids = sorted(ConnectedAccount.objects.values_list("pk", flat=True))
+    assert (message.task_name, message.kwargs) == (
+        "gavel.connect.tasks.connected_accounts_refresh",
+        {"connected_account_ids": ids},
+    )
+    assert connected_accounts_import(accounts=batch, is_refresh_batched=True).created == 0
+    assert OutboxMessage.objects.count() == 1
+
+    # The account Stripe does not know stays unsynced for the janitor; the other is read.
+    assert connected_accounts_refresh(**message.kwargs) == {"refreshed": 1, "failed": 1}
+    statuses = dict(ConnectedAccount.objects.values_list("stripe_account_id", "status"))
+    assert statuses == {legacy_account: "enabled", "acct_NotInStripe00001": "unsynced"}

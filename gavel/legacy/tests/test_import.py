@@ -10,7 +10,7 @@ from django.db import connection
 
 from gavel.common.models import OutboxMessage
 from gavel.connect.models import ConnectedAccount
-from gavel.connect.services import REFRESH_TASK
+from gavel.connect.services import REFRESH_BATCH_TASK, REFRESH_TASK
 from gavel.connect.states import AccountStatus
 from gavel.ledger.models import JournalEntry, Posting
 from gavel.ledger.selectors import account_balance, trial_balance
@@ -118,7 +118,16 @@ def test_full_import_finds_every_anomaly_and_verifies_to_the_cent(legacy_source)
     assert imported.count() == sellers.count() > 0
     assert set(imported.values_list("status", flat=True)) == {AccountStatus.UNSYNCED}
     assert LegacyIdMap.objects.filter(kind="connected_account").count() == sellers.count()
-    assert OutboxMessage.objects.filter(task_name=REFRESH_TASK).count() == sellers.count()
+    # One batched refresh per import batch, naming every imported account once.
+    refreshed = [
+        account_id
+        for kwargs in OutboxMessage.objects.filter(task_name=REFRESH_BATCH_TASK).values_list(
+            "kwargs", flat=True
+        )
+        for account_id in kwargs["connected_account_ids"]
+    ]
+    assert sorted(refreshed) == sorted(imported.values_list("pk", flat=True))
+    assert not OutboxMessage.objects.filter(task_name=REFRESH_TASK).exists()
 
     # Quarantined payments posted nothing.
     quarantined = LegacyPayment.objects.filter(is_quarantined=True)
