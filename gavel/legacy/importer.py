@@ -30,6 +30,7 @@ from gavel.legacy.connections import LegacyDatabase
 from gavel.legacy.loader import (
     LedgerPage,
     account_cache_clear,
+    buyer_customers_load,
     connected_accounts_load,
     id_map_refresh,
     ledger_page_plan,
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 CHECKS = "stage:checks"
 LOAD_USERS = "load:people"
 LOAD_ACCOUNTS = "load:connected_accounts"
+LOAD_CUSTOMERS = "load:buyer_customers"
 LOAD_LEDGER = "load:stripe_payments"
 LOAD_ORDERS = "load:transactions"
 LOAD_ID_MAP = "load:id_map"
@@ -120,6 +122,10 @@ class _Importer:
             with self._timed(LOAD_ACCOUNTS), transaction.atomic():
                 accounts = connected_accounts_load(run=run, scope_after=scope_after)
                 self._step_done(run, LOAD_ACCOUNTS, changed=accounts["created"])
+        if self._step_pending(run, LOAD_CUSTOMERS):
+            with self._timed(LOAD_CUSTOMERS), transaction.atomic():
+                customers = buyer_customers_load(run=run, scope_after=scope_after)
+                self._step_done(run, LOAD_CUSTOMERS, changed=customers["created"])
         with self._timed(LOAD_LEDGER):
             self._ledger_load(run, scope_after)
         with self._timed(LOAD_ORDERS):

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from gavel.auctions.services.customers import CustomerImport, buyer_customers_import
 from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.connect.services import AccountImport, connected_accounts_import
 from gavel.ledger.models import LedgerAccount
@@ -151,6 +152,44 @@ def connected_accounts_load(*, run: ImportRun, scope_after: int) -> dict[str, in
                 "stripe_accounts",
                 str(legacy_ids[item.stripe_account_id]),
                 {"stripe_account_id": item.stripe_account_id, "user_id": item.user_id},
+            )
+            for item in result.conflicts
+        ]
+    anomalies_record(anomalies=conflicts, run=run)
+    return {"created": created, "already_imported": already, "conflicts": len(conflicts)}
+
+
+def buyer_customers_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
+    """Buyers' Stripe customer ids -> ``auctions.BuyerCustomer`` through its import service
+    (``buyer_customers_import``), so Gavel charges the customer the buyer already has. A
+    conflict (the user already has another customer, or the customer is another user's) is
+    reported as ``customer_conflict`` (not blocking: Gavel creates a customer when needed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.legacy_id, u.id, a.stripe_customer_id FROM legacy_legacystripeaccount a"
+            " JOIN users_user u ON u.legacy_person_id = a.person_legacy_id"
+            " WHERE a.staged_run_id > %s AND a.stripe_customer_id ~ %s ORDER BY a.legacy_id",
+            [scope_after, STRIPE_ID_PATTERNS["stripe_customer_id"].pattern],
+        )
+        rows = cursor.fetchall()
+    legacy_ids = {(user_id, customer): legacy_id for legacy_id, user_id, customer in rows}
+    created = already = 0
+    conflicts: list[Anomaly] = []
+    for start in range(0, len(rows), CONNECT_BATCH_SIZE):
+        result = buyer_customers_import(
+            customers=[
+                CustomerImport(user_id=user_id, stripe_customer_id=customer)
+                for _, user_id, customer in rows[start : start + CONNECT_BATCH_SIZE]
+            ]
+        )
+        created += result.created
+        already += result.already_imported
+        conflicts += [
+            Anomaly(
+                AnomalyKind.CUSTOMER_CONFLICT,
+                "stripe_accounts",
+                str(legacy_ids[(item.user_id, item.stripe_customer_id)]),
+                {"stripe_customer_id": item.stripe_customer_id, "user_id": item.user_id},
             )
             for item in result.conflicts
         ]

@@ -118,6 +118,7 @@ class AnomalyKind(enum.StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
     EMAIL_CONFLICT = "email_conflict"
     ACCOUNT_CONFLICT = "account_conflict"
+    CUSTOMER_CONFLICT = "customer_conflict"
 
 
 BLOCKING_ANOMALIES = frozenset(

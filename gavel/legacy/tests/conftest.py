@@ -91,7 +91,7 @@ def truncate_import(*, include_users: bool = True) -> None:
             " legacy_legacyordertransition, legacy_legacypayment, legacy_legacypaymentsetting,"
             " ledger_posting, ledger_journalentry, ledger_ledgeraccount,"
             " connect_connectedaccountchange, connect_connectedaccount, common_outboxmessage,"
-            " payments_order"
+            " payments_order, auctions_buyercustomer"
             " CASCADE"
         )
         if include_users:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from gavel.auctions.models import BuyerCustomer
 from gavel.connect.models import ConnectedAccount
 from gavel.connect.services import connected_account_refresh
 from gavel.ledger.selectors import account_balance
@@ -194,6 +195,8 @@ def test_an_in_flight_preauthorization_is_captured_confirmed_and_paid_out_by_gav
         ("pending", "pending", "legacy initiated"),
         ("pending", "authorized", "legacy preauthorized"),
     ]
+    # The buyer's Stripe customer is the one Gavel will charge and save cards on.
+    assert BuyerCustomer.objects.get(user=buyer).stripe_customer_id == customer.id
     line = order.lines.get()
     assert (line.seller.legacy_person_id, line.seller_account_id) == (SELLER, account.id)
     assert account_balance(code="platform:stripe_balance", currency="USD") == 0  # nothing posted
@@ -231,3 +234,28 @@ def test_an_in_flight_preauthorization_is_captured_confirmed_and_paid_out_by_gav
     assert list(Payout.objects.values_list("account_id", "amount_minor")) == [(account.id, net)]
     assert account_balance(code=f"seller_payable:{account.id}", currency="USD") == 0
     assert_books_clean()
+
+
+def test_a_buyer_customer_gavel_gives_another_user_is_reported(sandbox: Any) -> None:
+    from gavel.legacy.models import LegacyAnomaly
+    from gavel.payments.tests.factories import user_make
+
+    source = generated("postgres", f"customer_conflict_{os.getpid()}", payments=0)
+    client = sandbox.client()
+    account = client.v1.accounts.create(params={"country": "US"})
+    customer = client.v1.customers.create(params={"email": "someone@example.com"})
+    intent = client.v1.payment_intents.create(
+        params={"amount": SUM, "currency": "usd", "customer": customer.id}
+    )
+    _rows_write(source, intent_id=intent.id, account_id=account.id, customer=customer.id)
+    BuyerCustomer.objects.create(user=user_make(), stripe_customer_id=customer.id)
+
+    legacy_import(database=source.database, options=ImportOptions(is_resumable=False))
+
+    anomaly = LegacyAnomaly.objects.get(kind="customer_conflict")
+    assert (anomaly.legacy_table, anomaly.legacy_id, anomaly.is_blocking) == (
+        "stripe_accounts",
+        "900002",
+        False,
+    )
+    assert not BuyerCustomer.objects.filter(user__legacy_person_id=BUYER).exists()
