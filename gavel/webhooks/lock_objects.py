@@ -17,6 +17,13 @@ def event_lock(*, event_pk: int) -> WebhookEvent:
     return WebhookEvent.objects.select_for_update().get(pk=event_pk)
 
 
+def _aware(value: datetime | str) -> datetime:
+    """A raw row skips the field's converter: SQLite (the demo) hands back text or a naive
+    datetime, PostgreSQL an aware one. Stored values are UTC."""
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
 def object_cursor_lock(*, object_id: str) -> WebhookObjectCursor:
     """The ordering cursor of one Stripe object, created if new, locked until the end of the
     transaction: every event about the object is applied under this lock, one at a time.
@@ -38,7 +45,7 @@ def object_cursor_lock(*, object_id: str) -> WebhookObjectCursor:
     return WebhookObjectCursor(
         id=row[0],
         object_id=object_id,
-        applied_created_at=row[1],
+        applied_created_at=_aware(row[1]),
         applied_rank=row[2],
         applied_event_id=row[3],
     )

@@ -109,6 +109,12 @@ class _CursorAdvance:
     event_id: str
 
 
+def _object_key(event: WebhookEvent) -> str:
+    """The ordering key of the event's object. Scoped by connected account: most Stripe ids are
+    unique, but some are not (a capability is ``card_payments`` on every account)."""
+    return f"{event.account or 'platform'}/{event.object_id}"[:255]
+
+
 def _apply_in_order(
     event: WebhookEvent, incoming: IncomingEvent, handler: Handler
 ) -> tuple[Outcome, _CursorAdvance | None]:
@@ -117,7 +123,7 @@ def _apply_in_order(
     if not event.object_id:
         handler(incoming)
         return Outcome.PROCESSED, None
-    cursor = object_cursor_lock(object_id=event.object_id)
+    cursor = object_cursor_lock(object_id=_object_key(event))
     rank = progress_rank(object_type=event.object_type, data_object=incoming.data_object)
     is_newer = (event.stripe_created_at, rank, event.stripe_event_id) > (
         cursor.applied_created_at,

@@ -51,7 +51,7 @@ def test_handler_applies_event_once_and_attempt_is_recorded(applied: Applied) ->
     assert (attempt.number, attempt.outcome, attempt.action) == (1, Outcome.PROCESSED, "handle")
     assert (attempt.worker, attempt.task_id) == ("w1", "t1")
     assert attempt.finished_at is not None
-    cursor = WebhookObjectCursor.objects.get(object_id="pi_1")
+    cursor = WebhookObjectCursor.objects.get(object_id="platform/pi_1")
     assert cursor.applied_event_id == payload["id"]
 
 
@@ -87,7 +87,37 @@ def test_older_event_is_superseded_by_a_newer_one(applied: Applied) -> None:
 
     assert applied.state == {"pi_2": "succeeded"}
     assert [event.id for event in applied.events] == [newer["id"]]
-    assert WebhookObjectCursor.objects.get(object_id="pi_2").applied_event_id == newer["id"]
+    assert (
+        WebhookObjectCursor.objects.get(object_id="platform/pi_2").applied_event_id == newer["id"]
+    )
+
+
+def test_same_object_id_on_two_accounts_is_two_objects(applied: Applied) -> None:
+    """A capability is ``transfers`` on every connected account: an event about one account's
+    capability never supersedes another's."""
+    capability = {"object": "capability", "status": "active"}
+    newer = event_payload(
+        "payment_intent.succeeded",
+        object_id="transfers",
+        created=200,
+        data_object=capability,
+        account="acct_a",
+    )
+    older_elsewhere = event_payload(
+        "payment_intent.succeeded",
+        object_id="transfers",
+        created=100,
+        data_object=capability,
+        account="acct_b",
+    )
+    newer_pk, other_pk = store(newer), store(older_elsewhere)
+
+    assert event_process(event_pk=newer_pk) == Status.PROCESSED
+    assert event_process(event_pk=other_pk) == Status.PROCESSED
+    assert sorted(WebhookObjectCursor.objects.values_list("object_id", flat=True)) == [
+        "acct_a/transfers",
+        "acct_b/transfers",
+    ]
 
 
 def test_same_second_later_lifecycle_stage_wins_whatever_the_ids(applied: Applied) -> None:
@@ -109,7 +139,7 @@ def test_same_second_later_lifecycle_stage_wins_whatever_the_ids(applied: Applie
     assert event_process(event_pk=created_pk) == Status.SUPERSEDED
 
     assert applied.state == {"pi_3": "succeeded"}
-    assert WebhookObjectCursor.objects.get(object_id="pi_3").applied_rank == 5
+    assert WebhookObjectCursor.objects.get(object_id="platform/pi_3").applied_rank == 5
 
 
 def test_same_second_same_stage_is_ordered_by_event_id(applied: Applied) -> None:
@@ -142,7 +172,9 @@ def test_refetch_type_sees_older_events_flagged(applied: Applied) -> None:
         (newer["id"], False),
         (older["id"], True),
     ]
-    assert WebhookObjectCursor.objects.get(object_id="acct_1").applied_event_id == newer["id"]
+    assert (
+        WebhookObjectCursor.objects.get(object_id="platform/acct_1").applied_event_id == newer["id"]
+    )
 
 
 def test_event_without_object_id_is_applied(applied: Applied) -> None:
