@@ -28,8 +28,9 @@ def main(argv: list[str]) -> int:
     django.setup()
     from django.db import connection
 
-    # A throwaway database (test_<name>), migrated fresh and dropped afterwards.
+    # A throwaway database of this run's own, migrated fresh and dropped afterwards.
     original_name = connection.settings_dict["NAME"]
+    connection.settings_dict["TEST"]["NAME"] = f"gavel_bench_{os.getpid()}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         return _run(argv)
