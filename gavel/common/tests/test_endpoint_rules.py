@@ -95,3 +95,14 @@ def test_anonymous_requests_are_refused_unless_the_endpoint_is_public() -> None:
                 failures.append(f"{method.upper()} {path} -> {response.status_code}")
     assert failures == []
     assert checked >= 5
+
+
+def test_openapi_schema_is_valid_and_generates_without_warnings(tmp_path: Any) -> None:
+    """The React Native and Next.js clients generate their API code from this schema."""
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    schema = target.read_text()
+    assert schema.count("operationId:") >= 40
+    assert "/api/v1/payment-methods/setup/" in schema
