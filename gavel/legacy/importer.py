@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -38,11 +38,12 @@ from gavel.legacy.loader import (
     users_load,
 )
 from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
-from gavel.legacy.orders import orders_page_load, orders_page_plan
+from gavel.legacy.orders import OrdersPage, orders_page_load, orders_page_plan
 from gavel.legacy.reader import SPECS, LegacySource, TableSpec, key_initial, page_anomalies
 from gavel.legacy.staging import STAGING_MODELS, anomalies_record, staging_upsert
 
 logger = logging.getLogger(__name__)
+PageT = TypeVar("PageT")
 
 CHECKS = "stage:checks"
 LOAD_USERS = "load:people"
@@ -285,13 +286,15 @@ class _Importer:
         if checkpoint.is_finished:
             return
         after_key = int(checkpoint.last_key or 0)
+
+        def plan(after: int) -> OrdersPage | None:
+            return orders_page_plan(scope_after=scope_after, after_key=after, limit=self.batch_size)
+
         bar = tqdm(desc="orders", unit="transaction", disable=not self.options.show_progress)
-        with bar:
-            while (
-                page := orders_page_plan(
-                    scope_after=scope_after, after_key=after_key, limit=self.batch_size
-                )
-            ) is not None:
+        with bar, _Prefetcher(plan, enabled=not connection.in_atomic_block) as pages:
+            page = pages.first(after_key)
+            while page is not None:
+                pages.ahead(page.last_key)  # plan the next page while this one is written
                 with transaction.atomic():
                     created = orders_page_load(page=page)
                     ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
@@ -301,23 +304,23 @@ class _Importer:
                     )
                 checkpoint.rows_read += page.read
                 checkpoint.rows_changed += created
-                after_key = page.last_key
                 bar.update(page.read)
+                page = pages.next()
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
 
 
-class _Prefetcher:
-    """Plans the next ledger page in a thread (with its own database connection) while the
+class _Prefetcher(Generic[PageT]):
+    """Plans the next page (ledger, orders) in a thread (with its own database connection) while the
     caller posts the current one. Only when staging is committed: inside an open transaction
     (a dry run, a test) another connection could not see it, so pages are planned in line."""
 
-    def __init__(self, plan: Callable[[int], LedgerPage | None], *, enabled: bool) -> None:
+    def __init__(self, plan: Callable[[int], PageT | None], *, enabled: bool) -> None:
         self.plan = plan
         self.pool = ThreadPoolExecutor(max_workers=1) if enabled else None
-        self.pending: Future[LedgerPage | None] | None = None
+        self.pending: Future[PageT | None] | None = None
         self.after: int | None = None
 
-    def __enter__(self) -> _Prefetcher:
+    def __enter__(self) -> _Prefetcher[PageT]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -325,7 +328,7 @@ class _Prefetcher:
             self.pool.submit(db_connection_close).result()
             self.pool.shutdown()
 
-    def first(self, after: int) -> LedgerPage | None:
+    def first(self, after: int) -> PageT | None:
         return self.plan(after)
 
     def ahead(self, after: int) -> None:
@@ -333,7 +336,7 @@ class _Prefetcher:
         if self.pool is not None:
             self.pending = self.pool.submit(self.plan, after)
 
-    def next(self) -> LedgerPage | None:
+    def next(self) -> PageT | None:
         if self.pending is not None:
             return self.pending.result()
         assert self.after is not None
