@@ -112,9 +112,8 @@ def test_readyz_reports_an_unreachable_broker(settings: Any, monkeypatch: Any) -
     from gavel.celery import app
 
     unreachable = "redis://127.0.0.1:1/0"
-    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration.
+    original = app.conf.broker_url  # read before the environment changes: Celery prefers it
     monkeypatch.setenv("CELERY_BROKER_URL", unreachable)
-    original = app.conf.broker_url
     app.conf.update(broker_url=unreachable)
     try:
         response = Client().get("/readyz")
