@@ -10,7 +10,14 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(BASE_DIR / "var" / "demo.sqlite3"),  # noqa: F405
-        "OPTIONS": {"timeout": 20},
+        # The story's thread and the in-process worker write concurrently: write-ahead logging
+        # lets readers go on beside a writer, and IMMEDIATE transactions take the write lock at
+        # BEGIN, waiting up to the timeout, instead of failing when a read turns into a write.
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
 }
 CELERY_BROKER_URL = "memory://localhost/"
