@@ -137,3 +137,8 @@ def test_a_batched_import_enqueues_one_refresh_for_the_batch(
     assert connected_accounts_refresh(**message.kwargs) == {"refreshed": 1, "failed": 1}
     statuses = dict(ConnectedAccount.objects.values_list("stripe_account_id", "status"))
     assert statuses == {legacy_account: "enabled", "acct_NotInStripe00001": "unsynced"}
+
+
+def test_refresh_task_for_a_row_that_no_longer_exists_is_a_no_op() -> None:
+    assert connected_account_refresh(connected_account_id=987_654) == "missing"
+    assert ConnectedAccount.objects.count() == 0
