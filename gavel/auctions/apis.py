@@ -43,18 +43,12 @@ from gavel.auctions.services.sales import (
     second_chance_offer_accept,
     second_chance_offer_decline,
 )
-from gavel.common.api import GavelAPIView
+from gavel.common.api import GavelAPIView, request_user
 from gavel.common.errors import ServiceError
 from gavel.common.pagination import CursorPagination
 from gavel.common.serializers import MinorUnitsField, StrictSerializer
 from gavel.users.models import User
 from gavel.users.permissions import IsSeller
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)  # IsAuthenticated let the request through
-    return user
 
 
 def _forbidden(message: str, code: str) -> ServiceError:
@@ -206,8 +200,10 @@ class AuctionCreateApi(GavelAPIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        auction = auction_create(seller=_user(request), **serializer.validated_data)
-        return Response(auction_render(auction, _user(request)), status=status.HTTP_201_CREATED)
+        auction = auction_create(seller=request_user(request), **serializer.validated_data)
+        return Response(
+            auction_render(auction, request_user(request)), status=status.HTTP_201_CREATED
+        )
 
 
 class AuctionUpdateApi(GavelAPIView):
@@ -222,9 +218,11 @@ class AuctionUpdateApi(GavelAPIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         auction = auction_update(
-            auction_id=auction_id, user=_user(request), changes=dict(serializer.validated_data)
+            auction_id=auction_id,
+            user=request_user(request),
+            changes=dict(serializer.validated_data),
         )
-        return Response(auction_render(auction, _user(request)))
+        return Response(auction_render(auction, request_user(request)))
 
 
 class AuctionCancelApi(GavelAPIView):
@@ -232,8 +230,8 @@ class AuctionCancelApi(GavelAPIView):
 
     @extend_schema(request=None, responses={200: AuctionOutputSerializer})
     def post(self, request: Request, auction_id: int) -> Response:
-        auction = auction_cancel(auction_id=auction_id, user=_user(request))
-        return Response(auction_render(auction, _user(request)))
+        auction = auction_cancel(auction_id=auction_id, user=request_user(request))
+        return Response(auction_render(auction, request_user(request)))
 
 
 class AuctionListApi(GavelAPIView):
@@ -262,7 +260,7 @@ class AuctionListApi(GavelAPIView):
             for key, value in filters.validated_data.items()
             if key not in ("cursor", "limit")
         }
-        viewer = _user(request)
+        viewer = request_user(request)
         return _paginated(
             self,
             request,
@@ -277,7 +275,7 @@ class AuctionDetailApi(GavelAPIView):
     @extend_schema(responses={200: AuctionOutputSerializer})
     def get(self, request: Request, auction_id: int) -> Response:
         auction = auction_get(auction_id=auction_id)
-        viewer = _user(request)
+        viewer = request_user(request)
         return _cached(
             request,
             etag_source=f"auction-{auction.pk}-v{auction.version}-u{viewer.pk}",
@@ -320,7 +318,7 @@ class AuctionBidsApi(GavelAPIView):
         limit: int = filters.validated_data["limit"]
         before = filters.validated_data.get("before_sequence")
         auction = auction_get(auction_id=auction_id)
-        viewer = _user(request)
+        viewer = request_user(request)
 
         def build() -> dict[str, Any]:
             page = bid_history(auction=auction, limit=limit, before_sequence=before)
@@ -379,7 +377,7 @@ class BidPlaceApi(GavelAPIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = bid_place(
-            auction_id=auction_id, bidder=_user(request), **serializer.validated_data
+            auction_id=auction_id, bidder=request_user(request), **serializer.validated_data
         )
         data = BidPlaceOutputSerializer(
             {
@@ -436,7 +434,7 @@ class MyBidsApi(GavelAPIView):
 
     @extend_schema(responses={200: MyBidOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return _paginated(self, request, bids_of_user(user=_user(request)), my_bid_render)
+        return _paginated(self, request, bids_of_user(user=request_user(request)), my_bid_render)
 
 
 class AuctionStreamApi(GavelAPIView):
@@ -496,7 +494,7 @@ class AuctionBuyNowApi(GavelAPIView):
 
     @extend_schema(request=None, responses={201: SaleOutputSerializer})
     def post(self, request: Request, auction_id: int) -> Response:
-        sale = auction_buy_now(auction_id=auction_id, buyer=_user(request))
+        sale = auction_buy_now(auction_id=auction_id, buyer=request_user(request))
         return Response(sale_render(sale), status=status.HTTP_201_CREATED)
 
 
@@ -505,14 +503,14 @@ class SaleListApi(GavelAPIView):
 
     @extend_schema(responses={200: SaleOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return _paginated(self, request, sales_visible_to(user=_user(request)), sale_render)
+        return _paginated(self, request, sales_visible_to(user=request_user(request)), sale_render)
 
 
 class SaleDetailApi(GavelAPIView):
     @extend_schema(responses={200: SaleOutputSerializer})
     def get(self, request: Request, sale_id: int) -> Response:
         sale = sale_get(sale_id=sale_id)
-        viewer = _user(request)
+        viewer = request_user(request)
         if not viewer.is_staff and viewer.pk not in (sale.buyer_id, sale.seller_id):
             raise _forbidden("This sale is not yours.", "not_your_sale")
         return Response(sale_render(sale))
@@ -544,20 +542,22 @@ class OfferListApi(GavelAPIView):
 
     @extend_schema(responses={200: OfferOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return _paginated(self, request, offers_visible_to(user=_user(request)), offer_render)
+        return _paginated(
+            self, request, offers_visible_to(user=request_user(request)), offer_render
+        )
 
 
 class OfferAcceptApi(GavelAPIView):
     @extend_schema(request=None, responses={200: OfferOutputSerializer})
     def post(self, request: Request, offer_id: int) -> Response:
-        offer = second_chance_offer_accept(offer_id=offer_id, user=_user(request))
+        offer = second_chance_offer_accept(offer_id=offer_id, user=request_user(request))
         return Response(offer_render(offer))
 
 
 class OfferDeclineApi(GavelAPIView):
     @extend_schema(request=None, responses={200: OfferOutputSerializer})
     def post(self, request: Request, offer_id: int) -> Response:
-        offer = second_chance_offer_decline(offer_id=offer_id, user=_user(request))
+        offer = second_chance_offer_decline(offer_id=offer_id, user=request_user(request))
         return Response(offer_render(offer))
 
 
@@ -579,7 +579,7 @@ class PaymentMethodListApi(GavelAPIView):
         return _paginated(
             self,
             request,
-            verified_payment_methods(user=_user(request)),
+            verified_payment_methods(user=request_user(request)),
             lambda method: PaymentMethodOutputSerializer(method).data,
         )
 
@@ -613,7 +613,7 @@ class SetupCreateApi(GavelAPIView):
 
     @extend_schema(request=None, responses={201: SetupOutputSerializer})
     def post(self, request: Request) -> Response:
-        view = payment_method_setup_create(user=_user(request))
+        view = payment_method_setup_create(user=request_user(request))
         return Response(setup_render(view), status=status.HTTP_201_CREATED)
 
 
@@ -622,5 +622,5 @@ class SetupRefreshApi(GavelAPIView):
 
     @extend_schema(request=None, responses={200: SetupOutputSerializer})
     def post(self, request: Request, setup_id: int) -> Response:
-        view = payment_method_setup_refresh(setup_id=setup_id, user=_user(request))
+        view = payment_method_setup_refresh(setup_id=setup_id, user=request_user(request))
         return Response(setup_render(view))

@@ -16,6 +16,14 @@ from gavel.common.idempotency import (
     idempotency_replay_response,
 )
 from gavel.common.models import IdempotencyKey
+from gavel.users.models import User
+
+
+def request_user(request: Request) -> User:
+    """The signed-in user of a request that the view's permissions let through."""
+    user = request.user
+    assert isinstance(user, User), "the view's permission classes must require sign-in"
+    return user
 
 
 class GavelAPIView(APIView):

@@ -13,7 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gavel.common.api import GavelAPIView
+from gavel.common.api import GavelAPIView, request_user
 from gavel.common.errors import NotFoundError
 from gavel.common.pagination import CursorPagination
 from gavel.common.serializers import StrictSerializer
@@ -35,14 +35,7 @@ from gavel.connect.services import (
     seller_onboarding_start,
 )
 from gavel.connect.states import AccountStatus
-from gavel.users.models import User
 from gavel.users.permissions import IsStaff
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)  # IsAuthenticated let the request through
-    return user
 
 
 class SellingStatusSerializer(serializers.Serializer[Any]):
@@ -163,7 +156,7 @@ class OnboardingStartApi(GavelAPIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = _user(request)
+        user = request_user(request)
         account, created = seller_onboarding_start(user=user)
         link = None
         if account.status != AccountStatus.ENABLED or account.requirements_currently_due:
@@ -177,7 +170,7 @@ class AccountDetailApi(GavelAPIView):
 
     @extend_schema(responses={200: AccountOutputSerializer})
     def get(self, request: Request) -> Response:
-        account = connected_account_for_user(user=_user(request))
+        account = connected_account_for_user(user=request_user(request))
         if account is None:
             raise NotFoundError("You have no seller account yet.", code="no_connected_account")
         return Response(AccountOutputSerializer(account).data)
@@ -192,7 +185,7 @@ class AccountRefreshApi(GavelAPIView):
     @extend_schema(request=InputSerializer, responses={200: AccountOutputSerializer})
     def post(self, request: Request) -> Response:
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
-        account = connected_account_for_user(user=_user(request))
+        account = connected_account_for_user(user=request_user(request))
         if account is None:
             raise NotFoundError("You have no seller account yet.", code="no_connected_account")
         account = connected_account_refresh(account_pk=account.pk)
@@ -210,7 +203,7 @@ class OnboardingLinkCreateApi(GavelAPIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        link = onboarding_link_create(user=_user(request), **serializer.validated_data)
+        link = onboarding_link_create(user=request_user(request), **serializer.validated_data)
         return Response(LinkOutputSerializer(link).data, status=status.HTTP_201_CREATED)
 
 
@@ -223,7 +216,7 @@ class AccountSessionCreateApi(GavelAPIView):
     @extend_schema(request=InputSerializer, responses={201: SessionOutputSerializer})
     def post(self, request: Request) -> Response:
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
-        session = account_session_create(user=_user(request))
+        session = account_session_create(user=request_user(request))
         return Response(SessionOutputSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
@@ -236,7 +229,7 @@ class DashboardLinkCreateApi(GavelAPIView):
     @extend_schema(request=InputSerializer, responses={201: LinkOutputSerializer})
     def post(self, request: Request) -> Response:
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
-        link = dashboard_login_link_create(user=_user(request))
+        link = dashboard_login_link_create(user=request_user(request))
         return Response(LinkOutputSerializer(link).data, status=status.HTTP_201_CREATED)
 
 

@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gavel.common.api import GavelAPIView
+from gavel.common.api import GavelAPIView, request_user
 from gavel.common.errors import NotFoundError
 from gavel.common.pagination import CursorPagination
 from gavel.common.serializers import MinorUnitsField, StrictSerializer
@@ -15,14 +15,7 @@ from gavel.payments import selectors
 from gavel.payments.models import AuditLogEntry, Dispute, Hold, Order, Refund
 from gavel.payments.services import charging, disputes, holds, refunds, transfers
 from gavel.payments.services.orders import order_for_sale
-from gavel.users.models import User
 from gavel.users.permissions import IsStaff
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
 
 
 class OrderLineOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -70,7 +63,7 @@ class OrderListApi(GavelAPIView):
     def get(self, request: Request) -> Response:
         paginator = CursorPagination()
         page = paginator.paginate_queryset(
-            selectors.orders_for_buyer(user=_user(request)), request, view=self
+            selectors.orders_for_buyer(user=request_user(request)), request, view=self
         )
         assert page is not None
         return paginator.get_paginated_response(
@@ -83,13 +76,15 @@ class OrderListApi(GavelAPIView):
 class OrderDetailApi(GavelAPIView):
     @extend_schema(responses={200: OrderOutputSerializer})
     def get(self, request: Request, order_id: int) -> Response:
-        return _order_response(selectors.order_for_viewer(order_id=order_id, user=_user(request)))
+        return _order_response(
+            selectors.order_for_viewer(order_id=order_id, user=request_user(request))
+        )
 
 
 class OrderReceiptApi(GavelAPIView):
     @extend_schema(responses={200: ReceiptOutputSerializer})
     def get(self, request: Request, order_id: int) -> Response:
-        order = selectors.order_for_viewer(order_id=order_id, user=_user(request))
+        order = selectors.order_for_viewer(order_id=order_id, user=request_user(request))
         return Response(ReceiptOutputSerializer(selectors.order_receipt(order)).data)
 
 
@@ -106,7 +101,7 @@ class CheckoutApi(GavelAPIView):
 
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = _user(request)
+        user = request_user(request)
         sale_id = serializer.validated_data["sale_id"]
         if not Sale.objects.filter(pk=sale_id, buyer=user).exists():
             raise NotFoundError("No such sale.", code="sale_not_found")
@@ -126,7 +121,7 @@ class OrderRetryApi(GavelAPIView):
         serializer.is_valid(raise_exception=True)
         order = charging.order_payment_retry(
             order_id=order_id,
-            user=_user(request),
+            user=request_user(request),
             payment_method_id=serializer.validated_data.get("payment_method_id"),
         )
         return _order_response(order)
@@ -144,7 +139,7 @@ class OrderAuthenticationApi(GavelAPIView):
     @extend_schema(responses={200: AuthenticationOutputSerializer})
     def get(self, request: Request, order_id: int) -> Response:
         intent_id, secret, method = charging.order_authentication_secret(
-            order_id=order_id, user=_user(request)
+            order_id=order_id, user=request_user(request)
         )
         return Response(
             AuthenticationOutputSerializer(
@@ -167,7 +162,7 @@ class OrderAuthenticationCompleteApi(GavelAPIView):
     def post(self, request: Request, order_id: int) -> Response:
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
         return _order_response(
-            charging.order_payment_refresh(order_id=order_id, user=_user(request))
+            charging.order_payment_refresh(order_id=order_id, user=request_user(request))
         )
 
 
@@ -181,7 +176,7 @@ class OrderReceiptConfirmApi(GavelAPIView):
     def post(self, request: Request, order_id: int) -> Response:
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
         return _order_response(
-            transfers.order_receipt_confirm(order_id=order_id, user=_user(request))
+            transfers.order_receipt_confirm(order_id=order_id, user=request_user(request))
         )
 
 
@@ -202,7 +197,7 @@ class RefundRequestApi(GavelAPIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         refund = refunds.refund_request(
-            order_id=order_id, user=_user(request), **serializer.validated_data
+            order_id=order_id, user=request_user(request), **serializer.validated_data
         )
         return Response(RefundOutputSerializer(refund).data, status=status.HTTP_201_CREATED)
 
@@ -225,7 +220,7 @@ class HoldPlaceApi(GavelAPIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        hold = holds.hold_place(user=_user(request), **serializer.validated_data)
+        hold = holds.hold_place(user=request_user(request), **serializer.validated_data)
         return Response(HoldOutputSerializer(hold).data, status=status.HTTP_201_CREATED)
 
 
@@ -244,7 +239,7 @@ class StaffRefundIssueApi(GavelAPIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         refund = refunds.refund_issue(
-            order_id=order_id, actor=_user(request), **serializer.validated_data
+            order_id=order_id, actor=request_user(request), **serializer.validated_data
         )
         return Response(RefundOutputSerializer(refund).data, status=status.HTTP_201_CREATED)
 
@@ -258,7 +253,7 @@ class StaffRefundApproveApi(GavelAPIView):
     @extend_schema(request=InputSerializer, responses={200: RefundOutputSerializer})
     def post(self, request: Request, refund_id: int) -> Response:
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
-        refund = refunds.refund_approve(refund_id=refund_id, actor=_user(request))
+        refund = refunds.refund_approve(refund_id=refund_id, actor=request_user(request))
         return Response(RefundOutputSerializer(refund).data)
 
 
@@ -273,7 +268,9 @@ class StaffRefundRejectApi(GavelAPIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         refund = refunds.refund_reject(
-            refund_id=refund_id, actor=_user(request), reason=serializer.validated_data["reason"]
+            refund_id=refund_id,
+            actor=request_user(request),
+            reason=serializer.validated_data["reason"],
         )
         return Response(RefundOutputSerializer(refund).data)
 
@@ -310,7 +307,7 @@ class StaffDisputeEvidenceApi(GavelAPIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         dispute = disputes.dispute_evidence_submit(
-            dispute_id=dispute_id, actor=_user(request), **serializer.validated_data
+            dispute_id=dispute_id, actor=request_user(request), **serializer.validated_data
         )
         return Response(DisputeOutputSerializer(dispute).data)
 

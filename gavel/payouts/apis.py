@@ -7,13 +7,12 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gavel.common.api import GavelAPIView
+from gavel.common.api import GavelAPIView, request_user
 from gavel.common.pagination import CursorPagination
 from gavel.payments.selectors import seller_earnings
 from gavel.payments.sellers import seller_account_id
 from gavel.payouts.models import Payout
 from gavel.payouts.selectors import payouts_for_account
-from gavel.users.models import User
 from gavel.users.permissions import IsSeller
 
 
@@ -30,8 +29,7 @@ class EarningsApi(GavelAPIView):
 
     @extend_schema(responses={200: EarningsOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        user = request.user
-        assert isinstance(user, User)
+        user = request_user(request)
         earnings = seller_earnings(account_id=seller_account_id(user=user))
         return Response(EarningsOutputSerializer(earnings, many=True).data)
 
@@ -64,8 +62,7 @@ class PayoutListApi(GavelAPIView):
 
     @extend_schema(responses={200: PayoutOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        user = request.user
-        assert isinstance(user, User)
+        user = request_user(request)
         paginator = CursorPagination()
         page = paginator.paginate_queryset(
             payouts_for_account(account_id=seller_account_id(user=user)), request, view=self

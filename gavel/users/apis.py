@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from gavel.common.api import GavelAPIView
+from gavel.common.api import GavelAPIView, request_user
 from gavel.common.pagination import CursorPagination
 from gavel.common.serializers import StrictSerializer
 from gavel.users.models import User
@@ -48,9 +48,7 @@ class RegisterApi(GavelAPIView):
 class MeApi(GavelAPIView):
     @extend_schema(responses={200: UserOutputSerializer})
     def get(self, request: Request) -> Response:
-        user = request.user
-        assert isinstance(user, User)  # IsAuthenticated let the request through
-        return Response(UserOutputSerializer(user).data)
+        return Response(UserOutputSerializer(request_user(request)).data)
 
 
 class UserListApi(GavelAPIView):
