@@ -15,21 +15,10 @@ from gavel.demo.chapters_payments import usd
 if TYPE_CHECKING:
     from gavel.demo.story import StoryContext
 
-PASSWORD = "demo passphrase 2026"  # noqa: S105 - the demo's throwaway accounts
-
-
-def _join(context: StoryContext, name: str) -> None:
-    body = {"email": f"{name}@example.com", "password": PASSWORD, "display_name": name.title()}
-    context.api("POST", "/api/v1/auth/register/", body=body, expect=201)
-    tokens = context.api(
-        "POST", "/api/v1/auth/token/", body={"email": body["email"], "password": PASSWORD}
-    )
-    context.tokens[name] = tokens["access"]
-
 
 def _second_seller(context: StoryContext) -> str:
     """Bo signs up and onboards like Ada did."""
-    _join(context, "bo")
+    context.sign_up("bo")
     started = context.api("POST", "/api/v1/connect/onboarding/", as_user="bo", expect=201)
     context.sandbox.follow_account_link(started["onboarding_link"]["url"])
     account: dict[str, Any] = context.api("POST", "/api/v1/connect/account/refresh/", as_user="bo")
@@ -97,8 +86,8 @@ def chapter_auctions(context: StoryContext) -> None:
     narrator.step(f"Bo onboards as a second seller ({acct_bo}), next to Ada.")
     context.cast["bo_stripe_account"] = acct_bo
 
-    _join(context, "lin")
-    _join(context, "mo")
+    context.sign_up("lin")
+    context.sign_up("mo")
     for name in ("sam", "lin"):
         method = _save_card(context, name)
         narrator.step(

@@ -13,6 +13,8 @@ from gavel.demo.chapters_connect import chapter_seller_onboarding
 from gavel.demo.chapters_payments import chapter_payments
 from gavel.demo.narrator import Narrator
 
+DEMO_PASSWORD = "demo passphrase 2026"  # noqa: S105 - the demo's throwaway accounts
+
 
 @dataclass
 class StoryContext:
@@ -49,6 +51,29 @@ class StoryContext:
             )
         return response.json() if response.content else None
 
+    def sign_up(self, name: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """``name`` registers as ``<name>@example.com`` and signs in, as the app does; the
+        access token is kept for later calls ``as_user=name``. Returns the new account."""
+        body = {
+            "email": f"{name}@example.com",
+            "password": DEMO_PASSWORD,
+            "display_name": name.title(),
+        }
+        account: dict[str, Any] = self.api(
+            "POST",
+            "/api/v1/auth/register/",
+            body=body,
+            idempotency_key=idempotency_key,
+            expect=201,
+        )
+        tokens = self.api(
+            "POST",
+            "/api/v1/auth/token/",
+            body={"email": body["email"], "password": DEMO_PASSWORD},
+        )
+        self.tokens[name] = tokens["access"]
+        return account
+
 
 Chapter = Callable[[StoryContext], None]
 
@@ -56,20 +81,13 @@ Chapter = Callable[[StoryContext], None]
 def chapter_people(context: StoryContext) -> None:
     narrator = context.narrator
     narrator.chapter("People join the marketplace")
-    for name, email in (("ada", "ada@example.com"), ("sam", "sam@example.com")):
-        body = {"email": email, "password": "demo passphrase 2026", "display_name": name.title()}
-        first = context.api(
-            "POST", "/api/v1/auth/register/", body=body, idempotency_key=f"demo-{name}", expect=201
+    for name in ("ada", "sam"):
+        account = context.sign_up(name, idempotency_key=f"demo-{name}")
+        narrator.step(
+            f"{name.title()} signs up with {account['email']} and gets account #{account['id']}."
         )
-        narrator.step(f"{name.title()} signs up with {email} and gets account #{first['id']}.")
-        tokens = context.api(
-            "POST",
-            "/api/v1/auth/token/",
-            body={"email": email, "password": body["password"]},
-        )
-        context.tokens[name] = tokens["access"]
-        context.cast[name] = first
-    ada = {"email": "ada@example.com", "password": "demo passphrase 2026", "display_name": "Ada"}
+        context.cast[name] = account
+    ada = {"email": "ada@example.com", "password": DEMO_PASSWORD, "display_name": "Ada"}
     retried = context.api(
         "POST",
         "/api/v1/auth/register/",
