@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from gavel.users.models import User
 
-QUEUES = ("default", "webhooks", "payments", "auctions")
+QUEUES = tuple(queue.name for queue in settings.CELERY_TASK_QUEUES)
 
 
 @pytest.fixture

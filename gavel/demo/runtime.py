@@ -49,7 +49,7 @@ def worker_running() -> Iterator[Any]:
         pool="solo",
         perform_ping_check=False,
         shutdown_timeout=10,
-        queues=["default", "webhooks", "payments", "auctions"],
+        queues=[queue.name for queue in settings.CELERY_TASK_QUEUES],
         loglevel="WARNING",
     ) as worker:
         yield worker
