@@ -46,6 +46,7 @@ CONTROL_METHODS = (
     "get_object",
     "balance",
     "list_events",
+    "list_thin_events",
     "save",
 )
 
@@ -323,6 +324,15 @@ class ControlMixin:
         sb = self._sb()
         with sb.lock:
             evs = sb.objects_of("event", account)
+            evs.reverse()
+            return [sb.render(e) for e in evs if type is None or e["type"] == type]
+
+    def list_thin_events(self, type: str | None = None, account: str | None = None) -> list[Obj]:
+        """v2 (thin) events (oldest first) on the platform or ``account``, as the API renders
+        them (``GET /v2/core/events/{id}``)."""
+        sb = self._sb()
+        with sb.lock:
+            evs = sb.objects_of("v2.core.event", account)
             evs.reverse()
             return [sb.render(e) for e in evs if type is None or e["type"] == type]
 

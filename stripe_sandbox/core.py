@@ -116,6 +116,19 @@ def _api_key_from(auth: str) -> str:
     return ""
 
 
+def _json_body(text: str) -> Obj:
+    """A v2 request body: one JSON object."""
+    if not text.strip():
+        return {}
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise invalid("Request body must be a JSON object (v2 API).") from None
+    if not isinstance(parsed, dict):
+        raise invalid("Request body must be a JSON object (v2 API).")
+    return parsed
+
+
 def _ensure_resources_loaded() -> None:
     from stripe_sandbox import resources  # noqa: F401  (registers routes)
 
@@ -357,16 +370,17 @@ class Sandbox(ControlMixin):
             if not entry.in_flight and now - entry.created >= self.idempotency_ttl:
                 del self._idem[key]
         cutoff = now - self.event_retention
-        events = self._by_type.get("event", {})
-        expired = []
-        for obj_id in events:  # insertion order == creation order
-            ev = self.objects.get(obj_id)
-            if ev is not None and ev["created"] >= cutoff:
-                break
-            expired.append(obj_id)
-        for obj_id in expired:
-            events.pop(obj_id, None)
-            self.objects.pop(obj_id, None)
+        for kind, created_key in (("event", "created"), ("v2.core.event", "_ts")):
+            events = self._by_type.get(kind, {})
+            expired = []
+            for obj_id in events:  # insertion order == creation order
+                ev = self.objects.get(obj_id)
+                if ev is not None and ev[created_key] >= cutoff:
+                    break
+                expired.append(obj_id)
+            for obj_id in expired:
+                events.pop(obj_id, None)
+                self.objects.pop(obj_id, None)
 
     # ------------------------------------------------------------------ events & webhooks
     def emit(
@@ -398,26 +412,35 @@ class Sandbox(ControlMixin):
             event["data"]["previous_attributes"] = previous
         if ev_owner is not None:
             event["account"] = ev_owner
-        endpoints = self._endpoints_for(event)
+        from stripe_sandbox.resources.thin_events import (
+            snapshot_destinations_for,
+            thin_event_emit,
+        )
+
+        endpoints = self._endpoints_for(event) + snapshot_destinations_for(self, event)
         event["pending_webhooks"] = len(endpoints)
-        delay = self.faults.webhooks.delay
         for ep in endpoints:
-            copies = 2 if self.faults.webhooks.duplicate else 1
-            for n in range(copies):
-                self._seq += 1
-                self._deliveries_due.append(
-                    {
-                        "due": self.now() + delay,
-                        "seq": self._seq,
-                        "event_id": event["id"],
-                        "endpoint_id": ep["id"],
-                        "attempt": 1,
-                        "dup": n > 0,
-                    }
-                )
-        if endpoints:
-            self._wakeup.set()
+            self.delivery_queue(event, ep)
+        thin_event_emit(self, ctx, event)
         return event
+
+    def delivery_queue(self, event: Obj, target: Obj) -> None:
+        """Queue the first delivery attempt of ``event`` to a webhook endpoint or an event
+        destination (twice while webhooks are duplicated, late while they are delayed)."""
+        copies = 2 if self.faults.webhooks.duplicate else 1
+        for n in range(copies):
+            self._seq += 1
+            self._deliveries_due.append(
+                {
+                    "due": self.now() + self.faults.webhooks.delay,
+                    "seq": self._seq,
+                    "event_id": event["id"],
+                    "endpoint_id": target["id"],
+                    "attempt": 1,
+                    "dup": n > 0,
+                }
+            )
+        self._wakeup.set()
 
     def _endpoints_for(self, event: Obj) -> list[Obj]:
         owner = event.get("_owner")
@@ -468,16 +491,16 @@ class Sandbox(ControlMixin):
                     jobs = []
                     for d in batch:
                         event = self.objects.get(d["event_id"])
-                        ep = self.find(d["endpoint_id"], "webhook_endpoint")
+                        ep = self.find(d["endpoint_id"])
                         if event is None or ep is None:
                             continue
-                        body = json.dumps(self.render(event), indent=2).encode()
+                        body = json.dumps(self._delivery_body(event), indent=2).encode()
                         headers = {
                             "Content-Type": "application/json; charset=utf-8",
                             "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
                             "Stripe-Signature": self.sign(body, ep["_secret"]),
                         }
-                        jobs.append((d, ep["url"], headers, body))
+                        jobs.append((d, ep.get("_url") or ep["url"], headers, body))
                 for d, url, headers, body in jobs:
                     status: int | None
                     error: str | None = None
@@ -492,6 +515,13 @@ class Sandbox(ControlMixin):
         finally:
             self._deliver_local.active = False
         return made
+
+    def _delivery_body(self, event: Obj) -> Obj:
+        from stripe_sandbox.resources.thin_events import EVENT, notification_of
+
+        if event.get("object") == EVENT:
+            return notification_of(event)
+        return self.render(event)
 
     def _record_delivery(
         self,
@@ -622,8 +652,21 @@ class Sandbox(ControlMixin):
                 time.sleep(decision.latency)
             return self._fault_error(decision.error_status, req_id, version, idem_key)
 
-        # 3. connected account
+        # 3. connected account: ``Stripe-Account``, or ``Stripe-Context`` (what the SDK sends
+        # to fetch a thin event's related object) naming one connected account
         account = headers.get("stripe-account") or None
+        context = headers.get("stripe-context") or None
+        if context is not None and ("/" in context or (account is not None and account != context)):
+            return self._error_response(
+                invalid(
+                    f"Unsupported Stripe-Context: '{context}'. The sandbox takes one connected "
+                    "account id, the same as Stripe-Account when both are given.",
+                ),
+                req_id,
+                version,
+                None,
+            )
+        account = account or context
         if account is not None:
             with self.lock:
                 acct = self.find(account, "account")
@@ -658,7 +701,7 @@ class Sandbox(ControlMixin):
                     raw.update(decode_form(body.decode() if isinstance(body, bytes) else body))
             else:
                 text = body.decode() if isinstance(body, bytes) else (body or "")
-                raw = decode_form(text)
+                raw = _json_body(text) if path.startswith("/v2/") else decode_form(text)
                 if parts.query:
                     raw.update(decode_pairs(parse_qsl(parts.query, keep_blank_values=True)))
         except StripeError as e:
@@ -810,7 +853,14 @@ class Sandbox(ControlMixin):
             )
         assert not isinstance(found, str)
         rt, args = found
+        page = None
+        if path.startswith("/v2/") and method == "GET" and "page" in raw:
+            from stripe_sandbox.resources.thin_events import v2_page_params
+
+            raw, page = v2_page_params(dict(raw))
         params = validate(raw, rt.params)
+        if page is not None:
+            params["page"] = page
         result = rt.handler(ctx, params, **args)
         status = 200
         if isinstance(result, tuple):

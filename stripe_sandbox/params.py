@@ -33,14 +33,17 @@ _REQUEST_OPTION_KEYS = frozenset(
 
 
 def _module_name(cls_name: str) -> str:
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
-    return "stripe.params._" + snake
+    """``CustomerCreateParams`` -> ``stripe.params._customer_create_params``;
+    ``v2.core.EventListParams`` -> ``stripe.params.v2.core._event_list_params``."""
+    namespace, _, name = cls_name.rpartition(".")
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return "stripe.params." + (namespace + "." if namespace else "") + "_" + snake
 
 
 @cache
 def params_class(cls_name: str) -> Any:
     module = importlib.import_module(_module_name(cls_name))
-    return getattr(module, cls_name)
+    return getattr(module, cls_name.rpartition(".")[2])
 
 
 @cache

@@ -38,6 +38,7 @@ from stripe_sandbox.resources import (  # noqa: E402
     intents,
     money,
     search,
+    thin_events,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "render_hooks",
     "search",
     "task_handlers",
+    "thin_events",
 ]
