@@ -1,6 +1,6 @@
-"""The migration in the admin: runs and checkpoints, the quarantine, the id map, and the
-verification reports (legacy vs Gavel side by side). Everything here is read-only: the
-importer and ``legacy_verify`` write these rows, staff read them."""
+"""The migration in the admin: runs and checkpoints, the quarantine, the id map, the imported
+listings, and the verification reports (legacy vs Gavel side by side). Everything here is
+read-only: the importer and ``legacy_verify`` write these rows, staff read them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 
 from gavel.legacy.models import (
     ImportCheckpoint,
+    ImportedListing,
     ImportRun,
     LegacyAnomaly,
     LegacyIdMap,
@@ -64,6 +65,16 @@ class LegacyIdMapAdmin(ReadOnlyAdmin[LegacyIdMap]):
     list_display = ("kind", "legacy_id", "gavel_model", "gavel_id")
     list_filter = ("kind",)
     search_fields = ("legacy_id",)
+
+
+@admin.register(ImportedListing)
+class ImportedListingAdmin(ReadOnlyAdmin[ImportedListing]):
+    """The catalogue of what sellers offered on the portal (history: never for sale)."""
+
+    list_display = ("legacy_id", "title", "seller", "price_minor", "currency", "status")
+    list_filter = ("status", "currency")
+    search_fields = ("legacy_id", "title", "seller__email")
+    list_select_related = ("seller",)
 
 
 @admin.register(VerificationReport)

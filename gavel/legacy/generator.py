@@ -102,6 +102,14 @@ OUTCOMES: tuple[tuple[str, float], ...] = (
     ("refunded", 0.01),
     ("dismissed", 0.01),
 )
+# Anomalies injected into extra listings (their count: the kind's rate × clean listings).
+LISTING_ANOMALIES = (
+    A.CURRENCY_CASE,
+    A.UNKNOWN_CURRENCY,
+    A.NULL_MONEY,
+    A.PERSON_DELETED,
+    A.PERSON_MISSING,
+)
 TRANSACTION_ANOMALIES = {
     A.STATE_MISMATCH,
     A.PERSON_DELETED,
@@ -285,6 +293,45 @@ class _Generator:
 
     def make_listings(self) -> None:
         count = max(20, self.config.payments // 4)
+        self.make_clean_listings(count)
+        self.make_anomalous_listings(count)
+
+    def make_anomalous_listings(self, first_id: int) -> None:
+        """Listings the importer must quarantine or flag, after the clean ones and never sold,
+        drawn from their own random stream so the rest of the data does not change."""
+        rng = random.Random(self.config.seed * 7919 + 1)
+        ghosts = [person for person in self.people if person.deleted]
+        listing_id = first_id
+        for kind in LISTING_ANOMALIES:
+            rate = self.config.rates.get(kind, 0.0)
+            for _ in range(max(1, round(rate * first_id)) if rate > 0 else 0):
+                listing_id += 1
+                author = rng.choice(self.sellers_by_community[1]).id
+                price, currency = str(rng.randint(500, 90_000)), "EUR"
+                if kind == A.CURRENCY_CASE:
+                    currency = "eur"
+                elif kind == A.UNKNOWN_CURRENCY:
+                    currency = rng.choice(("XXX", "EURO", "RUR"))
+                elif kind == A.NULL_MONEY:
+                    price = "\\N"
+                elif kind == A.PERSON_DELETED:
+                    author = rng.choice(ghosts).id
+                elif kind == A.PERSON_MISSING:
+                    author = base64.urlsafe_b64encode(rng.randbytes(16)).decode()[:22]
+                created = rng.randint(START, self.now - 200 * DAY)
+                self.writers["listings"].add(
+                    "\t".join(
+                        (
+                            str(listing_id), self.uuid_prefix + rng.randbytes(16).hex(), "1",
+                            author, "0", "Odd lot", _text("Imported with a problem."), price,
+                            currency, "0", "0", "unit", "0", "0", "approved", "0", "\\N",
+                            _stamp(created), _stamp(created + DAY),
+                        )
+                    )
+                )  # fmt: skip
+                self.manifest.record(kind, "listings", listing_id)
+
+    def make_clean_listings(self, count: int) -> None:
         listing_writer = self.writers["listings"]
         for listing_id in range(1, count + 1):
             community = (1, 1, 1, 1, 1, 2, 2, 2, 3, 4)[listing_id % 10]

@@ -27,6 +27,12 @@ from tqdm import tqdm
 
 from gavel.legacy.checks import checks_run
 from gavel.legacy.connections import LegacyDatabase
+from gavel.legacy.listings import (
+    ListingsPage,
+    listings_order_lines_link,
+    listings_page_load,
+    listings_page_next,
+)
 from gavel.legacy.loader import (
     LedgerPage,
     account_cache_clear,
@@ -52,6 +58,8 @@ LOAD_CUSTOMERS = "load:buyer_customers"
 LOAD_LEDGER = "load:stripe_payments"
 LOAD_ORDERS = "load:transactions"
 LOAD_ID_MAP = "load:id_map"
+LOAD_LISTINGS = "load:listings"
+LINK_LISTINGS = "load:listing_order_lines"
 
 
 class _DryRunRollback(Exception):
@@ -119,6 +127,8 @@ class _Importer:
             with self._timed(LOAD_USERS), transaction.atomic():
                 result = users_load(run=run, scope_after=scope_after)
                 self._step_done(run, LOAD_USERS, changed=result["users_changed"])
+        with self._timed(LOAD_LISTINGS):
+            self._listings_load(run, scope_after)
         if self._step_pending(run, LOAD_ACCOUNTS):
             with self._timed(LOAD_ACCOUNTS), transaction.atomic():
                 accounts = connected_accounts_load(run=run, scope_after=scope_after)
@@ -131,6 +141,10 @@ class _Importer:
             self._ledger_load(run, scope_after)
         with self._timed(LOAD_ORDERS):
             self._orders_load(run, scope_after)
+        if self._step_pending(run, LINK_LISTINGS):
+            with self._timed(LINK_LISTINGS), transaction.atomic():
+                linked = listings_order_lines_link(run=run, scope_after=scope_after)
+                self._step_done(run, LINK_LISTINGS, changed=linked)
         if self._step_pending(run, LOAD_ID_MAP):
             with self._timed(LOAD_ID_MAP), transaction.atomic():
                 added = id_map_refresh(scope_after=scope_after)
@@ -244,6 +258,31 @@ class _Importer:
                 checkpoint.rows_read += len(page)
                 checkpoint.rows_changed += result.inserted + result.updated
                 bar.update(len(page))
+        ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
+
+    # ---- stage two: listings (a keyset page per transaction, with its checkpoint) -------------
+    def _listings_load(self, run: ImportRun, scope_after: int) -> None:
+        checkpoint = self._checkpoint(run, LOAD_LISTINGS)
+        if checkpoint.is_finished:
+            return
+        page: ListingsPage | None = listings_page_next(
+            scope_after=scope_after,
+            after_key=int(checkpoint.last_key or 0),
+            limit=self.batch_size,
+        )
+        while page is not None:
+            with transaction.atomic():
+                written = listings_page_load(page=page, run=run, scope_after=scope_after)
+                ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
+                    last_key=str(page.last),
+                    rows_read=checkpoint.rows_read + page.read,
+                    rows_changed=checkpoint.rows_changed + written,
+                )
+            checkpoint.rows_read += page.read
+            checkpoint.rows_changed += written
+            page = listings_page_next(
+                scope_after=scope_after, after_key=page.last, limit=self.batch_size
+            )
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
 
     # ---- stage two: the ledger ------------------------------------------------------------------

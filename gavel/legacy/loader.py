@@ -426,7 +426,7 @@ def account_cache_clear() -> None:
 # ---- the id map ----------------------------------------------------------------------------
 
 # kind, Gavel table and its column, Gavel model, staging table and the column that joins them.
-# Entities still held in staging (listings, orders, payments) are found by their legacy id
+# Entities still held in staging (orders, payments) are found by their legacy id
 # there; they get map entries when their Gavel app loads them.
 ID_MAP_SOURCES: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("person", "users_user", "legacy_person_id", "users.user", "legacy_legacyperson", "legacy_id"),
@@ -437,6 +437,14 @@ ID_MAP_SOURCES: tuple[tuple[str, str, str, str, str, str], ...] = (
         "connect.connectedaccount",
         "legacy_legacystripeaccount",
         "stripe_seller_id",
+    ),
+    (
+        "listing",
+        "legacy_importedlisting",
+        "legacy_id",
+        "legacy.importedlisting",
+        "legacy_legacylisting",
+        "legacy_id",
     ),
 )
 

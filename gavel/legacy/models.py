@@ -276,3 +276,57 @@ class LegacyPaymentSetting(StagedRow):
 
     def __str__(self) -> str:
         return f"LegacyPaymentSetting {self.legacy_id}"
+
+
+class ImportedListing(models.Model):
+    """A legacy listing in Gavel's catalogue: what a seller offered on the portal and what its
+    imported orders bought. Read-only history: never biddable. A listing still open on the
+    portal at the cutover is marked ``open_at_cutover`` so its seller can relist it as an
+    auction; nothing is put up for auction on the seller's behalf. A delta import updates the
+    row when the portal changed the listing (``legacy_id`` is unique)."""
+
+    class Status(models.TextChoices):
+        CLOSED = "closed"
+        OPEN_AT_CUTOVER = "open_at_cutover"
+        DELETED = "deleted"
+
+    legacy_id = models.BigIntegerField(unique=True)
+    seller = models.ForeignKey(
+        "users.User", on_delete=models.PROTECT, related_name="imported_listings"
+    )
+    title = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    price_minor = models.BigIntegerField(help_text="unit price")
+    shipping_minor = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    listed_at = models.DateTimeField(help_text="created on the portal")
+    legacy_updated_at = models.DateTimeField()
+    imported_run_id = models.BigIntegerField(help_text="the import run that last wrote the row")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(price_minor__gte=0) & models.Q(shipping_minor__gte=0),
+                name="legacy_imported_listing_money_not_negative",
+            )
+        ]
+        indexes = [models.Index(fields=["seller", "listed_at"], name="legacy_listing_seller")]
+
+    def __str__(self) -> str:
+        return f"{self.title} (legacy listing {self.legacy_id})"
+
+
+class ImportedListingOrderLine(models.Model):
+    """Which imported listing an imported order line bought (the portal's
+    ``transactions.listing_id``); one listing may have been bought many times."""
+
+    order_line = models.OneToOneField(
+        "payments.OrderLine", on_delete=models.PROTECT, related_name="imported_listing_link"
+    )
+    listing = models.ForeignKey(
+        ImportedListing, on_delete=models.PROTECT, related_name="order_line_links"
+    )
+
+    def __str__(self) -> str:
+        return f"order line {self.order_line_id} -> legacy listing {self.listing_id}"

@@ -119,6 +119,8 @@ class AnomalyKind(enum.StrEnum):
     EMAIL_CONFLICT = "email_conflict"
     ACCOUNT_CONFLICT = "account_conflict"
     CUSTOMER_CONFLICT = "customer_conflict"
+    SELLER_WITHOUT_USER = "seller_without_user"
+    NEGATIVE_MONEY = "negative_money"
 
 
 BLOCKING_ANOMALIES = frozenset(
@@ -132,6 +134,8 @@ BLOCKING_ANOMALIES = frozenset(
         AnomalyKind.PAYMENT_STATUS_MISMATCH,
         AnomalyKind.EMAIL_CONFLICT,
         AnomalyKind.ACCOUNT_CONFLICT,
+        AnomalyKind.SELLER_WITHOUT_USER,
+        AnomalyKind.NEGATIVE_MONEY,
     }
 )
 

@@ -87,7 +87,8 @@ def truncate_import(*, include_users: bool = True) -> None:
         cursor.execute(
             "TRUNCATE legacy_importcheckpoint, legacy_legacyanomaly, legacy_verificationreport,"
             " legacy_importrun, legacy_legacyidmap, legacy_legacyperson,"
-            " legacy_legacystripeaccount, legacy_legacylisting, legacy_legacyorder,"
+            " legacy_legacystripeaccount, legacy_legacylisting, legacy_importedlisting,"
+            " legacy_legacyorder,"
             " legacy_legacyordertransition, legacy_legacypayment, legacy_legacypaymentsetting,"
             " ledger_posting, ledger_journalentry, ledger_ledgeraccount,"
             " connect_connectedaccountchange, connect_connectedaccount, common_outboxmessage,"

@@ -1,0 +1,208 @@
+"""Legacy listings -> Gavel's catalogue of imported listings, linked from imported orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gavel.auctions.models import Auction
+from gavel.legacy.connections import database_connect
+from gavel.legacy.importer import ImportOptions, legacy_import
+from gavel.legacy.models import (
+    ImportCheckpoint,
+    ImportedListing,
+    ImportedListingOrderLine,
+    ImportRun,
+    LegacyAnomaly,
+    LegacyIdMap,
+    LegacyListing,
+    LegacyOrder,
+)
+from gavel.legacy.states import AnomalyKind
+from gavel.legacy.tests.conftest import LegacySourceFixture
+from gavel.legacy.verify import legacy_verify
+from gavel.payments.models import OrderLine
+from gavel.users.models import User
+
+pytestmark = pytest.mark.django_db
+
+QUARANTINED_KINDS = {
+    AnomalyKind.NULL_MONEY,
+    AnomalyKind.UNKNOWN_CURRENCY,
+    AnomalyKind.PERSON_MISSING,
+}
+
+
+def run_import(source: LegacySourceFixture, **options: Any) -> ImportRun:
+    return legacy_import(database=source.database, options=ImportOptions(batch_size=97, **options))
+
+
+def _manifest_listings(source: LegacySourceFixture, kind: str) -> set[int]:
+    return {int(row_id) for table, row_id in source.manifest.anomalies[kind] if table == "listings"}
+
+
+def catalogue() -> list[tuple[Any, ...]]:
+    return sorted(
+        ImportedListing.objects.values_list(
+            "legacy_id",
+            "seller__legacy_person_id",
+            "title",
+            "description",
+            "price_minor",
+            "shipping_minor",
+            "currency",
+            "status",
+            "listed_at",
+        )
+    )
+
+
+def test_listings_become_the_sellers_catalogue_and_orders_point_at_them(legacy_source):
+    run = run_import(legacy_source)
+
+    quarantined = set().union(
+        *(_manifest_listings(legacy_source, kind) for kind in QUARANTINED_KINDS)
+    )
+    assert len(quarantined) == 3
+    expected = [
+        (
+            staged.legacy_id,
+            staged.author_legacy_id,
+            staged.title,
+            staged.description,
+            staged.price_cents,
+            staged.shipping_price_cents or 0,
+            (staged.currency or "").strip().upper(),
+            "deleted" if staged.is_deleted else "open_at_cutover" if staged.is_open else "closed",
+            staged.legacy_created_at,
+        )
+        for staged in LegacyListing.objects.exclude(legacy_id__in=quarantined).order_by("legacy_id")
+    ]
+    assert catalogue() == expected
+    assert len(expected) == legacy_source.manifest.row_counts["listings"] - 3
+    assert {status for *_, status, _ in expected} == {"open_at_cutover", "closed"}
+    # Quarantined, each with its blocking anomaly; nothing dropped silently.
+    for kind in QUARANTINED_KINDS:
+        (listing_id,) = _manifest_listings(legacy_source, kind)
+        anomaly = LegacyAnomaly.objects.get(legacy_table="listings", legacy_id=str(listing_id))
+        assert (anomaly.kind, anomaly.is_blocking) == (kind, True)
+    # Flagged, loaded: a lower-case currency upper-cased; a deleted author's inactive user.
+    (lower_case,) = _manifest_listings(legacy_source, AnomalyKind.CURRENCY_CASE)
+    assert ImportedListing.objects.get(legacy_id=lower_case).currency == "EUR"
+    (orphaned,) = _manifest_listings(legacy_source, AnomalyKind.PERSON_DELETED)
+    assert ImportedListing.objects.get(legacy_id=orphaned).seller.is_active is False
+    # History, not for sale: no auction was created for anybody.
+    assert not Auction.objects.exists()
+
+    # Every imported order line points at the listing its legacy transaction bought.
+    lines = OrderLine.objects.filter(order__kind="legacy")
+    assert lines.count() > 100
+    bought = dict(LegacyOrder.objects.values_list("legacy_id", "listing_legacy_id"))
+    links = ImportedListingOrderLine.objects.select_related("order_line__order", "listing")
+    assert links.count() == lines.count()
+    for link in links:
+        transaction_id = int(str(link.order_line.order.legacy_reference).rsplit(":", 1)[1])
+        assert link.listing.legacy_id == bought[transaction_id]
+        assert link.listing.seller_id == link.order_line.seller_id
+    # Sellers see their legacy items.
+    seller = User.objects.get(pk=links.first().listing.seller_id)  # type: ignore[union-attr]
+    assert seller.imported_listings.exists()
+    assert LegacyIdMap.objects.filter(kind="listing").count() == len(expected)
+
+    steps = run.stats["steps"]
+    assert steps["load:listings"] == {
+        "read": legacy_source.manifest.row_counts["listings"],
+        "changed": len(expected),
+    }
+    assert steps["load:listing_order_lines"]["changed"] == lines.count()
+
+    report = legacy_verify(database=legacy_source.database)
+    rows = [row for row in report.rows if row["section"].startswith("imported listings")]
+    assert {row["section"] for row in rows} == {
+        "imported listings: count by currency",
+        "imported listings: price_cents by currency",
+        "imported listings: shipping_price_cents by currency",
+    }
+    assert all(row["difference"] == 0 for row in rows)
+    counts = {row["key"]: row for row in rows if row["section"].endswith("count by currency")}
+    assert sum(row["legacy"] for row in counts.values()) == len(expected) + 3
+    assert sum(row["quarantined"] for row in counts.values()) == 3
+    assert report.difference_count == 0
+
+
+def test_a_second_run_writes_no_listing_and_no_link(legacy_source):
+    run_import(legacy_source)
+    before = (
+        catalogue(),
+        sorted(ImportedListingOrderLine.objects.values_list("order_line", "listing")),
+    )
+
+    again = run_import(legacy_source)
+
+    assert again.stats["steps"]["load:listings"]["changed"] == 0
+    assert again.stats["steps"]["load:listing_order_lines"]["changed"] == 0
+    after = (
+        catalogue(),
+        sorted(ImportedListingOrderLine.objects.values_list("order_line", "listing")),
+    )
+    assert after == before
+
+
+def test_a_delta_updates_a_changed_listing_and_releases_a_fixed_one(mysql_source):
+    run_import(mysql_source)
+    listing = ImportedListing.objects.filter(status="closed").order_by("legacy_id").first()
+    assert listing is not None
+    (unknown,) = _manifest_listings(mysql_source, AnomalyKind.UNKNOWN_CURRENCY)
+    assert not ImportedListing.objects.filter(legacy_id=unknown).exists()
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "UPDATE listings SET title = 'Oak chair, restored', price_cents = price_cents + 100,"
+            " updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [listing.legacy_id],
+        )
+        cursor.execute(
+            "UPDATE listings SET currency = 'EUR', updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [unknown],
+        )
+    legacy.close()
+
+    delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    assert delta.stats["steps"]["load:listings"] == {"read": 2, "changed": 2}
+    changed = ImportedListing.objects.get(pk=listing.pk)
+    assert (changed.title, changed.price_minor) == (
+        "Oak chair, restored",
+        listing.price_minor + 100,
+    )
+    assert changed.imported_run_id == delta.pk
+    assert ImportedListing.objects.get(legacy_id=unknown).currency == "EUR"
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+
+
+def test_a_listing_load_killed_between_pages_resumes_to_the_same_catalogue(legacy_source):
+    complete = run_import(legacy_source)
+    full = catalogue()
+    # Forget the catalogue and the listing step's progress after its first page, as if the
+    # process had died there, and mark the run unfinished: the next call resumes it.
+    first_page = sorted(row[0] for row in full)[:97]
+    ImportedListingOrderLine.objects.all().delete()
+    ImportedListing.objects.exclude(legacy_id__in=first_page).delete()
+    LegacyIdMap.objects.filter(kind="listing").delete()
+    ImportCheckpoint.objects.filter(run=complete, table="load:listings").update(
+        last_key=str(first_page[-1]), rows_read=97, is_finished=False
+    )
+    ImportCheckpoint.objects.filter(
+        run=complete, table__in=["load:listing_order_lines", "load:id_map"]
+    ).update(is_finished=False)
+    ImportRun.objects.filter(pk=complete.pk).update(status=ImportRun.Status.RUNNING)
+
+    resumed = run_import(legacy_source)
+
+    assert resumed.pk == complete.pk
+    assert catalogue() == full
+    assert (
+        ImportedListingOrderLine.objects.count()
+        == OrderLine.objects.filter(order__kind="legacy").count()
+    )
