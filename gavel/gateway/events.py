@@ -1,4 +1,5 @@
-"""Stripe events: list and retrieve v1 events (backfill), fetch a thin event's related object.
+"""Stripe events: list and retrieve v1 events and v2 thin events (backfill), fetch a thin
+event's related object.
 
 Events are opaque payloads to Gavel: these functions return the JSON Stripe sent, as plain
 dicts, which the webhook pipeline stores byte for byte like a delivered event.
@@ -7,18 +8,22 @@ dicts, which the webhook pipeline stores byte for byte like a delivered event.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from gavel.gateway.client import stripe_client
 from gavel.gateway.errors import GatewayFinalError, stripe_errors_translated
 
 PAGE_SIZE = 100
+THIN_EVENTS_PATH = "/v2/core/events"
 
 
 def _get(url: str, *, account: str | None, **params: Any) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if account:
-        options["stripe_account"] = account
+        # v2 endpoints name the connected account in Stripe-Context (as the SDK does when it
+        # fetches a thin event's related object); v1 in Stripe-Account.
+        options["stripe_context" if url.startswith("/v2/") else "stripe_account"] = account
     with stripe_errors_translated():
         response = stripe_client().raw_request("get", url, **params, **options)
     data = response.data
@@ -47,6 +52,33 @@ def events_list(
 
 def event_retrieve(*, event_id: str, account: str | None = None) -> dict[str, Any]:
     return _get(f"/v1/events/{event_id}", account=account)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def thin_events_list(
+    *, created_gte: datetime, account: str | None = None, page_size: int = PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Every v2 (thin) event created at or after ``created_gte``, newest first, following
+    Stripe's ``next_page_url``. ``account`` lists a connected account's events (its events
+    carry it as ``context``)."""
+    params: dict[str, Any] = {"limit": page_size, "created": {"gte": _rfc3339(created_gte)}}
+    url: str | None = THIN_EVENTS_PATH
+    while url is not None:
+        page = _get(url, account=account, **params)
+        yield from (item for item in page.get("data") or [] if isinstance(item, dict))
+        next_url = page.get("next_page_url")
+        if next_url is not None and not (
+            isinstance(next_url, str) and next_url.startswith(THIN_EVENTS_PATH + "?")
+        ):
+            raise GatewayFinalError(f"Unexpected next_page_url: {next_url!r}")
+        url, params = next_url, {}
+
+
+def thin_event_retrieve(*, event_id: str, account: str | None = None) -> dict[str, Any]:
+    return _get(f"{THIN_EVENTS_PATH}/{event_id}", account=account)
 
 
 def related_object_fetch(*, url: str, account: str | None = None) -> dict[str, Any]:

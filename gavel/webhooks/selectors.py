@@ -17,6 +17,14 @@ def event_last_seen_at(*, account: str | None) -> datetime | None:
     return newest
 
 
+def thin_event_last_seen_at(*, account: str | None) -> datetime | None:
+    """When Stripe created the newest stored thin (v2) event of the platform, or of one
+    account (its ``context``)."""
+    events = WebhookEvent.objects.filter(source=WebhookEvent.Source.THIN, account=account or "")
+    newest: datetime | None = events.aggregate(newest=Max("stripe_created_at"))["newest"]
+    return newest
+
+
 def events_replayable(
     *,
     stripe_event_ids: list[str] | None = None,
