@@ -343,6 +343,11 @@ class Dispute(models.Model):
     evidence_due_at = models.DateTimeField(null=True, blank=True)
     evidence_submitted_at = models.DateTimeField(null=True, blank=True)
     recovered_from_sellers_minor = models.BigIntegerField(default=0)
+    withdrawal_booked_minor = models.BigIntegerField(
+        default=0,
+        help_text="withdrawn amount (minor units) already posted to disputes:pending before"
+        " Gavel knew the dispute: a legacy order imported disputed",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

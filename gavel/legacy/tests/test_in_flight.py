@@ -5,8 +5,6 @@ and paid out by Gavel's payment services."""
 from __future__ import annotations
 
 import os
-import uuid
-from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -17,10 +15,20 @@ from gavel.auctions.models import BuyerCustomer
 from gavel.connect.models import ConnectedAccount
 from gavel.connect.services import connected_account_refresh
 from gavel.ledger.selectors import account_balance
-from gavel.legacy.connections import database_connect
 from gavel.legacy.importer import ImportOptions, legacy_import
 from gavel.legacy.orders import orders_in_flight_adopt
-from gavel.legacy.tests.conftest import LegacySourceFixture, generated
+from gavel.legacy.tests.conftest import generated
+from gavel.legacy.tests.portal_rows import (
+    BUYER,
+    BUYER_COMMISSION,
+    PREAUTHORIZED,
+    SELLER,
+    SELLER_COMMISSION,
+    SUM,
+    UNIT_PRICE,
+    PortalPayment,
+    portal_transaction_write,
+)
 from gavel.payments.models import Order, PaymentAttempt, SellerTransfer
 from gavel.payments.services.charging import order_capture
 from gavel.payments.services.transfers import order_receipt_confirm
@@ -30,105 +38,6 @@ from gavel.payouts.services import payout_run
 from gavel.users.models import User
 
 pytestmark = pytest.mark.django_db
-
-BUYER, SELLER = "LegacyBuyer0000000001", "LegacySeller000000001"
-UNIT_PRICE, SELLER_COMMISSION, BUYER_COMMISSION = 10_000, 1_000, 500  # 10 % and 5 %
-SUM = UNIT_PRICE + BUYER_COMMISSION
-
-
-def _stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _rows_write(
-    source: LegacySourceFixture, *, intent_id: str, account_id: str, customer: str
-) -> int:
-    """The portal's rows for one preauthorized transaction, as the portal writes them."""
-    start = datetime.now(UTC) - timedelta(days=1)
-    at = [_stamp(start + timedelta(minutes=minute)) for minute in range(4)]
-    connection = database_connect(source.database, autocommit=True)
-    try:
-        cursor = connection.cursor()
-        for person, email in (
-            (BUYER, "legacy.buyer@example.com"),
-            (SELLER, "legacy.seller@example.com"),
-        ):
-            cursor.execute(
-                "INSERT INTO people (id, uuid, community_id, created_at, updated_at, username,"
-                " email, given_name, family_name) VALUES (%s, %s, 1, %s, %s, %s, %s, 'Legacy', %s)",
-                [person, uuid.uuid4().bytes, at[0], at[0], person.lower(), email, person[6:12]],
-            )
-        cursor.execute(
-            "INSERT INTO stripe_accounts (id, person_id, community_id, stripe_seller_id,"
-            " created_at, updated_at) VALUES (900001, %s, 1, %s, %s, %s)",
-            [SELLER, account_id, at[0], at[0]],
-        )
-        cursor.execute(
-            "INSERT INTO stripe_accounts (id, person_id, community_id, stripe_customer_id,"
-            " created_at, updated_at) VALUES (900002, %s, 1, %s, %s, %s)",
-            [BUYER, customer, at[0], at[0]],
-        )
-        cursor.execute(
-            "INSERT INTO listings (id, uuid, community_id, author_id, title, price_cents, currency,"
-            " created_at, updated_at) VALUES (900001, %s, 1, %s, 'Legacy lot', %s, 'USD', %s, %s)",
-            [uuid.uuid4().bytes, SELLER, UNIT_PRICE, at[0], at[0]],
-        )
-        cursor.execute(
-            "INSERT INTO transactions (id, starter_id, starter_uuid, listing_id, listing_uuid,"
-            " listing_author_id, listing_author_uuid, community_id, current_state,"
-            " last_transition_at, payment_gateway, payment_process, commission_from_seller,"
-            " minimum_commission_cents, minimum_commission_currency, commission_from_buyer,"
-            " minimum_buyer_fee_cents, minimum_buyer_fee_currency, listing_quantity,"
-            " unit_price_cents, unit_price_currency, shipping_price_cents,"
-            " automatic_confirmation_after_days, created_at, updated_at) VALUES (900001, %s, %s,"
-            " 900001, %s, %s, %s, 1, 'preauthorized', %s, 'stripe', 'preauthorize', 10, 0, 'USD',"
-            " 5, 0, 'USD', 1, %s, 'USD', 0, 14, %s, %s)",
-            [
-                BUYER,
-                uuid.uuid4().bytes,
-                uuid.uuid4().bytes,
-                SELLER,
-                uuid.uuid4().bytes,
-                at[3],
-                UNIT_PRICE,
-                at[0],
-                at[3],
-            ],
-        )
-        for sort_key, state in enumerate(("not_started", "initiated", "preauthorized"), start=1):
-            cursor.execute(
-                "INSERT INTO transaction_transitions (id, to_state, sort_key, transaction_id,"
-                " most_recent, created_at, updated_at) VALUES (%s, %s, %s, 900001, %s, %s, %s)",
-                [
-                    900000 + sort_key,
-                    state,
-                    sort_key,
-                    state == "preauthorized",
-                    at[sort_key],
-                    at[sort_key],
-                ],
-            )
-        cursor.execute(
-            "INSERT INTO stripe_payments (id, community_id, transaction_id, payer_id, receiver_id,"
-            " status, sum_cents, commission_cents, currency, fee_cents, subtotal_cents,"
-            " created_at, updated_at, buyer_commission_cents, stripe_payment_intent_id,"
-            " stripe_payment_intent_status) VALUES (900001, 1, 900001, %s, %s, 'pending', %s,"
-            " %s, 'USD', 0, %s, %s, %s, %s, %s, 'requires_capture')",
-            [
-                BUYER,
-                SELLER,
-                SUM,
-                SELLER_COMMISSION,
-                UNIT_PRICE,
-                at[3],
-                at[3],
-                BUYER_COMMISSION,
-                intent_id,
-            ],
-        )
-    finally:
-        connection.close()
-    return 900001
 
 
 @pytest.mark.parametrize("dialect", ["postgres", "mysql"])
@@ -168,8 +77,11 @@ def test_an_in_flight_preauthorization_is_captured_confirmed_and_paid_out_by_gav
     )
     assert intent.status == "requires_capture"
     source = generated(dialect, f"in_flight_{os.getpid()}", payments=0)
-    transaction_id = _rows_write(
-        source, intent_id=intent.id, account_id=account.id, customer=customer.id
+    transaction_id = portal_transaction_write(
+        source.database,
+        payment=PortalPayment(PREAUTHORIZED, intent.id),
+        account_id=account.id,
+        customer=customer.id,
     )
 
     legacy_import(database=source.database, options=ImportOptions(is_resumable=False))
@@ -247,7 +159,12 @@ def test_a_buyer_customer_gavel_gives_another_user_is_reported(sandbox: Any) -> 
     intent = client.v1.payment_intents.create(
         params={"amount": SUM, "currency": "usd", "customer": customer.id}
     )
-    _rows_write(source, intent_id=intent.id, account_id=account.id, customer=customer.id)
+    portal_transaction_write(
+        source.database,
+        payment=PortalPayment(PREAUTHORIZED, intent.id),
+        account_id=account.id,
+        customer=customer.id,
+    )
     BuyerCustomer.objects.create(user=user_make(), stripe_customer_id=customer.id)
 
     legacy_import(database=source.database, options=ImportOptions(is_resumable=False))

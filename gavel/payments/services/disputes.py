@@ -90,6 +90,7 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
                 evidence_due_at=datetime.fromtimestamp(stripe_dispute.evidence_due_by, tz=UTC)
                 if stripe_dispute.evidence_due_by
                 else None,
+                withdrawal_booked_minor=_withdrawal_booked_by_import(order),
             )
         dispute = dispute_lock(dispute_id=existing.pk).get()
         withdrawals = [
@@ -99,13 +100,14 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
         ]
         if withdrawals:
             currency = order.currency
+            booked = dispute.withdrawal_booked_minor
             money_post(
                 reference=f"dispute:{stripe_dispute.id}:withdrawal",
                 kind="dispute_withdrawal",
                 lines=[
                     debit(
                         accounts.DISPUTES_PENDING,
-                        -sum(link.transaction.amount_minor for link in withdrawals),
+                        -sum(link.transaction.amount_minor for link in withdrawals) - booked,
                         currency,
                     ),
                     debit(
@@ -113,6 +115,9 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
                         sum(link.transaction.fee_minor for link in withdrawals),
                         currency,
                     ),
+                    # What the import already posted (Dr disputes:pending, Cr stripe balance)
+                    # is replaced by the balance transactions' own lines, not posted twice.
+                    debit(accounts.PLATFORM_STRIPE_BALANCE, booked, currency),
                 ],
                 links=withdrawals,
                 description=f"Dispute {stripe_dispute.id} on order {order.pk}",
@@ -146,6 +151,14 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
                 queue="payments",
             )
     return applied
+
+
+def _withdrawal_booked_by_import(order: Order) -> int:
+    """The withdrawal a legacy import already posted for an order it brought in ``disputed``
+    (the ledger plan's ``dispute_opened``): adopted by the order's first dispute, 0 otherwise."""
+    if order.kind != Order.Kind.LEGACY or order.status != S.DISPUTED or order.disputes.exists():
+        return 0
+    return order.disputed_minor
 
 
 def _dispute_reversals_plan(order: Order, dispute: Dispute) -> list[int]:
