@@ -45,7 +45,6 @@ _V1_PATHS = {
     "card": "/v1/accounts/{account}/external_accounts/{id}",
     "fee_refund": "/v1/application_fees/{fee}/refunds/{id}",
     "transfer_reversal": "/v1/transfers/{transfer}/reversals/{id}",
-    "application": "/v1/applications/{id}",
 }
 
 
@@ -65,6 +64,16 @@ def _stamp(sb: Sandbox) -> tuple[int, str]:
     count = min(count + 1, 999) if second == now else 0
     sb._v2_event_clock = (now, count)  # type: ignore[attr-defined]
     return now, rfc3339(now, count)
+
+
+@cache
+def has_related_object(event_type: str) -> bool:
+    """Whether Stripe's notifications of that type reference a related object (per the SDK's
+    model: ``account.application.*`` and ``account.external_account.*`` do not)."""
+    from stripe.events._event_classes import get_v2_event_notification_class
+
+    notification_class = get_v2_event_notification_class(event_type)
+    return "related_object" in getattr(notification_class, "__annotations__", {})
 
 
 def rfc3339(ts: int, millis: int = 0) -> str:
@@ -113,11 +122,12 @@ def thin_event_emit(sb: Sandbox, ctx: Ctx | None, v1_event: Obj) -> Obj | None:
             "type": "request",
             "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
         }
+    related = related_object_of(v1_event["data"]["object"])
     return _event_new(
         sb,
         owner,
         thin_type,
-        related_object=related_object_of(v1_event["data"]["object"]),
+        related_object=related if has_related_object(thin_type) else None,
         reason=reason,
         snapshot_event=v1_event["id"],
     )
@@ -128,7 +138,7 @@ def _event_new(
     owner: str | None,
     event_type: str,
     *,
-    related_object: Obj,
+    related_object: Obj | None,
     reason: Obj | None,
     snapshot_event: str | None,
 ) -> Obj:
@@ -146,6 +156,8 @@ def _event_new(
         "type": event_type,
         "_ts": now,
     }
+    if related_object is None:
+        del event["related_object"]
     sb.store(event, owner)
     for destination in _destinations_for(sb, event_type, owner, "thin"):
         sb.delivery_queue(event, destination)
@@ -164,7 +176,8 @@ def notification_of(event: Obj) -> Obj:
     }
     if event.get("context"):
         out["context"] = event["context"]
-    out["related_object"] = event["related_object"]
+    if "related_object" in event:
+        out["related_object"] = event["related_object"]
     if event.get("reason"):
         out["reason"] = event["reason"]
     return out

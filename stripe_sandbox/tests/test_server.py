@@ -171,3 +171,45 @@ def test_server_3ds_page_and_control_routes(server: SandboxServer) -> None:
         _control(server.url, "no_such_method")
     assert missing.value.code == 404
     assert _control(server.url, "now") == server.sandbox.now()
+
+
+def test_server_thin_events_over_http_and_after_a_restart(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    got: list[bytes] = []
+
+    def transport(url: str, headers: dict[str, str], body: bytes) -> int:
+        got.append(body)
+        return 200
+
+    server.sandbox.set_webhook_transport(transport)
+    client: Any = stripe.StripeClient(
+        "sk_test_sandbox",
+        base_addresses={"api": server.url},
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=2),
+    )
+    destination = client.v2.core.event_destinations.create(
+        params={
+            "name": "http",
+            "type": "webhook_endpoint",
+            "event_payload": "thin",
+            "enabled_events": ["v1.customer.created"],
+            "webhook_endpoint": {"url": "http://127.0.0.1:1/thin"},
+        }
+    )
+    customer = client.v1.customers.create()
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [notification] = [json.loads(body) for body in got]
+    assert notification["related_object"]["id"] == customer.id
+    listed = client.v2.core.events.list(params={"types": ["v1.customer.created"]})
+    assert [event.id for event in listed.data] == [notification["id"]]
+
+    server.persist()
+    again = Sandbox(webhook_mode="queued")
+    again.load(str(tmp_path / "state.json"))
+    again_client = again.client()
+    assert again_client.v2.core.events.retrieve(notification["id"]).type == "v1.customer.created"
+    assert again_client.v2.core.event_destinations.retrieve(destination.id).status == "enabled"

@@ -350,3 +350,46 @@ def test_v2_shapes_match_the_sdk_models(sb: Sandbox, client: stripe.StripeClient
     assert _required(destination_hints) <= {
         k for k, v in rendered_destination.items() if v is not None
     }
+
+
+def test_every_related_object_url_is_served(
+    sb: Sandbox, client: stripe.StripeClient, hooks: Hooks
+) -> None:
+    """Across every resource, each thin event's ``related_object.url`` answers 200 when fetched
+    the way the SDK fetches it (``Stripe-Context`` of the event)."""
+    from .test_shapes import _exercise
+
+    _exercise(sb, client, hooks)
+    onboarded(sb, client)  # account.updated, capability.updated of a connected account
+    deauthorized = {a["id"] for a in sb.objects_of("account") if a.get("_deauthorized")}
+    events = [
+        e
+        for e in sb.objects_of("v2.core.event")
+        if e.get("related_object") and e["context"] not in deauthorized  # 403, like Stripe
+    ]
+    assert deauthorized
+    kinds = set()
+    for event in events:
+        related = event["related_object"]
+        headers = {"Authorization": "Bearer sk_test_sandbox"}
+        if event["context"]:
+            headers["Stripe-Context"] = event["context"]
+        response = sb.handle("GET", "http://sandbox.invalid" + related["url"], headers)
+        assert response.status == 200, (event["type"], related, response.json())
+        if "id" in related:
+            assert response.json()["id"] == related["id"]
+        kinds.add(related["type"])
+    assert kinds == {
+        "account",
+        "application_fee",
+        "balance",
+        "capability",
+        "charge",
+        "customer",
+        "dispute",
+        "payment_intent",
+        "payment_method",
+        "refund",
+        "setup_intent",
+        "transfer",
+    }
