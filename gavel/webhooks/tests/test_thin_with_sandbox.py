@@ -380,3 +380,45 @@ def test_thin_backfill_of_a_connected_account_stores_its_context(
     assert event_process(event_pk=updated.pk) == Status.PROCESSED
     [event] = applied.events
     assert (event.account, event.data_object["name"]) == (account, "Seen")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_connected_account_thin_events_restrict_then_deauthorize(
+    sandbox: Any, live_server: Any, celery_worker_thread: Any, settings: Any
+) -> None:
+    """A connected account's thin events (``context``): ``v1.account.updated`` is applied from
+    the account fetched as that account, and ``v1.account.application.deauthorized``, which
+    has no related object, disconnects the seller."""
+    from gavel.connect.models import ConnectedAccount
+    from gavel.connect.states import AccountStatus
+
+    url = f"{live_server.url}/webhooks/stripe/thin/"
+    settings.STRIPE_THIN_WEBHOOK_SECRETS = [
+        thin_destination(
+            sandbox,
+            url,
+            ["account.updated", "account.application.deauthorized"],
+            events_from=["@accounts"],
+        )
+    ]
+    sandbox.hold_webhooks()
+    _, account_id = seller_make(sandbox)  # the seller's row exists before anything is delivered
+    deliver(sandbox)
+    seller = ConnectedAccount.objects.get(stripe_account_id=account_id)
+    assert seller.status == AccountStatus.ENABLED
+
+    sandbox.require_information(account_id, past_due=True)
+    deliver(sandbox)
+    seller.refresh_from_db()
+    assert (seller.status, seller.charges_enabled) == (AccountStatus.RESTRICTED, False)
+
+    sandbox.deauthorize(account_id)
+    deliver(sandbox)
+
+    seller.refresh_from_db()
+    assert seller.status == AccountStatus.DEAUTHORIZED
+    deauthorized = WebhookEvent.objects.get(event_type="v1.account.application.deauthorized")
+    assert (deauthorized.account, deauthorized.object_id) == (account_id, "")
+    assert set(WebhookEvent.objects.values_list("account", flat=True)) == {account_id}
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {Status.PROCESSED}
