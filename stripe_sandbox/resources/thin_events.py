@@ -492,19 +492,19 @@ def v2_paginate(
     state = _untoken(p["page"]) if p.get("page") else None
     filters = {k: v for k, v in p.items() if k not in ("page", "limit")}
     ids = [o["id"] for o in items]
-    start = 0
+    start, end = 0, limit
     if state is not None:
         if "after" in state:
             after = state["after"]
             start = ids.index(after) + 1 if after in ids else len(ids)
+            end = start + limit
         else:
             before = state["before"]
             end = ids.index(before) if before in ids else 0
             start = max(0, end - limit)
-    page = items[start : start + limit]
-    more_after = start + limit < len(items)
+    page = items[start:end]
     next_url = prev_url = None
-    if page and more_after:
+    if page and start + len(page) < len(items):
         token = _token({"filters": filters, "limit": limit, "after": page[-1]["id"]})
         next_url = f"{path}?page={token}"
     if page and start > 0:

@@ -393,3 +393,19 @@ def test_every_related_object_url_is_served(
         "setup_intent",
         "transfer",
     }
+
+
+def test_previous_page_stops_at_the_first_event(sb: Sandbox, client: stripe.StripeClient) -> None:
+    for n in range(3):
+        client.v1.customers.create(params={"email": f"p{n}@example.com"})
+    newest_first = [e["id"] for e in reversed(sb.list_thin_events())]
+    first = json.loads(client.raw_request("get", "/v2/core/events", limit=1).body)
+    second = json.loads(client.raw_request("get", first["next_page_url"], limit=2).body)
+    assert [e["id"] for e in second["data"]] == newest_first[1:3]
+    assert second["next_page_url"] is None
+
+    back = json.loads(client.raw_request("get", second["previous_page_url"], limit=2).body)
+
+    assert [e["id"] for e in back["data"]] == newest_first[:1]
+    assert back["previous_page_url"] is None
+    assert back["next_page_url"] is not None
