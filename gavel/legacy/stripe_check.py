@@ -1,21 +1,38 @@
 """The optional Stripe cross-check of verification: does Stripe agree with what was imported?
 
-For a deterministic sample of loaded (not quarantined) payments with a valid PaymentIntent id,
-the PaymentIntent is read through the gateway (``payment_intent_retrieve``; nothing else of
-Stripe is touched) and compared with the legacy facts: the status the final transaction state
-implies, the amount, the currency, and for a captured payment the amount received.
+For a deterministic sample of loaded (not quarantined) payments with at least one valid Stripe
+id, every id the portal stored is read through the gateway (read-only calls) and compared with
+the legacy facts:
+
+- PaymentIntent (``pi_``, ``payment_intent_retrieve``): the status the final transaction state
+  implies, the amount, the currency, and for a captured payment the amount received;
+- charge (``ch_``, ``charge_retrieve``): the amount, the currency, and the captured amount
+  (``sum_cents`` once captured, 0 before); a ``py_`` id (a payment on a connected account) is
+  not read;
+- transfer (``tr_``, ``transfer_retrieve``): the amount is the seller's net
+  (``sum_cents − commission_cents − buyer_commission_cents``), the destination is the seller's
+  connected account, the currency, nothing reversed;
+- payout (``po_``, ``payout_retrieve`` on the seller's connected account): the amount is the
+  seller's net, the currency, and it did not fail or get canceled.
+
+An id Stripe does not know is ``missing in Stripe``; Stripe being unavailable is counted apart
+(not a difference, not an agreement either).
 """
 
 # SQL here is built from identifiers in this code, never from input; values are parameters.
 # ruff: noqa: S608
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.db import connection
 
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
-from gavel.gateway.payment_intents import payment_intent_retrieve
+from gavel.gateway.payment_intents import charge_retrieve, payment_intent_retrieve
+from gavel.gateway.payouts import payout_retrieve
+from gavel.gateway.transfers import transfer_retrieve
 from gavel.legacy.reader import STRIPE_ID_PATTERNS
 from gavel.legacy.states import CAPTURED_STATES, LegacyState
 
@@ -34,57 +51,170 @@ EXPECTED_INTENT_STATUSES: dict[str, frozenset[str]] = {
         {"requires_payment_method", "requires_confirmation", "requires_action", "canceled"}
     ),
 }
+FAILED_PAYOUT_STATUSES = frozenset({"failed", "canceled"})
+
+INTENT, CHARGE, TRANSFER, PAYOUT = "payment_intent", "charge", "transfer", "payout"
+KINDS = (INTENT, CHARGE, TRANSFER, PAYOUT)
+
 _INTENT_PATTERN = STRIPE_ID_PATTERNS["stripe_payment_intent_id"].pattern
+_CHARGE_PATTERN = STRIPE_ID_PATTERNS["stripe_charge_id"].pattern
+_TRANSFER_PATTERN = STRIPE_ID_PATTERNS["stripe_transfer_id"].pattern
+_SELLER_PATTERN = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
 SAMPLE_SQL = f"""
-SELECT pay.legacy_id, pay.stripe_payment_intent_id, pay.sum_cents, upper(pay.currency),
+SELECT pay.legacy_id, pay.sum_cents, pay.commission_cents, pay.buyer_commission_cents,
+       upper(pay.currency),
        (SELECT t.to_state FROM legacy_legacyordertransition t
         WHERE t.transaction_legacy_id = pay.transaction_legacy_id
-        ORDER BY t.sort_key DESC, t.legacy_id DESC LIMIT 1)
+        ORDER BY t.sort_key DESC, t.legacy_id DESC LIMIT 1),
+       CASE WHEN pay.stripe_payment_intent_id ~ '{_INTENT_PATTERN}'
+            THEN pay.stripe_payment_intent_id END,
+       CASE WHEN pay.stripe_charge_id ~ '{_CHARGE_PATTERN}' THEN pay.stripe_charge_id END,
+       CASE WHEN pay.stripe_transfer_id ~ '{_TRANSFER_PATTERN}' THEN pay.stripe_transfer_id END,
+       (SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
+        WHERE a.person_legacy_id = pay.receiver_legacy_id
+          AND a.stripe_seller_id ~ '{_SELLER_PATTERN}'
+        ORDER BY a.legacy_id LIMIT 1)
 FROM legacy_legacypayment pay
-WHERE NOT pay.is_quarantined AND pay.stripe_payment_intent_id ~ '{_INTENT_PATTERN}'
+WHERE NOT pay.is_quarantined
+  AND (pay.stripe_payment_intent_id ~ '{_INTENT_PATTERN}'
+       OR pay.stripe_charge_id ~ '{_CHARGE_PATTERN}'
+       OR pay.stripe_transfer_id ~ '{_TRANSFER_PATTERN}')
 ORDER BY md5(pay.legacy_id::text)
 LIMIT %s
 """
 
 
 @dataclass(frozen=True, slots=True)
-class IntentCheck:
+class LegacyFacts:
+    """What the portal says about one payment."""
+
     legacy_id: int
-    payment_intent_id: str
+    sum_cents: int
+    seller_net_cents: int
+    currency: str
+    state: str
+    seller_account_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StripeCheck:
+    legacy_id: int
+    kind: str  # one of KINDS
+    object_id: str
     problem: str  # "" when Stripe agrees
 
 
-def _check(legacy_id: int, intent_id: str, sum_cents: int, currency: str, state: str) -> str:
-    try:
-        intent = payment_intent_retrieve(payment_intent_id=intent_id)
-    except GatewayFinalError:
-        return "missing in Stripe"
+@dataclass(frozen=True, slots=True)
+class CrossCheck:
+    sampled: int  # payments in the sample
+    checks: list[StripeCheck]
+    unanswered: Counter[str]  # per kind: Stripe could not answer (retry later)
+
+
+def _intent_problems(facts: LegacyFacts, intent_id: str) -> list[str]:
+    intent = payment_intent_retrieve(payment_intent_id=intent_id)
     problems = []
-    expected = EXPECTED_INTENT_STATUSES.get(state, frozenset())
+    expected = EXPECTED_INTENT_STATUSES.get(facts.state, frozenset())
     if intent.status not in expected:
-        problems.append(f"status {intent.status}, legacy state {state}")
-    if intent.amount_minor != sum_cents:
-        problems.append(f"amount {intent.amount_minor} != sum_cents {sum_cents}")
-    if intent.currency != currency:
-        problems.append(f"currency {intent.currency} != {currency}")
-    if state in CAPTURED_STATES and intent.amount_received_minor != sum_cents:
-        problems.append(f"received {intent.amount_received_minor} != sum_cents {sum_cents}")
-    return "; ".join(problems)
+        problems.append(f"status {intent.status}, legacy state {facts.state}")
+    if intent.amount_minor != facts.sum_cents:
+        problems.append(f"amount {intent.amount_minor} != sum_cents {facts.sum_cents}")
+    if intent.currency != facts.currency:
+        problems.append(f"currency {intent.currency} != {facts.currency}")
+    if facts.state in CAPTURED_STATES and intent.amount_received_minor != facts.sum_cents:
+        problems.append(f"received {intent.amount_received_minor} != sum_cents {facts.sum_cents}")
+    return problems
 
 
-def stripe_cross_check(*, sample: int) -> tuple[list[IntentCheck], int]:
-    """Check up to ``sample`` payments; returns the checks and how many Stripe could not
-    answer (retryable errors: not a difference, but not a check either)."""
+def _charge_problems(facts: LegacyFacts, charge_id: str) -> list[str]:
+    charge = charge_retrieve(charge_id=charge_id)
+    problems = []
+    if charge.amount_minor != facts.sum_cents:
+        problems.append(f"amount {charge.amount_minor} != sum_cents {facts.sum_cents}")
+    if charge.currency != facts.currency:
+        problems.append(f"currency {charge.currency} != {facts.currency}")
+    captured = facts.sum_cents if facts.state in CAPTURED_STATES else 0
+    if charge.amount_captured_minor != captured:
+        problems.append(
+            f"captured {charge.amount_captured_minor} != {captured} (legacy state {facts.state})"
+        )
+    return problems
+
+
+def _transfer_problems(facts: LegacyFacts, transfer_id: str) -> list[str]:
+    transfer = transfer_retrieve(transfer_id=transfer_id)
+    problems = []
+    if transfer.amount_minor != facts.seller_net_cents:
+        problems.append(f"amount {transfer.amount_minor} != seller net {facts.seller_net_cents}")
+    if transfer.destination != (facts.seller_account_id or ""):
+        problems.append(
+            f"destination {transfer.destination} != seller account {facts.seller_account_id}"
+        )
+    if transfer.currency != facts.currency:
+        problems.append(f"currency {transfer.currency} != {facts.currency}")
+    if transfer.amount_reversed_minor:
+        problems.append(f"reversed {transfer.amount_reversed_minor}")
+    return problems
+
+
+def _payout_problems(facts: LegacyFacts, payout_id: str) -> list[str]:
+    if not facts.seller_account_id:
+        return ["no seller account to read the payout on"]
+    payout = payout_retrieve(account_id=facts.seller_account_id, payout_id=payout_id)
+    problems = []
+    if payout.amount_minor != facts.seller_net_cents:
+        problems.append(f"amount {payout.amount_minor} != seller net {facts.seller_net_cents}")
+    if payout.currency != facts.currency:
+        problems.append(f"currency {payout.currency} != {facts.currency}")
+    if payout.status in FAILED_PAYOUT_STATUSES:
+        problems.append(f"status {payout.status}")
+    return problems
+
+
+CHECKERS: dict[str, Callable[[LegacyFacts, str], list[str]]] = {
+    INTENT: _intent_problems,
+    CHARGE: _charge_problems,
+    TRANSFER: _transfer_problems,
+    PAYOUT: _payout_problems,
+}
+
+
+def _ids_to_check(
+    intent_id: str | None, charge_id: str | None, transfer_id: str | None
+) -> Iterator[tuple[str, str]]:
+    if intent_id:
+        yield INTENT, intent_id
+    if charge_id and charge_id.startswith("ch_"):
+        yield CHARGE, charge_id
+    if transfer_id:
+        yield (TRANSFER if transfer_id.startswith("tr_") else PAYOUT), transfer_id
+
+
+def stripe_cross_check(*, sample: int) -> CrossCheck:
+    """Check up to ``sample`` payments, every Stripe id of each."""
     with connection.cursor() as cursor:
         cursor.execute(SAMPLE_SQL, [sample])
         rows = cursor.fetchall()
-    checks: list[IntentCheck] = []
-    unanswered = 0
-    for legacy_id, intent_id, sum_cents, currency, state in rows:
-        try:
-            problem = _check(legacy_id, intent_id, sum_cents, currency, state or "")
-        except GatewayRetryableError:
-            unanswered += 1
-            continue
-        checks.append(IntentCheck(int(legacy_id), str(intent_id), problem))
-    return checks, unanswered
+    checks: list[StripeCheck] = []
+    unanswered: Counter[str] = Counter()
+    for row in rows:
+        legacy_id, sum_cents, commission, buyer_commission, currency, state = row[:6]
+        intent_id, charge_id, transfer_id, seller_account_id = row[6:]
+        facts = LegacyFacts(
+            legacy_id=int(legacy_id),
+            sum_cents=sum_cents,
+            seller_net_cents=sum_cents - commission - buyer_commission,
+            currency=currency,
+            state=state or "",
+            seller_account_id=seller_account_id,
+        )
+        for kind, object_id in _ids_to_check(intent_id, charge_id, transfer_id):
+            try:
+                problems = CHECKERS[kind](facts, object_id)
+            except GatewayFinalError:
+                problems = ["missing in Stripe"]
+            except GatewayRetryableError:
+                unanswered[kind] += 1
+                continue
+            checks.append(StripeCheck(facts.legacy_id, kind, object_id, "; ".join(problems)))
+    return CrossCheck(len(rows), checks, unanswered)

@@ -30,7 +30,7 @@ from gavel.legacy.models import ImportRun, VerificationReport
 from gavel.legacy.reader import LegacySource
 from gavel.legacy.schema import TABLES
 from gavel.legacy.staging import STAGING_MODELS
-from gavel.legacy.stripe_check import stripe_cross_check
+from gavel.legacy.stripe_check import CHARGE, INTENT, PAYOUT, TRANSFER, stripe_cross_check
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,31 +316,42 @@ def _listing_rows(source: LegacySource) -> list[ReportRow]:
     return rows
 
 
+STRIPE_SECTIONS = {
+    INTENT: "Stripe cross-check: PaymentIntents",
+    CHARGE: "Stripe cross-check: charges",
+    TRANSFER: "Stripe cross-check: transfers",
+    PAYOUT: "Stripe cross-check: payouts",
+}
+
+
 def stripe_rows(*, sample: int) -> list[ReportRow]:
-    """The optional Stripe cross-check, as report rows: checked (legacy) vs agreeing (Gavel),
-    then one row per disagreement."""
-    checks, unanswered = stripe_cross_check(sample=sample)
-    section = "Stripe cross-check: PaymentIntents"
-    rows = [
-        ReportRow(
-            section,
-            f"agree (sample {sample})",
-            len(checks),
-            sum(1 for check in checks if not check.problem),
-        ),
-        ReportRow(section, "unanswered (retry later)", unanswered, unanswered),
-    ]
-    rows += [
-        ReportRow(section, f"{check.legacy_id} {check.payment_intent_id}: {check.problem}", 1, 0)
-        for check in checks
-        if check.problem
-    ]
+    """The optional Stripe cross-check, as report rows: per kind of Stripe object, checked
+    (legacy) vs agreeing (Gavel) and the unanswered ones, then one row per disagreement."""
+    result = stripe_cross_check(sample=sample)
+    rows = []
+    for kind, section in STRIPE_SECTIONS.items():
+        checks = [check for check in result.checks if check.kind == kind]
+        unanswered = result.unanswered[kind]
+        rows += [
+            ReportRow(
+                section,
+                f"agree (sample of {result.sampled} payments)",
+                len(checks),
+                sum(1 for check in checks if not check.problem),
+            ),
+            ReportRow(section, "unanswered (retry later)", unanswered, unanswered),
+        ]
+        rows += [
+            ReportRow(section, f"{check.legacy_id} {check.object_id}: {check.problem}", 1, 0)
+            for check in checks
+            if check.problem
+        ]
     return rows
 
 
 def legacy_verify(*, database: LegacyDatabase, stripe_sample: int = 0) -> VerificationReport:
     """Compare, store the report (the admin shows it), and return it. ``stripe_sample`` > 0
-    also reads that many PaymentIntents from Stripe through the gateway."""
+    also reads that many payments' Stripe objects through the gateway (``stripe_check``)."""
     with LegacySource(database) as source:
         rows = verification_rows(source)
     if stripe_sample > 0:

@@ -1,74 +1,190 @@
-"""The Stripe cross-check reads PaymentIntents through the gateway (the in-process sandbox)."""
+"""The Stripe cross-check of verification, against the sandbox: a portal whose payments carry
+the ids of real sandbox objects (PaymentIntents, charges, transfers, payouts), some right and
+some deliberately wrong, imported, then verified with the cross-check. Every wrong id or
+amount is its own report row; the right ones agree."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from typing import Any
 
 import pytest
 
-from gavel.legacy.models import LegacyOrderTransition, LegacyPayment
-from gavel.legacy.verify import stripe_rows
+from gavel.legacy.importer import ImportOptions, legacy_import
+from gavel.legacy.tests.conftest import generated
+from gavel.legacy.tests.portal_rows import (
+    NET,
+    PAID,
+    PREAUTHORIZED,
+    SUM,
+    PortalPayment,
+    portal_transaction_write,
+)
+from gavel.legacy.verify import legacy_verify
 
 pytestmark = pytest.mark.django_db
-AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+CONFIRMED = (*PAID, "confirmed")
+MISSING_CHARGE = "ch_000000000000000000missing"
+MISSING_PAYOUT = "po_000000000000000000missing"
 
 
-def staged_payment(legacy_id: int, intent_id: str, sum_cents: int, final_state: str) -> None:
-    LegacyOrderTransition.objects.create(
-        legacy_id=legacy_id,
-        transaction_legacy_id=legacy_id,
-        to_state=final_state,
-        sort_key=10,
-        staged_run_id=1,
-        legacy_created_at=AT,
-        legacy_updated_at=AT,
+def _account(sandbox: Any) -> str:
+    account = sandbox.client().v1.accounts.create(
+        params={
+            "country": "US",
+            "type": "express",
+            "capabilities": {
+                "card_payments": {"requested": True},
+                "transfers": {"requested": True},
+            },
+        }
     )
-    LegacyPayment.objects.create(
-        legacy_id=legacy_id,
-        transaction_legacy_id=legacy_id,
-        status="paid",
-        sum_cents=sum_cents,
-        currency="eur",
-        stripe_payment_intent_id=intent_id,
-        staged_run_id=1,
-        legacy_created_at=AT,
-        legacy_updated_at=AT,
-    )
+    sandbox.complete_onboarding(account.id)
+    return str(account.id)
 
 
-def intent(sandbox, amount: int, *, capture: bool) -> str:
-    created = sandbox.client().v1.payment_intents.create(
+def _charge(sandbox: Any, amount: int, *, capture: bool = True) -> tuple[str, str]:
+    """A platform charge (bypassPending: its funds are available at once for transfers)."""
+    client = sandbox.client()
+    intent = client.v1.payment_intents.create(
         params={
             "amount": amount,
-            "currency": "eur",
-            "payment_method": "pm_card_visa",
+            "currency": "usd",
+            "payment_method": "pm_card_bypassPending",
             "confirm": True,
             "capture_method": "manual",
         }
     )
     if capture:
-        sandbox.client().v1.payment_intents.capture(created.id)
-    return str(created.id)
+        intent = client.v1.payment_intents.capture(intent.id)
+    return str(intent.id), str(intent.latest_charge)
 
 
-def test_stripe_agrees_or_each_difference_is_listed(sandbox):
-    staged_payment(1, intent(sandbox, 1250, capture=True), 1250, "confirmed")
-    staged_payment(2, intent(sandbox, 900, capture=False), 900, "preauthorized")
-    staged_payment(3, intent(sandbox, 700, capture=False), 700, "paid")  # never captured
-    staged_payment(4, intent(sandbox, 500, capture=True), 555, "paid")  # amount differs
-    staged_payment(5, "pi_000000000000000000missing", 100, "paid")
-    LegacyPayment.objects.filter(legacy_id=5).update(is_quarantined=False)
-
-    rows = stripe_rows(sample=10)
-
-    summary = rows[0]
-    assert (summary.legacy, summary.gavel, summary.difference) == (5, 2, 3)
-    assert rows[1].difference == 0
-    problems = sorted(
-        row.key.split(" ", 2)[0] + " " + row.key.split(": ", 1)[1] for row in rows[2:]
+def _transfer(sandbox: Any, amount: int, destination: str) -> str:
+    transfer = sandbox.client().v1.transfers.create(
+        params={"amount": amount, "currency": "usd", "destination": destination}
     )
-    assert problems == [
-        "3 status requires_capture, legacy state paid; received 0 != sum_cents 700",
-        "4 amount 500 != sum_cents 555; received 500 != sum_cents 555",
-        "5 missing in Stripe",
+    return str(transfer.id)
+
+
+def _payout(sandbox: Any, account: str, amount: int) -> str:
+    payout = sandbox.client().v1.payouts.create(
+        params={"amount": amount, "currency": "usd"}, options={"stripe_account": account}
+    )
+    return str(payout.id)
+
+
+def _captured(intent_id: str, charge_id: str, *, transfer_id: str | None = None) -> PortalPayment:
+    return PortalPayment(
+        CONFIRMED if transfer_id else PAID,
+        intent_id,
+        status="transfered" if transfer_id else "paid",
+        intent_status="success",
+        charge_id=charge_id,
+        transfer_id=transfer_id,
+    )
+
+
+def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> None:
+    seller = _account(sandbox)
+    stranger = _account(sandbox)
+    customer = str(sandbox.client().v1.customers.create(params={}).id)
+    payments: dict[int, PortalPayment] = {}
+    # 1: confirmed, transferred to the seller: Stripe agrees on all three ids.
+    intent, charge = _charge(sandbox, SUM)
+    payments[1] = _captured(intent, charge, transfer_id=_transfer(sandbox, NET, seller))
+    # 2: confirmed, paid out on the seller's account (po_): agrees.
+    intent, charge = _charge(sandbox, SUM)
+    _transfer(sandbox, NET, seller)
+    sandbox.advance(3 * 86_400)  # the transferred funds become available to pay out
+    payments[2] = _captured(intent, charge, transfer_id=_payout(sandbox, seller, NET))
+    # 3: the transfer moved 100 less than the seller's net.
+    intent, charge = _charge(sandbox, SUM)
+    payments[3] = _captured(intent, charge, transfer_id=_transfer(sandbox, NET - 100, seller))
+    # 4: the transfer went to another account.
+    intent, charge = _charge(sandbox, SUM)
+    wrong_destination = _transfer(sandbox, NET, stranger)
+    payments[4] = _captured(intent, charge, transfer_id=wrong_destination)
+    # 5: paid per the portal, but the charge was never captured on Stripe.
+    intent, charge = _charge(sandbox, SUM, capture=False)
+    payments[5] = _captured(intent, charge)
+    # 6: a charge id and a payout id Stripe does not know.
+    intent, _ = _charge(sandbox, SUM)
+    payments[6] = _captured(intent, MISSING_CHARGE, transfer_id=MISSING_PAYOUT)
+    # 7: preauthorized: the authorization's charge is not captured, as expected.
+    intent, charge = _charge(sandbox, SUM, capture=False)
+    payments[7] = PortalPayment(PREAUTHORIZED, intent, charge_id=charge)
+    # 8: a charge of another amount.
+    intent, _ = _charge(sandbox, SUM)
+    _, other_charge = _charge(sandbox, SUM - 1)
+    payments[8] = _captured(intent, other_charge)
+
+    source = generated("postgres", f"stripe_check_{os.getpid()}", payments=0)
+    for number, payment in payments.items():
+        portal_transaction_write(
+            source.database,
+            payment=payment,
+            account_id=seller,
+            customer=customer,
+            transaction_id=900_000 + number,
+            with_people=number == 1,
+        )
+    legacy_import(database=source.database, options=ImportOptions(is_resumable=False))
+
+    report = legacy_verify(database=source.database, stripe_sample=20)
+
+    stripe_rows = [
+        (
+            row["section"].removeprefix("Stripe cross-check: "),
+            row["key"],
+            row["legacy"],
+            row["gavel"],
+        )
+        for row in report.rows
+        if row["section"].startswith("Stripe cross-check")
     ]
+    agreement = [row for row in stripe_rows if row[1].startswith(("agree", "unanswered"))]
+    assert agreement == [
+        ("PaymentIntents", "agree (sample of 8 payments)", 8, 7),
+        ("PaymentIntents", "unanswered (retry later)", 0, 0),
+        ("charges", "agree (sample of 8 payments)", 8, 5),
+        ("charges", "unanswered (retry later)", 0, 0),
+        ("transfers", "agree (sample of 8 payments)", 3, 1),
+        ("transfers", "unanswered (retry later)", 0, 0),
+        ("payouts", "agree (sample of 8 payments)", 2, 1),
+        ("payouts", "unanswered (retry later)", 0, 0),
+    ]
+    differences = sorted(
+        (section, key.split(" ", 1)[1])
+        for section, key, _, _ in stripe_rows
+        if not key.startswith(("agree", "unanswered"))
+    )
+    assert differences == sorted(
+        [
+            (
+                "PaymentIntents",
+                f"{payments[5].intent_id}: status requires_capture, legacy state paid;"
+                f" received 0 != sum_cents {SUM}",
+            ),
+            ("charges", f"{payments[5].charge_id}: captured 0 != {SUM} (legacy state paid)"),
+            ("charges", f"{MISSING_CHARGE}: missing in Stripe"),
+            (
+                "charges",
+                f"{other_charge}: amount {SUM - 1} != sum_cents {SUM};"
+                f" captured {SUM - 1} != {SUM} (legacy state paid)",
+            ),
+            ("transfers", f"{payments[3].transfer_id}: amount {NET - 100} != seller net {NET}"),
+            (
+                "transfers",
+                f"{wrong_destination}: destination {stranger} != seller account {seller}",
+            ),
+            ("payouts", f"{MISSING_PAYOUT}: missing in Stripe"),
+        ]
+    )
+    stripe_differences = sum(
+        1
+        for row in report.rows
+        if row["section"].startswith("Stripe cross-check") and row["difference"]
+    )
+    assert stripe_differences == 7 + 4  # each difference, plus each kind's agree row

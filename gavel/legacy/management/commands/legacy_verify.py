@@ -24,7 +24,8 @@ class Command(BaseCommand):
             "--stripe-sample",
             type=int,
             default=0,
-            help="also read this many PaymentIntents from Stripe and compare them",
+            help="also read this many payments' PaymentIntents, charges, transfers and payouts"
+            " from Stripe and compare them",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -47,6 +48,8 @@ class Command(BaseCommand):
                 f"{row['section'][:52]:<52} {row['key'][:34]:<34} {row['legacy']:>14}"
                 f" {row['gavel']:>14} {row['quarantined']:>12} {row['difference']:>6}"
             )
+            if row["difference"] and len(row["key"]) > 34:  # e.g. a Stripe object's problems
+                self.stdout.write(f"    {row['key']}")
         self.stdout.write(
             f"{len(report.rows)} rows compared ({seller_rows} per seller);"
             f" {report.difference_count} differences (report #{report.pk})"
