@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint serve bench install migrate clean requirements
+.PHONY: demo demo-postgres test lint serve bench install migrate clean requirements
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	DJANGO_SETTINGS_MODULE=gavel.settings.demo $(BIN)/python -m gavel.demo
+
+# The same story on PostgreSQL (database gavel_demo, dropped and created), with the legacy import.
+demo-postgres: $(STAMP)
+	DJANGO_SETTINGS_MODULE=gavel.settings.demo \
+	DEMO_DATABASE_URL=$${DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/gavel_demo} \
+	$(BIN)/python -m gavel.demo
 
 test: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml:var/coverage.xml -q

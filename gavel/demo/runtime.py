@@ -12,7 +12,28 @@ from django.core.management import call_command
 
 
 def database_fresh() -> None:
-    """Start every demo from an empty SQLite file so the story is the same each time."""
+    """Start every demo from an empty database (the SQLite file, or the PostgreSQL database
+    of ``DEMO_DATABASE_URL`` dropped and created) so the story is the same each time."""
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        from django.db import connection
+
+        from gavel.legacy.connections import Dialect, LegacyDatabase, database_recreate
+
+        default = settings.DATABASES["default"]
+        connection.close()
+        database_recreate(
+            LegacyDatabase(
+                dialect=Dialect.POSTGRES,
+                host=str(default.get("HOST") or "127.0.0.1"),
+                port=int(default.get("PORT") or 5432),
+                user=str(default.get("USER") or "postgres"),
+                password=str(default.get("PASSWORD") or ""),
+                name=str(default["NAME"]),
+            )
+        )
+        call_command("migrate", verbosity=0, interactive=False)
+        call_command("collectstatic", verbosity=0, interactive=False)
+        return
     path = Path(settings.DATABASES["default"]["NAME"])
     path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm", "-journal"):

@@ -10,6 +10,7 @@ from django.test import Client
 
 from gavel.demo.chapters_auctions import chapter_auctions
 from gavel.demo.chapters_connect import chapter_seller_onboarding
+from gavel.demo.chapters_legacy import chapter_legacy_import
 from gavel.demo.chapters_payments import chapter_payments
 from gavel.demo.narrator import Narrator
 
@@ -127,6 +128,7 @@ def books_summary() -> tuple[str, bool]:
 CHAPTERS: list[Chapter] = [
     chapter_people,
     chapter_seller_onboarding,
+    chapter_legacy_import,
     chapter_auctions,
     chapter_payments,
 ]

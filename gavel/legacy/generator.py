@@ -132,6 +132,9 @@ class GeneratorConfig:
     rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATES))
     now: datetime = DEFAULT_NOW
     flush_rows: int = 100_000
+    # Final outcomes of clean Stripe transactions and their weights (the demo's portal uses
+    # only outcomes that moved no money: its Stripe sandbox starts empty).
+    outcomes: tuple[tuple[str, float], ...] = OUTCOMES
 
 
 @dataclass(slots=True)
@@ -422,7 +425,7 @@ class _Generator:
 
     def outcome(self) -> str:
         roll = self.rng.random()
-        for name, weight in OUTCOMES:
+        for name, weight in self.config.outcomes:
             roll -= weight
             if roll < 0:
                 return name

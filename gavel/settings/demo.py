@@ -1,6 +1,9 @@
-"""The embedded ``make demo``: a SQLite file, an in-memory broker and the in-process sandbox."""
+"""The embedded ``make demo``: a SQLite file (or ``DEMO_DATABASE_URL``), an in-memory broker and
+the in-process sandbox."""
 
 from __future__ import annotations
+
+import dj_database_url
 
 from gavel.settings.base import *  # noqa: F403
 from gavel.settings.env import env_str
@@ -20,6 +23,16 @@ DATABASES = {
         },
     }
 }
+# DEMO_DATABASE_URL=postgres://…/gavel_demo runs the same story on PostgreSQL (dropped and
+# created fresh each run), which adds the legacy portal import: the importer writes with
+# PostgreSQL's COPY and upserts, which SQLite does not have.
+DEMO_DATABASE_URL = env_str("DEMO_DATABASE_URL", "")
+if DEMO_DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DEMO_DATABASE_URL)}
+# The demo's generated legacy portal (PostgreSQL demo only), dropped and created each run.
+DEMO_LEGACY_DATABASE_URL = env_str(
+    "DEMO_LEGACY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gavel_demo_legacy"
+)
 CELERY_BROKER_URL = "memory://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 STRIPE_API_BASE = "inprocess"

@@ -11,6 +11,8 @@ from gavel.demo.narrator import Narrator
 from gavel.demo.story import CHAPTERS, StoryContext, books_summary
 from gavel.ledger.models import JournalEntry
 from gavel.ledger.services import credit, debit, entry_post
+from gavel.legacy.models import ImportedListingOrderLine
+from gavel.payments.models import Order
 
 
 def _webhooks_settled(timeout_seconds: float = 30) -> dict[str, int]:
@@ -40,6 +42,19 @@ def test_the_story_ends_balanced_and_reconciled_with_every_webhook_processed(
     assert clean, line
     assert line.startswith("ledger balanced, reconciled with Stripe (")
     assert JournalEntry.objects.exists()
+
+    # The legacy portal was imported and verified before the auctions, by the real importer.
+    out = context.narrator.out
+    verified = [text for text in out if "Verified against the portal" in text]
+    assert len(verified) == 1
+    assert verified[0].endswith(": 0 differences.")
+    assert out.index("\n== The legacy portal moves in ==") < out.index(
+        "\n== Two auctions: a proxy-bidding war, a soft close, the hammer falls =="
+    )
+    assert ImportedListingOrderLine.objects.exists()
+    assert Order.objects.filter(kind=Order.Kind.LEGACY).count() > 10
+    # Its transactions moved no money on Stripe, so it posts nothing the sandbox lacks.
+    assert not JournalEntry.objects.filter(reference__startswith="legacy:").exists()
 
     statuses = _webhooks_settled()
     assert statuses.get("processed", 0) > 10
