@@ -41,6 +41,7 @@ from gavel.payments.tests.helpers import assert_books_clean
 from gavel.payouts.models import Payout
 from gavel.payouts.services import payout_run
 from gavel.users.models import User
+from gavel.webhooks.services.drain import events_drain
 
 DISPUTE_FEE = 1_500  # the sandbox's (and Stripe's US) dispute fee
 ORDER_REFERENCE = "legacy:transactions:900001"
@@ -374,3 +375,27 @@ def test_a_disputed_order_stripe_knows_no_dispute_of_is_refused(sandbox: Any, db
     )
     assert not Dispute.objects.exists()
     assert Order.objects.get(pk=order.pk).status == "disputed"
+
+
+@pytest.mark.django_db
+def test_a_dispute_webhook_before_the_adoption_does_not_post_the_withdrawal_twice(
+    sandbox: Any,
+) -> None:
+    order, _, dispute_id, _ = _disputed(sandbox)
+    _wire_webhooks(sandbox)
+    sandbox.close_dispute(dispute_id, "won")  # reaches Gavel before legacy_adopt_in_flight
+    assert events_drain() == 2  # charge.dispute.closed, charge.dispute.funds_reinstated
+
+    dispute = Dispute.objects.get()
+    assert (dispute.order_id, dispute.outcome, dispute.withdrawal_booked_minor) == (
+        order.pk,
+        "won",
+        SUM,
+    )
+    assert Order.objects.get(pk=order.pk).status == "captured"
+    assert account_balance(code="disputes:pending", currency="USD") == 0
+    assert account_balance(code="expense:dispute_fees", currency="USD") == 0
+    # Only the portal's charge is not tied to Stripe yet: the adoption does it.
+    assert _reconciliation_kinds() == ["missing_in_ledger"]
+    assert _adopt() == "adopted 1, refused 0, retry later 0\n"
+    assert_books_clean()
