@@ -206,6 +206,8 @@ class Sandbox(ControlMixin):
         self._balance_alerts: set[str] = set()
         self._tasks: list[tuple[int, int, str, Obj]] = []
         self._deliveries_due: list[Obj] = []
+        # (second, count): the milliseconds of v2 events created within one sandbox second
+        self._v2_event_clock: tuple[int | None, int] = (None, 0)
         self.deliveries_log: list[Obj] = []
         self._idem: dict[tuple[str, str, str], IdemEntry] = {}
         self._deliver_local = threading.local()

@@ -60,9 +60,9 @@ def _stamp(sb: Sandbox) -> tuple[int, str]:
     """Now, and now as an RFC 3339 time whose milliseconds count the events of that second, so
     that the events of one request keep their order (the sandbox clock has whole seconds)."""
     now = sb.now()
-    second, count = getattr(sb, "_v2_event_clock", (None, 0))
+    second, count = sb._v2_event_clock
     count = min(count + 1, 999) if second == now else 0
-    sb._v2_event_clock = (now, count)  # type: ignore[attr-defined]
+    sb._v2_event_clock = (now, count)
     return now, rfc3339(now, count)
 
 
