@@ -55,6 +55,10 @@ def test_the_story_ends_balanced_and_reconciled_with_every_webhook_processed(
     assert Order.objects.filter(kind=Order.Kind.LEGACY).count() > 10
     # Its transactions moved no money on Stripe, so it posts nothing the sandbox lacks.
     assert not JournalEntry.objects.filter(reference__startswith="legacy:").exists()
+    # The one authorization in flight was handed to Gavel, captured and confirmed.
+    in_flight = Order.objects.get(legacy_reference="legacy:transactions:900001")
+    assert (in_flight.status, in_flight.captured_minor) == ("captured", 12_600)
+    assert in_flight.receipt_confirmed_at is not None
 
     statuses = _webhooks_settled()
     assert statuses.get("processed", 0) > 10
