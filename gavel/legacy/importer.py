@@ -39,12 +39,13 @@ from gavel.legacy.loader import (
     buyer_customers_load,
     connected_accounts_load,
     id_map_refresh,
+    ledger_page_load,
     ledger_page_plan,
     ledger_page_post,
     users_load,
 )
 from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
-from gavel.legacy.orders import OrdersPage, orders_page_load, orders_page_plan
+from gavel.legacy.orders import orders_page_load
 from gavel.legacy.reader import SPECS, LegacySource, TableSpec, key_initial, page_anomalies
 from gavel.legacy.staging import STAGING_MODELS, anomalies_record, staging_upsert
 
@@ -287,6 +288,18 @@ class _Importer:
 
     # ---- stage two: the ledger ------------------------------------------------------------------
     def _ledger_load(self, run: ImportRun, scope_after: int) -> None:
+        if not self.options.ledger_via_services:
+
+            def load(after: int) -> PagedResult | None:
+                page = ledger_page_load(
+                    run=run, scope_after=scope_after, after_key=after, limit=self.batch_size
+                )
+                return None if page is None else PagedResult(page.last_key, page.read, page.posted)
+
+            self._paged(run, LOAD_LEDGER, load, analyze_after_first=LEDGER_TABLES)
+            return
+        # The reference path: entries planned in Python (``ledger_plan``), each posted through
+        # ``entry_post``; a test proves it gives the same ledger as the SQL path.
         checkpoint = self._checkpoint(run, LOAD_LEDGER)
         if checkpoint.is_finished:
             return
@@ -295,61 +308,83 @@ class _Importer:
         def plan(after: int) -> LedgerPage | None:
             return ledger_page_plan(scope_after=scope_after, after_key=after, limit=self.batch_size)
 
-        bar = tqdm(desc="ledger", unit="payment", disable=not self.options.show_progress)
-        with bar, _Prefetcher(plan, enabled=not connection.in_atomic_block) as pages:
+        with _Prefetcher(plan, enabled=not connection.in_atomic_block) as pages:
             page = pages.first(after_key)
             while page is not None:
                 pages.ahead(page.last_key)  # plan the next page while this one is posted
                 with transaction.atomic():
-                    posted = ledger_page_post(
-                        page=page, run=run, via_services=self.options.ledger_via_services
-                    )
+                    posted = ledger_page_post(page=page, run=run, via_services=True)
                     ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
                         last_key=str(page.last_key),
                         rows_read=checkpoint.rows_read + page.payments,
                         rows_changed=checkpoint.rows_changed + posted,
                     )
-                if checkpoint.rows_read == 0:
-                    # Fresh statistics, so the ledger's balance trigger and foreign key
-                    # checks plan index lookups rather than scans of a table thought empty.
-                    _tables_analyze(LEDGER_TABLES)
                 checkpoint.rows_read += page.payments
                 checkpoint.rows_changed += posted
-                bar.update(page.payments)
                 page = pages.next()
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
 
     # ---- stage two: orders --------------------------------------------------------------------
     def _orders_load(self, run: ImportRun, scope_after: int) -> None:
-        checkpoint = self._checkpoint(run, LOAD_ORDERS)
+        """Transactions built and written in SQL; orders already loaded are moved on."""
+
+        def load(after: int) -> PagedResult | None:
+            page = orders_page_load(
+                run=run, scope_after=scope_after, after_key=after, limit=self.batch_size
+            )
+            if page is None:
+                return None
+            return PagedResult(page.last_key, page.read, page.created + page.moved)
+
+        self._paged(run, LOAD_ORDERS, load)
+
+    # ---- stage two: a step loaded a key range (page) at a time --------------------------------
+    def _paged(
+        self,
+        run: ImportRun,
+        step: str,
+        load: Callable[[int], PagedResult | None],
+        *,
+        analyze_after_first: tuple[str, ...] = (),
+    ) -> None:
+        """``load(after_key)`` writes the next page inside this transaction, which also
+        stores the checkpoint: a run killed at any point resumes after the last page."""
+        checkpoint = self._checkpoint(run, step)
         if checkpoint.is_finished:
             return
         after_key = int(checkpoint.last_key or 0)
-
-        def plan(after: int) -> OrdersPage | None:
-            return orders_page_plan(scope_after=scope_after, after_key=after, limit=self.batch_size)
-
-        bar = tqdm(desc="orders", unit="transaction", disable=not self.options.show_progress)
-        with bar, _Prefetcher(plan, enabled=not connection.in_atomic_block) as pages:
-            page = pages.first(after_key)
-            while page is not None:
-                pages.ahead(page.last_key)  # plan the next page while this one is written
+        bar = tqdm(desc=step, unit="row", disable=not self.options.show_progress)
+        with bar:
+            while True:
                 with transaction.atomic():
-                    created = orders_page_load(page=page)
+                    page = load(after_key)
+                    if page is None:
+                        break
                     ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
                         last_key=str(page.last_key),
                         rows_read=checkpoint.rows_read + page.read,
-                        rows_changed=checkpoint.rows_changed + created,
+                        rows_changed=checkpoint.rows_changed + page.changed,
                     )
+                if analyze_after_first and checkpoint.rows_read == 0:
+                    # Fresh statistics, so triggers and foreign key checks plan index lookups
+                    # rather than scans of a table thought empty.
+                    _tables_analyze(analyze_after_first)
                 checkpoint.rows_read += page.read
-                checkpoint.rows_changed += created
+                checkpoint.rows_changed += page.changed
+                after_key = page.last_key
                 bar.update(page.read)
-                page = pages.next()
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
 
 
+@dataclass(frozen=True, slots=True)
+class PagedResult:
+    last_key: int
+    read: int
+    changed: int
+
+
 class _Prefetcher(Generic[PageT]):
-    """Plans the next page (ledger, orders) in a thread (with its own database connection) while the
+    """Plans the next page (ledger) in a thread (with its own database connection) while the
     caller posts the current one. Only when staging is committed: inside an open transaction
     (a dry run, a test) another connection could not see it, so pages are planned in line."""
 

@@ -26,6 +26,13 @@ from gavel.ledger.models import LedgerAccount
 from gavel.ledger.services import LedgerError, Line, entry_post
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.ledger_plan import (
+    DISPUTE_HOLDS,
+    EXPENSE_STRIPE_FEES,
+    REVENUE_BUYER_FEE,
+    REVENUE_COMMISSION,
+    SELLER_PAYABLE_PREFIX,
+    SETTLED_OUTSIDE,
+    STRIPE_BALANCE,
     PaymentFacts,
     PlannedEntry,
     payment_entries,
@@ -34,7 +41,7 @@ from gavel.legacy.ledger_plan import (
 from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
 from gavel.legacy.staging import anomalies_record
-from gavel.legacy.states import CAPTURED_STATES, AnomalyKind
+from gavel.legacy.states import CAPTURED_STATES, DISPUTE_STATES, AnomalyKind, LegacyState
 
 PLACEHOLDER_EMAIL_DOMAIN = "legacy.invalid"
 
@@ -224,11 +231,24 @@ LEFT JOIN LATERAL (
       AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
     ORDER BY a.legacy_id LIMIT 1
 ) acct ON true
-WHERE pay.legacy_id > %(after_key)s AND pay.staged_run_id > %(scope)s AND NOT pay.is_quarantined
+WHERE pay.legacy_id > %(after_key)s AND __SCOPE__ AND NOT pay.is_quarantined
   AND h.final_state IN ({CAPTURED})
 ORDER BY pay.legacy_id
 LIMIT %(limit)s
 """
+
+
+def _payments_scope(scope_after: int) -> str:
+    """The payments a run posts: all on a first run; later, those it staged, or whose
+    transaction or history it staged (a dispute moves the transaction, not the payment)."""
+    if not scope_after:
+        return "TRUE"
+    return (
+        "(pay.staged_run_id > %(scope)s OR pay.transaction_legacy_id IN (SELECT legacy_id"
+        " FROM legacy_legacyorder WHERE staged_run_id > %(scope)s)"
+        " OR pay.transaction_legacy_id IN (SELECT transaction_legacy_id"
+        " FROM legacy_legacyordertransition WHERE staged_run_id > %(scope)s))"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +328,10 @@ def ledger_page_plan(*, scope_after: int, after_key: int, limit: int) -> LedgerP
     """Read one page of captured payments and plan their entries (reads only); None when no
     payment is left after ``after_key``."""
     with connection.cursor() as cursor:
-        cursor.execute(FACTS_SQL, {"after_key": after_key, "scope": scope_after, "limit": limit})
+        cursor.execute(
+            FACTS_SQL.replace("__SCOPE__", _payments_scope(scope_after)),
+            {"after_key": after_key, "scope": scope_after, "limit": limit},
+        )
         rows = cursor.fetchall()
     if not rows:
         return None
@@ -421,6 +444,192 @@ def entries_post_bulk(entries: Sequence[PlannedEntry]) -> int:
 def account_cache_clear() -> None:
     """Forget cached ledger account ids (tests truncate the ledger between runs)."""
     _account_ids.clear()
+
+
+# ---- the ledger in SQL (the default path) --------------------------------------------------
+#
+# The same entries as ``ledger_plan.payment_entries`` (a test proves the ledgers identical),
+# built set-based from the staging tables a page of payments at a time: facts, then one row
+# per posting line, then the entries (``ON CONFLICT (reference) DO NOTHING``) and their
+# postings in one INSERT, so the ledger's statement-level balance trigger checks every entry.
+
+_FACTS_PAGE_SQL = f"""
+CREATE TEMPORARY TABLE _ledger_facts ON COMMIT DROP AS
+SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)) AS currency,
+       pay.sum_cents, pay.commission_cents, pay.buyer_commission_cents,
+       COALESCE(pay.real_fee_cents, 0) AS fee_cents,
+       pay.sum_cents - pay.commission_cents - pay.buyer_commission_cents AS net_cents,
+       '{SELLER_PAYABLE_PREFIX}' || COALESCE(acct.stripe_seller_id,
+                                            'person:' || pay.receiver_legacy_id) AS seller,
+       COALESCE(h.paid_at, pay.legacy_created_at) AS paid_at, h.disputed_at, h.resolved_at,
+       pay.transfered_at
+FROM legacy_legacypayment pay
+JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
+CROSS JOIN LATERAL (
+    SELECT (array_agg(t.to_state ORDER BY t.sort_key DESC, t.legacy_id DESC))[1] AS final_state,
+           min(t.legacy_created_at) FILTER (WHERE t.to_state = 'paid') AS paid_at,
+           min(t.legacy_created_at) FILTER (WHERE t.to_state = 'disputed') AS disputed_at,
+           max(t.legacy_created_at) FILTER (
+               WHERE t.to_state IN ('refunded', 'dismissed', 'canceled')) AS resolved_at
+    FROM legacy_legacyordertransition t WHERE t.transaction_legacy_id = pay.transaction_legacy_id
+) h
+LEFT JOIN LATERAL (
+    SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
+    WHERE a.person_legacy_id = pay.receiver_legacy_id
+      AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
+    ORDER BY a.legacy_id LIMIT 1
+) acct ON true
+WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
+  AND NOT pay.is_quarantined AND h.final_state IN ({CAPTURED})
+"""
+
+_DISPUTES = ", ".join(f"'{state.value}'" for state in sorted(DISPUTE_STATES))
+# (position, step, when it happened, whether it happened): ``ledger_plan.payment_entries``.
+_STEPS = f"""(VALUES
+    (1, 'capture', f.paid_at, true),
+    (2, 'dispute_opened', f.disputed_at, f.final_state IN ({_DISPUTES})),
+    (3, 'dispute_lost', f.resolved_at, f.final_state = '{LegacyState.REFUNDED.value}'),
+    (3, 'dispute_won', f.resolved_at, f.final_state = '{LegacyState.DISMISSED.value}'),
+    (3, 'refund_outside', f.resolved_at, f.final_state = '{LegacyState.CANCELED.value}'),
+    (4, 'payout', f.transfered_at, f.status = 'transfered')
+) AS s(position, step, at, happened)"""
+_ASSET, _LIABILITY = LedgerAccount.Kind.ASSET.value, LedgerAccount.Kind.LIABILITY.value
+_REVENUE, _EXPENSE = LedgerAccount.Kind.REVENUE.value, LedgerAccount.Kind.EXPENSE.value
+# (step, account, its kind, amount: debit positive, credit negative).
+_LINES = f"""(VALUES
+    ('capture', '{STRIPE_BALANCE}', '{_ASSET}', f.sum_cents - f.fee_cents),
+    ('capture', '{EXPENSE_STRIPE_FEES}', '{_EXPENSE}', f.fee_cents),
+    ('capture', f.seller, '{_LIABILITY}', -f.net_cents),
+    ('capture', '{REVENUE_COMMISSION}', '{_REVENUE}', -f.commission_cents),
+    ('capture', '{REVENUE_BUYER_FEE}', '{_REVENUE}', -f.buyer_commission_cents),
+    ('dispute_opened', '{DISPUTE_HOLDS}', '{_ASSET}', f.sum_cents),
+    ('dispute_opened', '{STRIPE_BALANCE}', '{_ASSET}', -f.sum_cents),
+    ('dispute_lost', f.seller, '{_LIABILITY}', f.net_cents),
+    ('dispute_lost', '{REVENUE_COMMISSION}', '{_REVENUE}', f.commission_cents),
+    ('dispute_lost', '{REVENUE_BUYER_FEE}', '{_REVENUE}', f.buyer_commission_cents),
+    ('dispute_lost', '{DISPUTE_HOLDS}', '{_ASSET}', -f.sum_cents),
+    ('dispute_won', '{STRIPE_BALANCE}', '{_ASSET}', f.sum_cents),
+    ('dispute_won', '{DISPUTE_HOLDS}', '{_ASSET}', -f.sum_cents),
+    ('refund_outside', f.seller, '{_LIABILITY}', f.net_cents),
+    ('refund_outside', '{REVENUE_COMMISSION}', '{_REVENUE}', f.commission_cents),
+    ('refund_outside', '{REVENUE_BUYER_FEE}', '{_REVENUE}', f.buyer_commission_cents),
+    ('refund_outside', '{SETTLED_OUTSIDE}', '{_LIABILITY}', -f.sum_cents),
+    ('payout', f.seller, '{_LIABILITY}', f.net_cents),
+    ('payout', '{STRIPE_BALANCE}', '{_ASSET}', -f.net_cents)
+) AS l(step, code, account_kind, amount_minor)"""
+
+_LINES_PAGE_SQL = f"""
+CREATE TEMPORARY TABLE _ledger_lines ON COMMIT DROP AS
+SELECT f.legacy_id, s.position, 'legacy:stripe_payments:' || f.legacy_id || ':' || s.step
+       AS reference, 'legacy_' || s.step AS kind, COALESCE(s.at, f.paid_at) AS occurred_at,
+       l.code, l.account_kind, l.amount_minor, f.currency
+FROM _ledger_facts f
+CROSS JOIN LATERAL {_STEPS}
+JOIN LATERAL {_LINES} ON l.step = s.step
+WHERE s.happened AND f.currency = ANY(%(currencies)s)
+"""
+
+_AMOUNT_TERMS_SQL = """
+SELECT f.legacy_id, pay.sum_cents, pay.subtotal_cents, pay.commission_cents,
+       pay.buyer_commission_cents, o.unit_price_cents, o.listing_quantity,
+       o.shipping_price_cents, o.commission_from_seller, o.minimum_commission_cents,
+       o.commission_from_buyer, o.minimum_buyer_fee_cents
+FROM _ledger_facts f
+JOIN legacy_legacypayment pay ON pay.legacy_id = f.legacy_id
+JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
+WHERE o.unit_price_cents IS NOT NULL
+ORDER BY f.legacy_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPageResult:
+    last_key: int
+    read: int
+    posted: int
+
+
+def ledger_page_bounds(*, scope_after: int, after_key: int, limit: int) -> tuple[int, int]:
+    """The last payment id of the next page and how many payments it holds ((0, 0): none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT max(legacy_id), count(*) FROM (SELECT pay.legacy_id"
+            " FROM legacy_legacypayment pay WHERE pay.legacy_id > %(after)s"
+            f" AND NOT pay.is_quarantined AND {_payments_scope(scope_after)}"
+            " ORDER BY pay.legacy_id LIMIT %(limit)s) page",
+            {"after": after_key, "scope": scope_after, "limit": limit},
+        )
+        last, count = cursor.fetchone()
+    return (int(last), int(count)) if count else (0, 0)
+
+
+def ledger_page_load(
+    *, run: ImportRun, scope_after: int, after_key: int, limit: int
+) -> LedgerPageResult | None:
+    """Post the next page of captured payments after ``after_key`` and quarantine their
+    amount anomalies, inside the caller's transaction; None when no payment is left."""
+    last, read = ledger_page_bounds(scope_after=scope_after, after_key=after_key, limit=limit)
+    if not read:
+        return None
+    params: dict[str, Any] = {
+        "after": after_key,
+        "last": last,
+        "scope": scope_after,
+        "currencies": sorted(SUPPORTED_CURRENCIES),
+    }
+    now = datetime.now().astimezone()
+    with connection.cursor() as cursor:
+        # Dropped at commit; dropped here too for a dry run's single transaction.
+        cursor.execute("DROP TABLE IF EXISTS _ledger_facts, _ledger_lines, _ledger_posted")
+        cursor.execute(_FACTS_PAGE_SQL.replace("__SCOPE__", _payments_scope(scope_after)), params)
+        cursor.execute(_AMOUNT_TERMS_SQL)
+        anomalies = [
+            anomaly
+            for row in cursor.fetchall()
+            if (anomaly := _amount_anomaly(row[0], tuple(row[1:5]), row[5:])) is not None
+        ]
+        cursor.execute(_LINES_PAGE_SQL, params)
+        # ``entry_post``'s rule: every currency of an entry sums to zero, zero lines dropped,
+        # an entry with no line left refused (the balance trigger checks the sums again).
+        cursor.execute(
+            "SELECT reference FROM _ledger_lines GROUP BY reference, currency"
+            " HAVING sum(amount_minor) <> 0 OR bool_and(amount_minor = 0) LIMIT 1"
+        )
+        unbalanced = cursor.fetchone()
+        if unbalanced is not None:
+            raise LedgerError(f"Entry {unbalanced[0]} does not balance or has no line")
+        cursor.execute("DELETE FROM _ledger_lines WHERE amount_minor = 0")
+        cursor.execute(
+            "INSERT INTO ledger_ledgeraccount (code, kind, description, created_at)"
+            " SELECT DISTINCT l.code, l.account_kind, '', %(now)s FROM _ledger_lines l"
+            " WHERE NOT EXISTS (SELECT 1 FROM ledger_ledgeraccount a WHERE a.code = l.code)"
+            " ON CONFLICT (code) DO NOTHING",
+            {"now": now},
+        )
+        cursor.execute(
+            "CREATE TEMPORARY TABLE _ledger_posted (reference text PRIMARY KEY,"
+            " entry_id bigint NOT NULL) ON COMMIT DROP"
+        )
+        cursor.execute(
+            "WITH posted AS (INSERT INTO ledger_journalentry (reference, kind, description,"
+            " occurred_at, created_at) SELECT reference, kind, '', occurred_at, %(now)s"
+            " FROM (SELECT DISTINCT ON (reference) reference, kind, occurred_at, legacy_id,"
+            " position FROM _ledger_lines ORDER BY reference) e ORDER BY legacy_id, position"
+            " ON CONFLICT (reference) DO NOTHING RETURNING id, reference)"
+            " INSERT INTO _ledger_posted (reference, entry_id) SELECT reference, id FROM posted",
+            {"now": now},
+        )
+        posted = cursor.rowcount
+        if posted:
+            cursor.execute(
+                "INSERT INTO ledger_posting (entry_id, account_id, amount_minor, currency)"
+                " SELECT p.entry_id, a.id, l.amount_minor, l.currency FROM _ledger_lines l"
+                " JOIN _ledger_posted p USING (reference)"
+                " JOIN ledger_ledgeraccount a ON a.code = l.code"
+                " ORDER BY p.entry_id"
+            )
+    anomalies_record(anomalies=anomalies, run=run)
+    return LedgerPageResult(last, read, posted)
 
 
 # ---- the id map ----------------------------------------------------------------------------

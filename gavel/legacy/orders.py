@@ -4,25 +4,34 @@ handed over to Gavel's payment services.
 Each Stripe transaction of the portal whose buyer and seller are Gavel users becomes one
 order (kind ``legacy``, reference ``legacy:transactions:<id>``) in the status the mapping
 gives its last transition (``states.GAVEL_ORDER_STATUS``), with every transition as history,
-the fees the portal charged, and its payment facts. The rows are written by
-``gavel.payments.services.orders.orders_import`` a page at a time: a repeated or resumed load
-adds nothing. Nothing is posted to the ledger here: the money of captured payments is already
-there (``ledger_plan``), and an in-flight payment is posted by Gavel when it captures it.
+the fees the portal charged, and its payment facts. A page of transactions is built in SQL
+straight from the staging tables (the state mapping and the portal's allowed moves joined as
+small tables generated from ``states.py``) into the payments import tables, then written by
+``gavel.payments.services.orders.orders_import_apply``: a repeated or resumed load adds
+nothing. Only the few transactions without a payment row have their amounts computed in
+Python, by the portal's own rules (``commission.py``).
+
+A delta moves orders already loaded: the new legacy steps are appended to the order's history
+and its status and payment facts follow; a move the portal's machine does not allow, or an
+order whose history no longer starts like the legacy one, is left as it is and reported
+(``order_move_refused``). Nothing is posted to the ledger here: the money of captured payments
+is there already (``ledger_plan``), and an in-flight payment is posted by Gavel when it
+captures it.
 
 ``orders_in_flight_adopt`` then hands each imported authorization to
 ``order_payment_attach`` (read through the gateway), after which ``order_capture``,
 ``order_receipt_confirm`` and the payout run carry it on like any Gavel order.
 """
 
-# SQL here is built from identifiers in this code, never from input; values are parameters.
+# SQL here is built from identifiers in this code and states.py, never from input; values are
+# parameters.
 # ruff: noqa: S608
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -32,17 +41,23 @@ from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
 from gavel.legacy.commission import amounts_compute
-from gavel.legacy.reader import STRIPE_ID_PATTERNS
-from gavel.legacy.states import CAPTURED_STATES, GAVEL_ORDER_STATUS, LegacyState
-from gavel.payments.fees import LineFees
+from gavel.legacy.models import ImportRun
+from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
+from gavel.legacy.staging import anomalies_record
+from gavel.legacy.states import (
+    CAPTURED_STATES,
+    GAVEL_ORDER_STATUS,
+    AnomalyKind,
+    LegacyState,
+    move_kind,
+)
 from gavel.payments.models import Order
 from gavel.payments.services.charging import order_payment_attach
 from gavel.payments.services.orders import (
-    HistoryStep,
-    ImportedOrder,
-    ImportedPayment,
-    OrderImport,
-    orders_import,
+    IMPORT_HISTORY,
+    IMPORT_ORDERS,
+    orders_import_apply,
+    orders_import_tables_reset,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,157 +67,251 @@ HISTORY_OPERATION = "legacy_import"
 S = Order.Status
 
 _SELLER_ID = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
-_INTENT_ID = STRIPE_ID_PATTERNS["stripe_payment_intent_id"]
-_CHARGE_ID = STRIPE_ID_PATTERNS["stripe_charge_id"]
+_INTENT_ID = STRIPE_ID_PATTERNS["stripe_payment_intent_id"].pattern
+_CHARGE_ID = STRIPE_ID_PATTERNS["stripe_charge_id"].pattern
 
-ORDERS_SQL = f"""
-SELECT o.legacy_id, l.title, h.states, h.times, buyer.id, seller.id, acct.stripe_seller_id,
-       o.listing_author_legacy_id, upper(trim(coalesce(pay.currency, o.unit_price_currency))),
-       pay.sum_cents, pay.commission_cents, pay.buyer_commission_cents, pay.real_fee_cents,
-       pay.status, pay.stripe_payment_intent_id, pay.stripe_charge_id,
-       o.unit_price_cents, o.listing_quantity, o.shipping_price_cents, o.commission_from_seller,
-       o.minimum_commission_cents, o.commission_from_buyer, o.minimum_buyer_fee_cents
-FROM legacy_legacyorder o
+
+def _literal(value: str | None) -> str:
+    return "NULL::text" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def _mapping_values() -> str:
+    """``states.GAVEL_ORDER_STATUS`` as a VALUES list (state, status, is_captured); states
+    mapped to no status (``free``) are left out, as are unknown ones: they keep the status."""
+    rows = [
+        (_literal(state.value), _literal(status), "true" if state in CAPTURED_STATES else "false")
+        for state, (status, _) in GAVEL_ORDER_STATUS.items()
+        if status
+    ]
+    return ", ".join(f"({state}, {status}, {is_captured})" for state, status, is_captured in rows)
+
+
+def _moves_values() -> str:
+    """Every move ``states.move_kind`` accepts (allowed or deprecated), as (from, to)."""
+    sources: list[str | None] = [None, *LegacyState]
+    return ", ".join(
+        f"({_literal(source)}, {_literal(target)})"
+        for source, target in itertools.product(sources, LegacyState)
+        if move_kind(source, target) != "not_allowed"
+    )
+
+
+def _scope(scope_after: int) -> str:
+    """The transactions a run loads: all on a first run; later, those it staged, or whose
+    history or payment it staged."""
+    if not scope_after:
+        return "TRUE"
+    return (
+        "(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
+        " FROM legacy_legacyordertransition WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
+        " (SELECT transaction_legacy_id FROM legacy_legacypayment"
+        " WHERE staged_run_id > %(scope)s))"
+    )
+
+
+# The page: eligible transactions with ids in (after, last].
+_PAGE = (
+    "o.legacy_id > %(after)s AND o.legacy_id <= %(last)s AND NOT o.is_quarantined"
+    " AND o.payment_gateway = 'stripe'"
+)
+MAPPING = f"(VALUES {_mapping_values()}) AS m(state, status, is_captured)"
+
+# Every step of the page's histories in the portal's order (sort_key, id), with the Gavel
+# status after it: the last mapped status so far (a step mapped to none keeps the one before;
+# 'pending' before any). ``mapped_so_far`` counts the mapped steps up to this one, so the
+# status is the first of its group. ``may_append``: the portal's machine allows the move.
+STEPS_SQL = f"""
+CREATE TEMPORARY TABLE _legacy_steps ON COMMIT DROP AS
+SELECT s.tx, s.step, s.to_state, s.at, mv.to_state IS NOT NULL AS may_append,
+       COALESCE(first_value(s.mapped) OVER (PARTITION BY s.tx, s.mapped_so_far ORDER BY s.step),
+                'pending') AS status
+FROM (
+    SELECT t.transaction_legacy_id AS tx, t.to_state, t.legacy_created_at AS at,
+           m.status AS mapped, row_number() OVER w AS step,
+           count(m.status) OVER w AS mapped_so_far, lag(t.to_state) OVER w AS prev_state
+    FROM legacy_legacyorder o
+    JOIN legacy_legacyordertransition t ON t.transaction_legacy_id = o.legacy_id
+    LEFT JOIN {MAPPING} ON m.state = t.to_state
+    WHERE {_PAGE} AND {{scope}}
+    WINDOW w AS (PARTITION BY t.transaction_legacy_id ORDER BY t.sort_key, t.legacy_id)
+) s
+LEFT JOIN (VALUES {_moves_values()}) AS mv(from_state, to_state)
+    ON COALESCE(mv.from_state, '') = COALESCE(s.prev_state, '') AND mv.to_state = s.to_state
+"""
+
+FINALS_SQL = """
+CREATE TEMPORARY TABLE _legacy_finals ON COMMIT DROP AS
+SELECT tx, (array_agg(to_state ORDER BY step DESC))[1] AS final_state,
+       (array_agg(at ORDER BY step DESC))[1] AS last_at,
+       (array_agg(at ORDER BY step) FILTER (WHERE to_state = 'paid'))[1] AS paid_at
+FROM _legacy_steps GROUP BY tx
+"""
+
+# Transactions not captured and without a payment row that can be loaded: their amounts come
+# from the portal's commission rules (computed in Python, ``commission.amounts_compute``).
+UNPAID_TERMS_SQL = f"""
+SELECT o.legacy_id, o.unit_price_cents, o.listing_quantity, o.shipping_price_cents,
+       o.commission_from_seller, o.minimum_commission_cents, o.commission_from_buyer,
+       o.minimum_buyer_fee_cents
+FROM _legacy_finals f
+JOIN {MAPPING} ON m.state = f.final_state
+JOIN legacy_legacyorder o ON o.legacy_id = f.tx
+WHERE NOT m.is_captured AND o.unit_price_cents IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM legacy_legacypayment p
+                  WHERE p.transaction_legacy_id = o.legacy_id AND NOT p.is_quarantined)
+"""
+
+ORDERS_FILL_SQL = f"""
+INSERT INTO {IMPORT_ORDERS} (seq, legacy_reference, buyer_id, seller_id, seller_account_id,
+    currency, funds_flow, description, status, hammer_minor, buyers_premium_minor,
+    buyer_fee_minor, commission_minor, stripe_payment_intent_id, stripe_charge_id,
+    captured_minor, stripe_fee_minor, refunded_minor, disputed_minor, transferred_minor,
+    captured_at)
+SELECT o.legacy_id, '{REFERENCE_PREFIX}' || o.legacy_id, buyer.id, seller.id,
+       COALESCE(acct.stripe_seller_id, 'person:' || o.listing_author_legacy_id), a.currency,
+       CASE WHEN m.is_captured THEN 'separate_transfers' ELSE 'destination_charge' END,
+       COALESCE(l.title, ''), m.status,
+       a.sum_cents - a.buyer_commission_cents, a.buyer_commission_cents, 0, a.commission_cents,
+       CASE WHEN pay.stripe_payment_intent_id ~ '{_INTENT_ID}'
+            THEN pay.stripe_payment_intent_id ELSE '' END,
+       CASE WHEN m.is_captured AND pay.stripe_charge_id ~ '{_CHARGE_ID}'
+            THEN pay.stripe_charge_id ELSE '' END,
+       CASE WHEN m.is_captured THEN a.sum_cents ELSE 0 END,
+       CASE WHEN m.is_captured THEN COALESCE(pay.real_fee_cents, 0) ELSE 0 END,
+       CASE WHEN m.is_captured AND m.status = '{S.REFUNDED.value}' THEN a.sum_cents ELSE 0 END,
+       CASE WHEN m.is_captured AND m.status IN ('{S.DISPUTED.value}', '{S.DISPUTE_LOST.value}')
+            THEN a.sum_cents ELSE 0 END,
+       CASE WHEN m.is_captured AND pay.status = 'transfered'
+            THEN a.sum_cents - a.buyer_commission_cents - a.commission_cents ELSE 0 END,
+       CASE WHEN m.is_captured THEN COALESCE(f.paid_at, f.last_at) END
+FROM _legacy_finals f
+JOIN {MAPPING} ON m.state = f.final_state
+JOIN legacy_legacyorder o ON o.legacy_id = f.tx
 JOIN users_user buyer ON buyer.legacy_person_id = o.starter_legacy_id
 JOIN users_user seller ON seller.legacy_person_id = o.listing_author_legacy_id
 LEFT JOIN legacy_legacylisting l ON l.legacy_id = o.listing_legacy_id
-CROSS JOIN LATERAL (
-    SELECT array_agg(t.to_state ORDER BY t.sort_key, t.legacy_id) AS states,
-           array_agg(t.legacy_created_at ORDER BY t.sort_key, t.legacy_id) AS times
-    FROM legacy_legacyordertransition t WHERE t.transaction_legacy_id = o.legacy_id
-) h
+LEFT JOIN (
+    SELECT DISTINCT ON (p.transaction_legacy_id) p.*
+    FROM legacy_legacypayment p
+    WHERE p.transaction_legacy_id > %(after)s AND p.transaction_legacy_id <= %(last)s
+      AND NOT p.is_quarantined
+    ORDER BY p.transaction_legacy_id, p.legacy_id
+) pay ON pay.transaction_legacy_id = o.legacy_id
 LEFT JOIN LATERAL (
-    SELECT p.* FROM legacy_legacypayment p
-    WHERE p.transaction_legacy_id = o.legacy_id AND NOT p.is_quarantined
-    ORDER BY p.legacy_id LIMIT 1
-) pay ON true
-LEFT JOIN LATERAL (
-    SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
-    WHERE a.person_legacy_id = o.listing_author_legacy_id AND a.stripe_seller_id ~ '{_SELLER_ID}'
-    ORDER BY a.legacy_id LIMIT 1
+    SELECT x.stripe_seller_id FROM legacy_legacystripeaccount x
+    WHERE x.person_legacy_id = o.listing_author_legacy_id AND x.stripe_seller_id ~ '{_SELLER_ID}'
+    ORDER BY x.legacy_id LIMIT 1
 ) acct ON true
-WHERE o.legacy_id > %(after_key)s AND o.staged_run_id > %(scope)s AND NOT o.is_quarantined
-  AND o.payment_gateway = 'stripe' AND h.states IS NOT NULL
-ORDER BY o.legacy_id
-LIMIT %(limit)s
+LEFT JOIN _legacy_computed c ON c.tx = o.legacy_id
+CROSS JOIN LATERAL (
+    SELECT upper(trim(COALESCE(pay.currency, o.unit_price_currency))) AS currency,
+           COALESCE(pay.sum_cents, c.sum_cents) AS sum_cents,
+           CASE WHEN pay.sum_cents IS NULL THEN c.commission_cents
+                ELSE pay.commission_cents END AS commission_cents,
+           CASE WHEN pay.sum_cents IS NULL THEN c.buyer_commission_cents
+                ELSE pay.buyer_commission_cents END AS buyer_commission_cents
+) a
+WHERE a.currency = ANY(%(currencies)s) AND a.sum_cents IS NOT NULL
+  AND a.sum_cents - a.buyer_commission_cents > 0
+"""
+
+HISTORY_FILL_SQL = f"""
+INSERT INTO {IMPORT_HISTORY} (legacy_reference, step, from_status, to_status, operation,
+    reason, occurred_at, may_append)
+SELECT '{REFERENCE_PREFIX}' || s.tx, s.step,
+       COALESCE(lag(s.status) OVER (PARTITION BY s.tx ORDER BY s.step), ''), s.status,
+       '{HISTORY_OPERATION}', 'legacy ' || COALESCE(s.to_state, ''), s.at, s.may_append
+FROM _legacy_steps s
+WHERE s.tx IN (SELECT seq FROM {IMPORT_ORDERS})
 """
 
 
 @dataclass(frozen=True, slots=True)
-class OrdersPage:
+class OrdersPageResult:
     last_key: int
     read: int
-    rows: list[ImportedOrder]
+    created: int
+    moved: int
+    refused: int
 
 
-def _status_of(state: str, previous: str) -> str:
-    try:
-        return GAVEL_ORDER_STATUS[LegacyState(state)][0] or previous
-    except ValueError:  # a state the portal no longer knows (reported at staging)
-        return previous
-
-
-def _history(states: Sequence[str], times: Sequence[datetime]) -> list[HistoryStep]:
-    steps: list[HistoryStep] = []
-    status = ""
-    for state, at in zip(states, times, strict=True):
-        new = _status_of(state, status or S.PENDING)
-        steps.append(HistoryStep(status, new, HISTORY_OPERATION, at, f"legacy {state}"))
-        status = new
-    return steps
-
-
-def _valid(pattern: Any, value: str | None) -> str:
-    return value if value and pattern.fullmatch(value) else ""
-
-
-def order_row(row: Sequence[Any]) -> ImportedOrder | None:
-    """One staged transaction as an order to import; None when it cannot be one (free, no
-    money owed, captured without a payment that can be posted, unsupported currency)."""
-    legacy_id, title, states, times, buyer_id, seller_id, account_id, author = row[:8]
-    currency, sum_cents, commission, buyer_commission, real_fee, pay_status = row[8:14]
-    intent_id, charge_id = row[14:16]
-    terms = row[16:]
-    final = states[-1]
-    status = _status_of(final, "")
-    if not status or currency not in SUPPORTED_CURRENCIES:
-        return None
-    is_captured = final in CAPTURED_STATES
-    if sum_cents is None:
-        if is_captured or terms[0] is None:
-            return None
-        unit_price, quantity, shipping, seller_pct, seller_min, buyer_pct, buyer_min = terms
-        computed = amounts_compute(
-            unit_price_cents=unit_price,
-            quantity=quantity or 1,
-            shipping_price_cents=shipping,
-            commission_from_seller=seller_pct,
-            minimum_commission_cents=seller_min,
-            commission_from_buyer=buyer_pct,
-            minimum_buyer_fee_cents=buyer_min,
-        )
-        sum_cents = computed.sum_cents
-        commission = computed.seller_commission_cents
-        buyer_commission = computed.buyer_commission_cents
-    fees = LineFees(
-        hammer_minor=sum_cents - buyer_commission,
-        buyers_premium_minor=buyer_commission,
-        buyer_fee_minor=0,
-        commission_minor=commission,
-    )
-    if fees.hammer_minor <= 0:
-        return None
-    payment = ImportedPayment(stripe_payment_intent_id=_valid(_INTENT_ID, intent_id))
-    if is_captured:
-        paid_at = next(
-            (at for state, at in zip(states, times, strict=True) if state == "paid"), None
-        )
-        payment = ImportedPayment(
-            stripe_payment_intent_id=payment.stripe_payment_intent_id,
-            stripe_charge_id=_valid(_CHARGE_ID, charge_id),
-            captured_minor=sum_cents,
-            stripe_fee_minor=real_fee or 0,
-            refunded_minor=sum_cents if status == S.REFUNDED else 0,
-            disputed_minor=sum_cents if status in (S.DISPUTED, S.DISPUTE_LOST) else 0,
-            transferred_minor=fees.seller_net_minor if pay_status == "transfered" else 0,
-            captured_at=paid_at or times[-1],
-        )
-    return ImportedOrder(
-        buyer_id=buyer_id,
-        seller_id=seller_id,
-        # The same account part as the ledger's seller payable (``ledger_plan``).
-        seller_account_id=account_id or f"person:{author}",
-        currency=currency,
-        fees=fees,
-        # The portal held captured money on the platform until it transferred or paid it out
-        # (its ledger says so); its preauthorize flow is a manual-capture destination charge.
-        funds_flow=Order.FundsFlow.SEPARATE_TRANSFERS
-        if is_captured
-        else Order.FundsFlow.DESTINATION_CHARGE,
-        description=title or "",
-        imported=OrderImport(
-            status=status,
-            history=_history(states, times),
-            legacy_reference=f"{REFERENCE_PREFIX}{legacy_id}",
-        ),
-        payment=payment,
-    )
-
-
-def orders_page_plan(*, scope_after: int, after_key: int, limit: int) -> OrdersPage | None:
-    """Read one page of staged transactions (reads only); None when none is left."""
+def orders_page_bounds(*, scope_after: int, after_key: int, limit: int) -> tuple[int, int]:
+    """The last transaction id of the next page and how many transactions it holds ((0, 0):
+    none is left)."""
     with connection.cursor() as cursor:
-        cursor.execute(ORDERS_SQL, {"after_key": after_key, "scope": scope_after, "limit": limit})
-        rows = cursor.fetchall()
-    if not rows:
+        cursor.execute(
+            "SELECT max(legacy_id), count(*) FROM (SELECT o.legacy_id FROM legacy_legacyorder o"
+            " WHERE o.legacy_id > %(after)s AND NOT o.is_quarantined"
+            f" AND o.payment_gateway = 'stripe' AND {_scope(scope_after)}"
+            " ORDER BY o.legacy_id LIMIT %(limit)s) page",
+            {"after": after_key, "scope": scope_after, "limit": limit},
+        )
+        last, count = cursor.fetchone()
+    return (int(last), int(count)) if count else (0, 0)
+
+
+def orders_page_load(
+    *, run: ImportRun, scope_after: int, after_key: int, limit: int
+) -> OrdersPageResult | None:
+    """Load (or move on) the next page of transactions after ``after_key``, inside the
+    caller's transaction; None when none is left."""
+    last, read = orders_page_bounds(scope_after=scope_after, after_key=after_key, limit=limit)
+    if not read:
         return None
-    planned = [order for order in map(order_row, rows) if order is not None]
-    return OrdersPage(int(rows[-1][0]), len(rows), planned)
-
-
-def orders_page_load(*, page: OrdersPage) -> int:
-    """Create the page's orders (inside the caller's transaction); how many were new."""
-    return orders_import(rows=page.rows)
+    params: dict[str, Any] = {
+        "after": after_key,
+        "last": last,
+        "scope": scope_after,
+        "currencies": sorted(SUPPORTED_CURRENCIES),
+    }
+    orders_import_tables_reset()
+    with connection.cursor() as cursor:
+        # Dropped at commit; dropped here too for a dry run's single transaction.
+        cursor.execute("DROP TABLE IF EXISTS _legacy_steps, _legacy_finals, _legacy_computed")
+        cursor.execute(STEPS_SQL.format(scope=_scope(scope_after)), params)
+        cursor.execute(FINALS_SQL)
+        cursor.execute(UNPAID_TERMS_SQL)
+        unpaid = cursor.fetchall()
+        cursor.execute(
+            "CREATE TEMPORARY TABLE _legacy_computed (tx bigint PRIMARY KEY, sum_cents bigint,"
+            " commission_cents bigint, buyer_commission_cents bigint) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY _legacy_computed FROM STDIN") as copy:
+            for legacy_id, *terms in unpaid:
+                unit_price, quantity, shipping, seller_pct, seller_min, buyer_pct, buyer_min = terms
+                computed = amounts_compute(
+                    unit_price_cents=unit_price,
+                    quantity=quantity or 1,
+                    shipping_price_cents=shipping,
+                    commission_from_seller=seller_pct,
+                    minimum_commission_cents=seller_min,
+                    commission_from_buyer=buyer_pct,
+                    minimum_buyer_fee_cents=buyer_min,
+                )
+                copy.write_row(
+                    (
+                        legacy_id,
+                        computed.sum_cents,
+                        computed.seller_commission_cents,
+                        computed.buyer_commission_cents,
+                    )
+                )
+        cursor.execute(ORDERS_FILL_SQL, params)
+        cursor.execute(HISTORY_FILL_SQL)
+    result = orders_import_apply(is_move_allowed=True)
+    anomalies_record(
+        anomalies=[
+            Anomaly(
+                AnomalyKind.ORDER_MOVE_REFUSED,
+                "transactions",
+                reference.removeprefix(REFERENCE_PREFIX),
+                {"reason": reason},
+            )
+            for reference, reason in sorted(result.refused.items())
+        ],
+        run=run,
+    )
+    return OrdersPageResult(last, read, result.created, result.moved, len(result.refused))
 
 
 @dataclass(frozen=True, slots=True)

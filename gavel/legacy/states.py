@@ -119,6 +119,7 @@ class AnomalyKind(enum.StrEnum):
     EMAIL_CONFLICT = "email_conflict"
     ACCOUNT_CONFLICT = "account_conflict"
     CUSTOMER_CONFLICT = "customer_conflict"
+    ORDER_MOVE_REFUSED = "order_move_refused"
     SELLER_WITHOUT_USER = "seller_without_user"
     NEGATIVE_MONEY = "negative_money"
 

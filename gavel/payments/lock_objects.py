@@ -26,6 +26,10 @@ def order_lock(*, order_id: int) -> QuerySet[Order]:
     return Order.objects.select_for_update().filter(pk=order_id)
 
 
+def orders_lock(*, order_ids: Iterable[int]) -> QuerySet[Order]:
+    return Order.objects.select_for_update().filter(pk__in=list(order_ids)).order_by("pk")
+
+
 def attempt_lock(*, attempt_id: int) -> QuerySet[PaymentAttempt]:
     return PaymentAttempt.objects.select_for_update().filter(pk=attempt_id)
 

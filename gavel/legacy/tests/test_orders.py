@@ -158,3 +158,65 @@ def test_in_flight_adoption_refuses_an_intent_that_is_not_the_order(sandbox: Any
     assert sorted(result.refused) == sorted(Order.objects.values_list("pk", flat=True))
     assert PaymentAttempt.objects.count() == 0
     assert set(Order.objects.values_list("status", flat=True)) == {"authorized"}
+
+
+def test_an_imported_order_moves_on_only_when_its_history_is_extended(db: None) -> None:
+    from datetime import UTC, datetime
+
+    from gavel.payments.services.orders import HistoryStep, orders_import_or_move
+
+    buyer, seller = user_make(), user_make(seller=True)
+    at = [datetime(2025, 1, day, tzinfo=UTC) for day in range(1, 5)]
+    authorized = [
+        HistoryStep("", "pending", "legacy_import", at[0], "legacy not_started"),
+        HistoryStep("pending", "authorized", "legacy_import", at[1], "legacy preauthorized"),
+    ]
+    captured = HistoryStep("authorized", "captured", "legacy_import", at[2], "legacy paid")
+    paid = ImportedPayment(captured_minor=1_050, stripe_fee_minor=30, captured_at=at[2])
+    reference = f"{REFERENCE_PREFIX}1"
+
+    def row(status: str, history: list[HistoryStep], **changes: Any) -> ImportedOrder:
+        imported = OrderImport(status=status, history=history, legacy_reference=reference)
+        return _row(buyer.pk, seller.pk, imported=imported, **changes)
+
+    first = orders_import_or_move(rows=[row("authorized", authorized)])
+    assert (first.created, first.moved, first.refused) == (1, 0, {})
+    order = Order.objects.get()
+
+    # A rewritten history (an earlier step changed) is refused; nothing changes.
+    rewritten = [authorized[0], HistoryStep("pending", "authorized", "legacy_import", at[3])]
+    refused = orders_import_or_move(rows=[row("captured", [*rewritten, captured], payment=paid)])
+    assert (refused.created, refused.moved, refused.refused) == (
+        0,
+        0,
+        {reference: "history_diverged"},
+    )
+    order.refresh_from_db()
+    assert (order.status, order.captured_minor, order.transitions.count()) == ("authorized", 0, 2)
+
+    # The same history and one more step: appended, the payment facts taken.
+    moved = orders_import_or_move(
+        rows=[
+            row("captured", [*authorized, captured], payment=paid, funds_flow="separate_transfers")
+        ]
+    )
+    assert (moved.created, moved.moved, moved.refused) == (0, 1, {})
+    order.refresh_from_db()
+    assert (order.status, order.funds_flow, order.captured_minor, order.stripe_fee_minor) == (
+        "captured",
+        "separate_transfers",
+        1_050,
+        30,
+    )
+    assert list(order.transitions.order_by("pk").values_list("from_status", "to_status")) == [
+        ("", "pending"),
+        ("pending", "authorized"),
+        ("authorized", "captured"),
+    ]
+    again = orders_import_or_move(
+        rows=[
+            row("captured", [*authorized, captured], payment=paid, funds_flow="separate_transfers")
+        ]
+    )
+    assert (again.created, again.moved, again.refused) == (0, 0, {})
+    assert order.transitions.count() == 3

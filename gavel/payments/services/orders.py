@@ -1,19 +1,24 @@
-"""Orders: the fee breakdown frozen at checkout, and the auctions handoff."""
+"""Orders: the fee breakdown frozen at checkout, the auctions handoff, and bulk imports."""
+
+# SQL here is built from identifiers in this code, never from input; values are parameters.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from gavel.common.errors import NotFoundError, ServiceError
-from gavel.common.money import MoneyError, currency_normalize
+from gavel.common.money import SUPPORTED_CURRENCIES, MoneyError, currency_normalize
 from gavel.payments.fees import CommissionRule, LineFees, line_fees_compute
-from gavel.payments.lock_objects import sales_lock
+from gavel.payments.lock_objects import orders_lock, sales_lock
 from gavel.payments.models import FeeSchedule, Order, OrderLine, OrderTransition
 from gavel.payments.sellers import seller_account_id
 from gavel.payments.states import Operation
@@ -260,69 +265,155 @@ class ImportedOrder:
     payment: ImportedPayment = field(default_factory=ImportedPayment)
 
 
-def _imported_order_refused(row: ImportedOrder) -> str | None:
-    """Why a row cannot be an order (None: it can), checked before anything is written."""
-    imported = row.imported
-    if not imported.legacy_reference:
-        return "a bulk-imported order needs its legacy reference"
-    if imported.status not in Order.Status.values:
-        return f"unknown status {imported.status!r}"
-    if row.funds_flow not in Order.FundsFlow.values:
-        return f"unknown funds flow {row.funds_flow!r}"
-    if (
-        row.fees.hammer_minor <= 0
-        or min(row.fees.commission_minor, row.fees.buyers_premium_minor, row.fees.buyer_fee_minor)
-        < 0
-    ):
-        return "a line's price must be positive and its fees not negative"
-    if imported.history and imported.history[-1].to_status != imported.status:
-        return "the history must end in the order's status"
-    payment = row.payment
-    if min(payment.captured_minor, payment.refunded_minor, payment.transferred_minor) < 0:
-        return "payment amounts cannot be negative"
-    if payment.refunded_minor > payment.captured_minor:
-        return "refunded more than captured"
-    return None
+# ---- bulk import (the legacy import) -------------------------------------------------------
+#
+# Imported orders arrive in two temporary tables of the caller's transaction (the "import
+# tables"): one row per order and one per history step. The legacy import fills them with
+# ``INSERT … SELECT`` straight from its staging tables; ``orders_import`` fills them with COPY
+# from Python rows. ``orders_import_apply`` then checks every row and writes orders, lines and
+# histories with set-based SQL: millions of rows, no model instance per row.
+
+IMPORT_ORDERS = "_orders_import"
+IMPORT_HISTORY = "_orders_import_history"
+_IMPORT_IDS = "_orders_import_ids"
+
+IMPORT_ORDER_COLUMNS = (
+    "seq bigint NOT NULL, legacy_reference text, buyer_id bigint NOT NULL,"
+    " seller_id bigint NOT NULL, seller_account_id text NOT NULL, currency text NOT NULL,"
+    " funds_flow text NOT NULL, description text NOT NULL, status text NOT NULL,"
+    " hammer_minor bigint NOT NULL, buyers_premium_minor bigint NOT NULL,"
+    " buyer_fee_minor bigint NOT NULL, commission_minor bigint NOT NULL,"
+    " stripe_payment_intent_id text NOT NULL, stripe_charge_id text NOT NULL,"
+    " captured_minor bigint NOT NULL, stripe_fee_minor bigint NOT NULL,"
+    " refunded_minor bigint NOT NULL, disputed_minor bigint NOT NULL,"
+    " transferred_minor bigint NOT NULL, captured_at timestamptz"
+)
+# ``may_append``: this step may be appended to an order that already exists (a delta moved it
+# on); a step that may not makes the whole move refused.
+IMPORT_HISTORY_COLUMNS = (
+    "legacy_reference text NOT NULL, step integer NOT NULL, from_status text NOT NULL,"
+    " to_status text NOT NULL, operation text NOT NULL, reason text NOT NULL,"
+    " occurred_at timestamptz NOT NULL, may_append boolean NOT NULL DEFAULT true"
+)
+_ORDER_FIELDS = tuple(column.split()[0] for column in IMPORT_ORDER_COLUMNS.split(","))
+_HISTORY_FIELDS = tuple(column.split()[0] for column in IMPORT_HISTORY_COLUMNS.split(","))
+
+
+def orders_import_tables_reset() -> None:
+    """Create (once per connection) and empty the import tables. Inside a transaction: they
+    are emptied again when it ends."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("the import tables live in the caller's transaction")
+    with connection.cursor() as cursor:
+        for table, columns in (
+            (IMPORT_ORDERS, IMPORT_ORDER_COLUMNS),
+            (IMPORT_HISTORY, IMPORT_HISTORY_COLUMNS),
+            (_IMPORT_IDS, "legacy_reference text PRIMARY KEY, order_id bigint NOT NULL"),
+        ):
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
+            )
+            cursor.execute(f"TRUNCATE {table}")
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersImportResult:
+    created: int
+    moved: int  # existing orders given new history steps or new payment facts
+    refused: dict[str, str]  # legacy reference -> why its existing order was not moved
 
 
 def orders_import(*, rows: Sequence[ImportedOrder]) -> int:
     """Create many imported orders at once (the legacy import): each with its line, fee
-    breakdown, history and payment facts, in one transaction (PostgreSQL ``COPY``). Returns
-    how many were created.
+    breakdown, history and payment facts, in one transaction. Returns how many were created.
 
-    A row whose ``legacy_reference`` is already an order is skipped (a repeated or resumed
-    import adds nothing; the unique reference guards a concurrent one). Every row is checked
-    first: one bad row refuses the whole batch with ServiceError and writes nothing.
+    A row whose ``legacy_reference`` is already an order is not created again (a repeated or
+    resumed import adds nothing; the unique reference guards a concurrent one). Every row is
+    checked first: one bad row refuses the whole batch with ServiceError and writes nothing.
     """
-    prepared: list[tuple[ImportedOrder, str]] = []
-    for row in rows:
-        refused = _imported_order_refused(row)
-        try:
-            currency = currency_normalize(row.currency)
-        except MoneyError as error:
-            refused = refused or str(error)
-        if refused is not None:
-            raise ServiceError(
-                f"{row.imported.legacy_reference}: {refused}.", code="order_import_invalid"
-            )
-        prepared.append((row, currency))
     with transaction.atomic():
-        existing = set(
-            Order.objects.filter(
-                legacy_reference__in=[row.imported.legacy_reference for row, _ in prepared]
-            ).values_list("legacy_reference", flat=True)
+        _import_tables_fill(rows)
+        return orders_import_apply(is_move_allowed=False).created
+
+
+def orders_import_or_move(*, rows: Sequence[ImportedOrder]) -> OrdersImportResult:
+    """``orders_import``, and orders already imported moved on as ``orders_import_apply``
+    does (every new history step may be appended)."""
+    with transaction.atomic():
+        _import_tables_fill(rows)
+        return orders_import_apply(is_move_allowed=True)
+
+
+def _import_tables_fill(rows: Sequence[ImportedOrder]) -> None:
+    orders_import_tables_reset()
+    with connection.cursor() as cursor:
+        fields = ", ".join(_ORDER_FIELDS)
+        with cursor.cursor.copy(f"COPY {IMPORT_ORDERS} ({fields}) FROM STDIN") as copy:
+            for seq, row in enumerate(rows):
+                fees, payment = row.fees, row.payment
+                copy.write_row(
+                    (
+                        seq, row.imported.legacy_reference, row.buyer_id, row.seller_id,
+                        row.seller_account_id, row.currency, row.funds_flow, row.description,
+                        row.imported.status, fees.hammer_minor, fees.buyers_premium_minor,
+                        fees.buyer_fee_minor, fees.commission_minor,
+                        payment.stripe_payment_intent_id, payment.stripe_charge_id,
+                        payment.captured_minor, payment.stripe_fee_minor,
+                        payment.refunded_minor, payment.disputed_minor,
+                        payment.transferred_minor, payment.captured_at,
+                    )
+                )  # fmt: skip
+        fields = ", ".join(_HISTORY_FIELDS[:-1])
+        with cursor.cursor.copy(f"COPY {IMPORT_HISTORY} ({fields}) FROM STDIN") as copy:
+            for row in rows:
+                for step, item in enumerate(row.imported.history, start=1):
+                    copy.write_row(
+                        (
+                            row.imported.legacy_reference, step, item.from_status,
+                            item.to_status, item.operation, item.reason, item.occurred_at,
+                        )
+                    )  # fmt: skip
+
+
+def _refusal() -> tuple[str | None, str] | None:
+    """The first import row that cannot be an order, and why (None: every row can)."""
+    reasons = (
+        ("coalesce(s.legacy_reference, '') = ''", "an imported order needs its legacy reference"),
+        ("count(*) OVER (PARTITION BY s.legacy_reference) > 1", "reference twice in the batch"),
+        ("s.status <> ALL(%(statuses)s)", "unknown status"),
+        ("s.funds_flow <> ALL(%(flows)s)", "unknown funds flow"),
+        (
+            "s.hammer_minor <= 0 OR least(s.commission_minor, s.buyers_premium_minor,"
+            " s.buyer_fee_minor) < 0",
+            "a line's price must be positive and its fees not negative",
+        ),
+        ("h.to_status <> s.status", "the history must end in the order's status"),
+        ("least(s.captured_minor, s.refunded_minor, s.transferred_minor) < 0",
+         "payment amounts cannot be negative"),
+        ("s.refunded_minor > s.captured_minor", "refunded more than captured"),
+        ("upper(trim(s.currency)) <> ALL(%(currencies)s)", "unsupported currency"),
+    )  # fmt: skip
+    case = " ".join(
+        f"WHEN {condition} THEN %(reason_{index})s" for index, (condition, _) in enumerate(reasons)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT legacy_reference, reason FROM (SELECT s.legacy_reference, CASE {case} END"
+            f" AS reason FROM {IMPORT_ORDERS} s LEFT JOIN (SELECT DISTINCT ON (legacy_reference)"
+            f" legacy_reference, to_status FROM {IMPORT_HISTORY}"
+            " ORDER BY legacy_reference, step DESC) h ON h.legacy_reference = s.legacy_reference)"
+            " checked WHERE reason IS NOT NULL LIMIT 1",
+            {
+                "statuses": list(Order.Status.values),
+                "flows": list(Order.FundsFlow.values),
+                "currencies": sorted(SUPPORTED_CURRENCIES),
+                **{f"reason_{index}": reason for index, (_, reason) in enumerate(reasons)},
+            },
         )
-        fresh = [
-            (row, cur) for row, cur in prepared if row.imported.legacy_reference not in existing
-        ]
-        if not fresh:
-            return 0
-        _orders_copy(fresh)
-    return len(fresh)
+        found = cursor.fetchone()
+    return None if found is None else (found[0], found[1])
 
 
-# COPY, not bulk_create: a legacy import writes millions of rows, and the ORM's INSERT of model
-# instances was most of its time. The database's constraints still check every row.
 _ORDER_COLUMNS = (
     "buyer_id, kind, funds_flow, currency, status, subtotal_minor, buyers_premium_minor,"
     " buyer_fees_minor, commission_minor, total_minor, captured_minor, refunded_minor,"
@@ -336,54 +427,149 @@ _LINE_COLUMNS = (
     " refunded_absorbed_minor, disputed_seller_minor, transferred_minor, reversed_minor"
 )
 _TRANSITION_COLUMNS = "order_id, from_status, to_status, operation, reason, occurred_at, created_at"
+# The payment facts a later import may bring for an order it already created.
+_FACT_COLUMNS = (
+    "status", "funds_flow", "captured_minor", "refunded_minor", "disputed_minor",
+    "stripe_fee_minor", "stripe_payment_intent_id", "stripe_charge_id", "captured_at",
+)  # fmt: skip
 
 
-def _orders_copy(fresh: Sequence[tuple[ImportedOrder, str]]) -> None:
+def orders_import_apply(*, is_move_allowed: bool = True) -> OrdersImportResult:
+    """Write what the import tables hold (inside the caller's transaction): new orders with
+    their line and history; and, with ``is_move_allowed``, orders already imported moved on.
+
+    An existing order is moved only when its recorded history is the start of the imported one
+    (nothing rewritten, nothing done to it in Gavel since) and every new step ``may_append``:
+    the new steps are appended as transitions and its status and payment facts become the
+    imported ones. Otherwise it is left as it is and listed in ``refused``. Any row that cannot
+    be an order refuses the whole batch with ServiceError before anything is written.
+    """
+    refusal = _refusal()
+    if refusal is not None:
+        reference, reason = refusal
+        raise ServiceError(f"{reference}: {reason}.", code="order_import_invalid")
     now = timezone.now()
     tables = (Order._meta.db_table, OrderLine._meta.db_table, OrderTransition._meta.db_table)
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {tables[0]} ({_ORDER_COLUMNS}) FROM STDIN") as copy:
-            for row, currency in fresh:
-                fees, payment = row.fees, row.payment
-                copy.write_row(
-                    (
-                        row.buyer_id, Order.Kind.LEGACY.value, row.funds_flow, currency,
-                        row.imported.status, fees.hammer_minor, fees.buyers_premium_minor,
-                        fees.buyer_fee_minor, fees.commission_minor, fees.total_minor,
-                        payment.captured_minor, payment.refunded_minor, payment.disputed_minor,
-                        payment.stripe_fee_minor, payment.stripe_payment_intent_id,
-                        payment.stripe_charge_id, payment.captured_at,
-                        row.imported.legacy_reference, now, now,
-                    )
-                )  # fmt: skip
-        order_ids: dict[str, int] = {
-            str(reference): order_id
-            for reference, order_id in Order.objects.filter(
-                legacy_reference__in=[row.imported.legacy_reference for row, _ in fresh]
-            ).values_list("legacy_reference", "id")
-        }
-        with cursor.cursor.copy(f"COPY {tables[1]} ({_LINE_COLUMNS}) FROM STDIN") as copy:
-            for row, _ in fresh:
-                fees = row.fees
-                copy.write_row(
-                    (
-                        order_ids[str(row.imported.legacy_reference)], row.seller_id,
-                        row.seller_account_id, "", row.description[:300], fees.hammer_minor,
-                        fees.buyers_premium_minor, fees.buyer_fee_minor, fees.commission_minor,
-                        fees.seller_net_minor, fees.total_minor, 0, 0, 0, 0, 0,
-                        row.payment.transferred_minor, 0,
-                    )
-                )  # fmt: skip
-        with cursor.cursor.copy(f"COPY {tables[2]} ({_TRANSITION_COLUMNS}) FROM STDIN") as copy:
-            for row, _ in fresh:
-                order_id = order_ids[str(row.imported.legacy_reference)]
-                steps = row.imported.history or [
-                    HistoryStep("", row.imported.status, Operation.CREATE, now, "imported")
-                ]
-                for step in steps:
-                    copy.write_row(
-                        (
-                            order_id, step.from_status, step.to_status, step.operation,
-                            step.reason[:300], step.occurred_at, now,
-                        )
-                    )  # fmt: skip
+        cursor.execute(
+            f"WITH created AS (INSERT INTO {tables[0]} ({_ORDER_COLUMNS})"
+            " SELECT s.buyer_id, %(kind)s, s.funds_flow, upper(trim(s.currency)), s.status,"
+            " s.hammer_minor, s.buyers_premium_minor, s.buyer_fee_minor, s.commission_minor,"
+            " s.hammer_minor + s.buyers_premium_minor + s.buyer_fee_minor, s.captured_minor,"
+            " s.refunded_minor, s.disputed_minor, s.stripe_fee_minor,"
+            " s.stripe_payment_intent_id, s.stripe_charge_id, s.captured_at,"
+            f" s.legacy_reference, %(now)s, %(now)s FROM {IMPORT_ORDERS} s ORDER BY s.seq"
+            " ON CONFLICT (legacy_reference) DO NOTHING RETURNING id, legacy_reference)"
+            f" INSERT INTO {_IMPORT_IDS} (legacy_reference, order_id)"
+            " SELECT legacy_reference, id FROM created",
+            {"kind": Order.Kind.LEGACY.value, "now": now},
+        )
+        created = cursor.rowcount
+        cursor.execute(
+            f"INSERT INTO {tables[1]} ({_LINE_COLUMNS})"
+            " SELECT i.order_id, s.seller_id, s.seller_account_id, '', left(s.description, 300),"
+            " s.hammer_minor, s.buyers_premium_minor, s.buyer_fee_minor, s.commission_minor,"
+            " s.hammer_minor - s.commission_minor,"
+            " s.hammer_minor + s.buyers_premium_minor + s.buyer_fee_minor,"
+            " 0, 0, 0, 0, 0, s.transferred_minor, 0"
+            f" FROM {IMPORT_ORDERS} s JOIN {_IMPORT_IDS} i USING (legacy_reference)"
+            " ORDER BY i.order_id"
+        )
+        cursor.execute(
+            f"INSERT INTO {tables[2]} ({_TRANSITION_COLUMNS})"
+            " SELECT order_id, from_status, to_status, operation, reason, occurred_at, %(now)s"
+            " FROM (SELECT i.order_id, h.step, h.from_status, h.to_status, h.operation,"
+            f" left(h.reason, 300) AS reason, h.occurred_at FROM {IMPORT_HISTORY} h"
+            f" JOIN {_IMPORT_IDS} i USING (legacy_reference)"
+            " UNION ALL SELECT i.order_id, 1, '', s.status, %(create)s, 'imported', %(now)s"
+            f" FROM {_IMPORT_IDS} i JOIN {IMPORT_ORDERS} s USING (legacy_reference)"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {IMPORT_HISTORY} h"
+            " WHERE h.legacy_reference = i.legacy_reference)) steps"
+            " ORDER BY order_id, step",
+            {"now": now, "create": Operation.CREATE.value},
+        )
+    moved, refused = _orders_move(now) if is_move_allowed else (0, {})
+    return OrdersImportResult(created=created, moved=moved, refused=refused)
+
+
+def _orders_move(now: datetime) -> tuple[int, dict[str, str]]:
+    """Existing orders of the batch: append their new history steps and take the imported
+    payment facts, when their recorded history is the start of the imported one."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT o.id, o.legacy_reference FROM {IMPORT_ORDERS} s"
+            f" JOIN {Order._meta.db_table} o ON o.legacy_reference = s.legacy_reference"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {_IMPORT_IDS} i"
+            " WHERE i.legacy_reference = s.legacy_reference) ORDER BY o.id"
+        )
+        existing: dict[int, str] = dict(cursor.fetchall())
+        if not existing:
+            return 0, {}
+        list(orders_lock(order_ids=list(existing)))
+        cursor.execute(
+            "SELECT order_id, from_status, to_status, operation, reason, occurred_at"
+            f" FROM {OrderTransition._meta.db_table} WHERE order_id = ANY(%s) ORDER BY id",
+            [list(existing)],
+        )
+        recorded: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for order_id, *step in cursor.fetchall():
+            recorded[order_id].append(tuple(step))
+        cursor.execute(
+            "SELECT legacy_reference, from_status, to_status, operation, left(reason, 300),"
+            f" occurred_at, may_append FROM {IMPORT_HISTORY}"
+            " WHERE legacy_reference = ANY(%s) ORDER BY legacy_reference, step",
+            [list(existing.values())],
+        )
+        imported: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for reference, *step in cursor.fetchall():
+            imported[reference].append(tuple(step))
+    refused: dict[str, str] = {}
+    appended: list[OrderTransition] = []
+    movable: list[int] = []
+    for order_id, reference in existing.items():
+        steps = imported.get(reference, [])
+        done = recorded[order_id]
+        if steps:
+            if [step[:5] for step in steps[: len(done)]] != done:
+                refused[reference] = "history_diverged"
+                continue
+            new = steps[len(done) :]
+            if not all(step[5] for step in new):
+                refused[reference] = "move_not_allowed"
+                continue
+            appended += [
+                OrderTransition(
+                    order_id=order_id,
+                    from_status=step[0],
+                    to_status=step[1],
+                    operation=step[2],
+                    reason=step[3],
+                    occurred_at=step[4],
+                )
+                for step in new
+            ]
+        movable.append(order_id)
+    OrderTransition.objects.bulk_create(appended)
+    changed = {step.order_id for step in appended}
+    if movable:
+        old = ", ".join(f"o.{column}" for column in _FACT_COLUMNS)
+        new_values = ", ".join(f"s.{column}" for column in _FACT_COLUMNS)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Order._meta.db_table} o SET ({', '.join(_FACT_COLUMNS)}, updated_at)"
+                f" = ({new_values}, %s) FROM {IMPORT_ORDERS} s"
+                " WHERE o.legacy_reference = s.legacy_reference AND o.id = ANY(%s)"
+                f" AND ({old}) IS DISTINCT FROM ({new_values}) RETURNING o.id",
+                [now, movable],
+            )
+            changed |= {order_id for (order_id,) in cursor.fetchall()}
+            cursor.execute(
+                f"UPDATE {OrderLine._meta.db_table} l SET transferred_minor = s.transferred_minor"
+                f" FROM {Order._meta.db_table} o JOIN {IMPORT_ORDERS} s"
+                " ON s.legacy_reference = o.legacy_reference"
+                " WHERE l.order_id = o.id AND o.id = ANY(%s)"
+                " AND l.transferred_minor <> s.transferred_minor RETURNING l.order_id",
+                [movable],
+            )
+            changed |= {order_id for (order_id,) in cursor.fetchall()}
+    return len(changed), refused
