@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("gavel.connect.urls")),
     path("", include("gavel.payments.urls")),
     path("", include("gavel.payouts.urls")),
+    path("", include("gavel.legacy.urls")),
 ]
 
 urlpatterns = [

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
+from conftest import bearer
 from gavel.auctions.models import Auction
 from gavel.legacy.connections import database_connect
 from gavel.legacy.importer import ImportOptions, legacy_import
@@ -105,9 +108,20 @@ def test_listings_become_the_sellers_catalogue_and_orders_point_at_them(legacy_s
         transaction_id = int(str(link.order_line.order.legacy_reference).rsplit(":", 1)[1])
         assert link.listing.legacy_id == bought[transaction_id]
         assert link.listing.seller_id == link.order_line.seller_id
-    # Sellers see their legacy items.
+    # Sellers see their legacy items, and how often each sold, in the API; nobody else's.
     seller = User.objects.get(pk=links.first().listing.seller_id)  # type: ignore[union-attr]
-    assert seller.imported_listings.exists()
+    client = APIClient()
+    client.credentials(**bearer(seller))
+    response = client.get("/api/v1/legacy/listings/", {"limit": 100})
+    assert response.status_code == 200
+    sold = Counter(
+        links.filter(listing__seller=seller).values_list("listing__legacy_id", flat=True)
+    )
+    assert sorted((row["legacy_id"], row["times_sold"]) for row in response.json()["results"]) == [
+        (legacy_id, sold[legacy_id])
+        for legacy_id in sorted(seller.imported_listings.values_list("legacy_id", flat=True))
+    ]
+    assert sum(sold.values()) > 0
     assert LegacyIdMap.objects.filter(kind="listing").count() == len(expected)
 
     steps = run.stats["steps"]
@@ -206,3 +220,36 @@ def test_a_listing_load_killed_between_pages_resumes_to_the_same_catalogue(legac
         ImportedListingOrderLine.objects.count()
         == OrderLine.objects.filter(order__kind="legacy").count()
     )
+
+
+def test_the_listings_api_shows_only_the_signed_in_sellers_own(make_user, api_client):
+    seller, other = make_user("seller@example.com"), make_user("other@example.com")
+    listing = ImportedListing.objects.create(
+        legacy_id=41,
+        seller=seller,
+        title="Oak chair",
+        price_minor=4_500,
+        currency="EUR",
+        status=ImportedListing.Status.OPEN_AT_CUTOVER,
+        listed_at="2024-05-01T10:00:00Z",
+        legacy_updated_at="2024-05-02T10:00:00Z",
+        imported_run_id=1,
+    )
+
+    assert api_client.get("/api/v1/legacy/listings/").status_code == 401
+    api_client.credentials(**bearer(other))
+    assert api_client.get("/api/v1/legacy/listings/").json()["results"] == []
+    api_client.credentials(**bearer(seller))
+    (row,) = api_client.get("/api/v1/legacy/listings/").json()["results"]
+    assert row == {
+        "id": listing.pk,
+        "legacy_id": 41,
+        "title": "Oak chair",
+        "description": "",
+        "price_minor": 4_500,
+        "shipping_minor": 0,
+        "currency": "EUR",
+        "status": "open_at_cutover",
+        "listed_at": "2024-05-01T10:00:00Z",
+        "times_sold": 0,
+    }
