@@ -4,18 +4,28 @@ Measured in one run, on this machine:
 
 1. the PostgreSQL ceiling: single-row autocommit inserts of a row the size of a stored event,
    from 32 client threads (the headline's denominator);
-2. intake: signed Stripe-shaped events POSTed by 32 keep-alive clients to gunicorn for
-   BENCH_SECONDS: events/s, latency p50/p99, and the ratio to the ceiling (the headline);
+2. intake: signed Stripe-shaped events (unique ids, fresh timestamps, signed before the clock
+   starts) POSTed by 32 keep-alive connections for BENCH_SECONDS, to each intake server in
+   BENCH_INTAKE_SERVERS in turn: events/s, latency p50/p99, and the ratio to the ceiling. The
+   load comes from ``wrk`` when it is installed (a Lua script cycling through the pre-signed
+   raw requests, so the client costs little of the shared CPUs), else from Python threads; the
+   line says which. The last server listed is production's (``make serve``) and the headline's;
 3. processing: a Celery worker started on the backlog intake left, events/s until drained;
 4. end-to-end lag, storage to processed, under a steady load both sides can sustain (intake
-   and processing running together on the same CPUs).
+   and processing running together on the same CPUs; paced Python clients).
+
+Intake servers: ``uvicorn`` (gavel.asgi: the intake process, lean ASGI intake with group commit,
+uvloop and httptools, BENCH_UVICORN_WORKERS processes; what production serves the webhook
+paths with) and ``gunicorn`` (gavel.wsgi: the API's server, where the same paths are the
+Django views storing one event per request; gthread BENCH_GUNICORN_WORKERS x
+BENCH_GUNICORN_THREADS), measured side by side.
 
 Knobs (environment): BENCH_SECONDS (intake phase, default 8), BENCH_CLIENTS (32),
-BENCH_GUNICORN_WORKERS (3), BENCH_GUNICORN_THREADS (8), BENCH_CELERY_CONCURRENCY (6: processing
-waits on commits, so more processes than cores),
+BENCH_INTAKE_SERVERS (gunicorn,uvicorn), BENCH_UVICORN_WORKERS (2), BENCH_GUNICORN_WORKERS (3),
+BENCH_GUNICORN_THREADS (8), BENCH_LOAD (wrk or python; wrk when installed), BENCH_WRK_THREADS
+(2), BENCH_CELERY_CONCURRENCY (6: processing waits on commits, so more processes than cores),
 BENCH_PACED_RATE (events/s of the lag phase, default half the lower of the measured intake and
-processing rates),
-BENCH_BROKER_URL (redis://127.0.0.1:6379/12).
+processing rates), BENCH_BROKER_URL (redis://127.0.0.1:6379/12).
 """
 
 from __future__ import annotations
@@ -24,12 +34,15 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +58,11 @@ INTAKE_SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 CEILING_SECONDS = 6.0
 PACED_SECONDS = 8.0
 DRAIN_TIMEOUT_SECONDS = 45.0
+INTAKE_SERVERS = os.environ.get("BENCH_INTAKE_SERVERS", "gunicorn,uvicorn").split(",")
+UVICORN_WORKERS = int(os.environ.get("BENCH_UVICORN_WORKERS", "2"))
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
+LOAD = os.environ.get("BENCH_LOAD", "wrk" if shutil.which("wrk") else "python")
+WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
 GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "8"))
 CELERY_CONCURRENCY = int(os.environ.get("BENCH_CELERY_CONCURRENCY", "6"))
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/12")
@@ -363,6 +380,109 @@ class Load:
         return time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class IntakeFigures:
+    rate_per_second: float
+    p50_seconds: float
+    p99_seconds: float
+    errors: int
+    elapsed_seconds: float
+    note: str = ""
+
+
+# Each wrk thread reads its own file of pre-signed raw requests (NUL-separated) and sends each
+# once; a thread that runs out stops rather than repeat one (a duplicate takes the cheap path).
+WRK_SCRIPT = """
+local requests, index = {}, 0
+ran_out = 0
+local threads, counter = {}, 1
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local file = io.open(os.getenv("BENCH_REQUESTS_PREFIX") .. id, "rb")
+  local data = file:read("*a")
+  file:close()
+  local start = 1
+  while true do
+    local stop = string.find(data, "\\0", start, true)
+    if not stop then break end
+    requests[#requests + 1] = string.sub(data, start, stop - 1)
+    start = stop + 1
+  end
+end
+
+function request()
+  index = index + 1
+  if index > #requests then
+    ran_out = 1
+    wrk.thread:stop()
+    index = #requests
+  end
+  return requests[index]
+end
+
+function done(summary, latency, requests)
+  local exhausted = 0
+  for _, thread in ipairs(threads) do exhausted = exhausted + thread:get("ran_out") end
+  local errors = summary.errors
+  io.write(string.format(
+    "WRK_RESULT %d %d %d %d %d %d %d %d %d %d\\n",
+    summary.requests, summary.duration, errors.connect, errors.read, errors.write,
+    errors.status, errors.timeout, latency:percentile(50), latency:percentile(99), exhausted))
+end
+"""
+
+
+class WrkLoad:
+    """``wrk`` posting pre-signed events as fast as it can over keep-alive connections."""
+
+    def __init__(self, port: int, run: str) -> None:
+        self.port = port
+        self.run = run
+
+    def run_for(self, seconds: float, *, clients: int, expected_rate: float) -> IntakeFigures:
+        per_thread = int(expected_rate * seconds * 1.3 / WRK_THREADS) + 100
+        with tempfile.TemporaryDirectory(prefix="gavel-bench-") as directory:
+            prefix = os.path.join(directory, "requests.")
+            for thread in range(WRK_THREADS):
+                first = thread * per_thread
+                with open(f"{prefix}{thread + 1}", "wb") as file:
+                    for number in range(first, first + per_thread):
+                        file.write(_request_bytes(_event_body(number, self.run)) + b"\0")
+            script = os.path.join(directory, "intake.lua")
+            with open(script, "w") as file:
+                file.write(WRK_SCRIPT)
+            completed = subprocess.run(  # noqa: S603 - fixed arguments
+                [
+                    shutil.which("wrk") or "wrk", "-t", str(WRK_THREADS), "-c", str(clients),
+                    "-d", f"{max(1, round(seconds))}s",
+                    "--timeout", "30s", "-s", script,
+                    f"http://127.0.0.1:{self.port}/webhooks/stripe/",
+                ],
+                env={**os.environ, "BENCH_REQUESTS_PREFIX": prefix},
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        if completed.returncode != 0:
+            raise RuntimeError(f"wrk failed: {completed.stderr or completed.stdout}")
+        line = next(line for line in completed.stdout.splitlines() if line.startswith("WRK_RESULT"))
+        requests, duration_us, *errors, p50_us, p99_us, exhausted = map(int, line.split()[1:])
+        elapsed = duration_us / 1e6
+        error_count = sum(errors)
+        return IntakeFigures(
+            rate_per_second=(requests - errors[3]) / elapsed,
+            p50_seconds=p50_us / 1e6,
+            p99_seconds=p99_us / 1e6,
+            errors=error_count,
+            elapsed_seconds=elapsed,
+            note=f" ({exhausted} wrk threads ran out of prepared events)" if exhausted else "",
+        )
+
+
 def _wait_http(port: int, timeout_seconds: float = 30) -> None:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
@@ -414,14 +534,52 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _report_intake(label: str, load: Load, elapsed: float) -> float:
-    rate = len(load.latencies) / elapsed
+def _report_intake(label: str, figures: IntakeFigures) -> None:
     print(
-        f"{label}: {rate:,.0f} events/s over {elapsed:.1f}s, "
-        f"p50 {_percentile(load.latencies, 0.5) * 1000:.1f} ms, "
-        f"p99 {_percentile(load.latencies, 0.99) * 1000:.1f} ms, errors {load.errors}"
+        f"{label}: {figures.rate_per_second:,.0f} events/s over {figures.elapsed_seconds:.1f}s, "
+        f"p50 {figures.p50_seconds * 1000:.1f} ms, p99 {figures.p99_seconds * 1000:.1f} ms, "
+        f"errors {figures.errors}{figures.note}"
     )
-    return rate
+
+
+def _python_figures(load: Load, elapsed: float) -> IntakeFigures:
+    return IntakeFigures(
+        rate_per_second=len(load.latencies) / elapsed,
+        p50_seconds=_percentile(load.latencies, 0.5),
+        p99_seconds=_percentile(load.latencies, 0.99),
+        errors=load.errors,
+        elapsed_seconds=elapsed,
+    )
+
+
+def _intake_measure(port: int, run: str) -> tuple[IntakeFigures, str]:
+    """Intake as fast as CLIENTS connections go; the figures and the load generator's name."""
+    if LOAD == "wrk":
+        expected = float(os.environ.get("BENCH_WRK_EXPECTED_RATE", "12000"))
+        figures = WrkLoad(port, run).run_for(
+            INTAKE_SECONDS, clients=CLIENTS, expected_rate=expected
+        )
+        return figures, f"wrk -t{WRK_THREADS}"
+    load = Load(port, run)
+    return _python_figures(load, load.run_for(INTAKE_SECONDS, clients=CLIENTS)), "python threads"
+
+
+def _server_command(name: str, port: int) -> tuple[list[str], str]:
+    if name == "uvicorn":
+        return [
+            sys.executable, "-m", "uvicorn", "gavel.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(UVICORN_WORKERS),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--log-level", "warning", "--timeout-keep-alive", "30",
+        ], f"uvicorn gavel.asgi x{UVICORN_WORKERS}"  # fmt: skip
+    if name == "gunicorn":
+        return [
+            sys.executable, "-m", "gunicorn", "gavel.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+            "--workers", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS),
+            "--keep-alive", "30", "--log-level", "warning",
+        ], f"gunicorn gavel.wsgi gthread {GUNICORN_WORKERS}x{GUNICORN_THREADS}"  # fmt: skip
+    raise ValueError(f"unknown intake server {name!r} (uvicorn or gunicorn)")
 
 
 def main() -> None:
@@ -452,37 +610,33 @@ def main() -> None:
         channel: Any = broker.default_channel
         channel.queue_declare(queue="webhooks", durable=True, auto_delete=False)
         channel.queue_purge("webhooks")
-    port = _free_port()
-    web = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [
-            sys.executable, "-m", "gunicorn", "gavel.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-            "--workers", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS),
-            "--keep-alive", "30", "--log-level", "warning",
-        ],
-        env=env, cwd=REPO,
-    )  # fmt: skip
+    web: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     try:
-        _wait_http(port)
-        Load(port, "warm").run_for(1.5, clients=CLIENTS)
+        # 1. Intake alone, as fast as CLIENTS connections go, per server (no worker yet).
+        intake: IntakeFigures | None = None
+        port = 0
+        for position, name in enumerate(INTAKE_SERVERS):
+            port = _free_port()
+            command, label = _server_command(name, port)
+            web = subprocess.Popen(command, env=env, cwd=REPO)  # noqa: S603 - fixed arguments
+            _wait_http(port)
+            Load(port, f"warm{position}").run_for(1.5, clients=CLIENTS)
+            intake, generator = _intake_measure(port, f"sat{position}")
+            _report_intake(f"intake ({label}; load: {generator})", intake)
+            if position < len(INTAKE_SERVERS) - 1:
+                _stop(web)
+                web = None
+        assert intake is not None
         with psycopg.connect(_database_url(), autocommit=True) as database:
             cursor = database.cursor()
 
-            # 1. Intake alone, as fast as 32 clients go (the worker is not started yet).
-            intake = Load(port, "sat")
-            elapsed = intake.run_for(INTAKE_SECONDS, clients=CLIENTS)
-            intake_rate = _report_intake(
-                f"intake (gunicorn gthread {GUNICORN_WORKERS}x{GUNICORN_THREADS})", intake, elapsed
-            )
-            _, backlog = _counts(cursor, "sat")
-
-            # 2. Processing capacity: a worker drains that backlog (and the warm-up's).
-            _, warm_backlog = _counts(cursor, "warm")
+            # 2. Processing capacity: a worker drains the backlog every intake run left.
+            _, backlog = _counts(cursor, "")
             worker = subprocess.Popen([sys.executable, "-c", WORKER], env=env, cwd=REPO)  # noqa: S603
             drain_seconds = _drain(cursor, "")
             _, left = _counts(cursor, "")
-            drained = backlog + warm_backlog - left
+            drained = backlog - left
             processing_rate = drained / drain_seconds
             print(
                 f"processing (celery prefork x{CELERY_CONCURRENCY}, worker start included): "
@@ -490,15 +644,18 @@ def main() -> None:
                 f"left {left}"
             )
 
-            # 3. End-to-end lag under a steady load, intake and processing running together.
+            # 3. End-to-end lag under a steady load, intake and processing running together,
+            # on the last (production's) intake server.
             paced_rate = float(os.environ.get("BENCH_PACED_RATE", "0")) or 0.5 * min(
-                intake_rate, processing_rate
+                intake.rate_per_second, processing_rate
             )
             paced = Load(port, "lag")
             paced_elapsed = paced.run_for(
                 PACED_SECONDS, clients=CLIENTS, rate_per_second=paced_rate
             )
-            _report_intake("steady load, intake", paced, paced_elapsed)
+            _report_intake(
+                f"steady load {paced_rate:,.0f}/s, intake", _python_figures(paced, paced_elapsed)
+            )
             _drain(cursor, "lag")
             lags = _lags(cursor, "lag")
             print(
@@ -506,14 +663,15 @@ def main() -> None:
                 f"p50 {_percentile(lags, 0.5) * 1000:.0f} ms, "
                 f"p99 {_percentile(lags, 0.99) * 1000:.0f} ms, max {max(lags or [0]) * 1000:.0f} ms"
             )
+            rate = intake.rate_per_second
             print(
-                f"HEADLINE: intake {intake_rate:,.0f}/s = {intake_rate / ceiling:.0%} of the "
-                f"PostgreSQL ceiling {ceiling:,.0f}/s (target >= 50 %); intake p99 "
-                f"{_percentile(intake.latencies, 0.99) * 1000:.1f} ms (target < 50 ms); "
-                f"processing {processing_rate:,.0f}/s "
-                f"= {processing_rate / intake_rate:.0%} of intake"
+                f"HEADLINE ({INTAKE_SERVERS[-1]}): intake {rate:,.0f}/s = {rate / ceiling:.0%} of "
+                f"the PostgreSQL ceiling {ceiling:,.0f}/s (target >= 50 %); intake p99 "
+                f"{intake.p99_seconds * 1000:.1f} ms (target < 50 ms); "
+                f"processing {processing_rate:,.0f}/s = {processing_rate / rate:.0%} of intake"
             )
     finally:
-        _stop(web)
+        if web is not None:
+            _stop(web)
         if worker is not None:
             _stop(worker)

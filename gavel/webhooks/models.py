@@ -70,7 +70,9 @@ class WebhookEvent(models.Model):
 
 class WebhookAttempt(models.Model):
     """One processing attempt of one event. Append-only: a row is finished once, never edited
-    afterwards; an attempt whose worker died keeps no end until the sweeper marks it lost."""
+    afterwards; an attempt whose worker died keeps no end until the next drain to claim its
+    event (or the sweeper) closes it: ``lost`` if it ran alone (it is the one to blame, and it
+    was counted), ``abandoned`` if it ran in a batch (not counted; its event runs alone next)."""
 
     class Action(models.TextChoices):
         HANDLE = "handle"
@@ -84,7 +86,8 @@ class WebhookAttempt(models.Model):
         IGNORED = "ignored"
         FAILED = "failed"
         ALREADY_FINISHED = "already_finished"  # a duplicate task found the event done
-        LOST = "lost"  # the worker died mid-attempt
+        LOST = "lost"  # the worker died mid-attempt, this event alone in hand: counted
+        ABANDONED = "abandoned"  # the worker died mid-batch: not counted, retried alone
 
     event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()
@@ -95,6 +98,11 @@ class WebhookAttempt(models.Model):
     task_id = models.CharField(max_length=255, blank=True, default="")
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    isolated = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="ran alone, counted when it started; else in a batch, counted when it ended",
+    )
 
     class Meta:
         ordering = ["id"]

@@ -17,9 +17,16 @@ A drain that claims a full batch requests one more drain (if none is pending), s
 of drains grows to the number of worker processes while a backlog lasts, and falls back to one
 when it is gone.
 
-A claim is a lease (``due_at`` moved WEBHOOK_CLAIM_SECONDS ahead, under SKIP LOCKED, so two
-drains never take the same event): a drain whose worker dies leaves its events due again when
-the lease runs out, and the sweeper requests a drain for them.
+A claim (one statement, under SKIP LOCKED, so two drains never take the same event) moves the
+events' ``due_at`` WEBHOOK_CLAIM_SECONDS ahead and starts an attempt on each; the drain then
+processes the batch in one transaction that locks the events first (``events_process``). From
+then on the row locks, not the lease, keep other drains off them, for as long as the batch
+takes; the lease only covers the instant between the claim's commit and those locks. A worker
+that dies mid-batch loses its connection, PostgreSQL rolls the batch back and drops its locks,
+and the events are due again when the short lease runs out: the next claim, or the sweeper,
+takes them. Their attempts were not counted (a batch's attempts count when they end), and that
+claim closes them as ``abandoned`` and runs each of those events alone, counted when it starts:
+if one of them is what kills workers, it alone reaches the dead-letter limit.
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ from django.utils import timezone
 from gavel.common.outbox import outbox_enqueue
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
 from gavel.webhooks.services.processing import (
-    attempt_run,
+    Claim,
     commit_without_waiting_for_disk,
     event_process,
+    events_process,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,59 +132,107 @@ def events_claim(*, limit: int) -> list[int]:
     return claimed
 
 
+_EVENTS = WebhookEvent._meta.db_table
+_ATTEMPTS = WebhookAttempt._meta.db_table
 _CLAIM_SQL = (
-    "WITH due AS ("  # noqa: S608 - table names from the models
-    f"SELECT id, attempts_count AS previous_count FROM {WebhookEvent._meta.db_table} "
-    "WHERE status IN ('pending', 'retrying') AND due_at <= %(now)s "
-    "ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
-    f"leased AS (UPDATE {WebhookEvent._meta.db_table} AS event "
-    "SET due_at = %(lease_until)s, attempts_count = CASE "
-    "WHEN due.previous_count < %(max_attempts)s THEN due.previous_count + 1 "
-    "ELSE due.previous_count END FROM due WHERE event.id = due.id "
-    "RETURNING event.id, event.attempts_count, due.previous_count < %(max_attempts)s AS counted), "
-    f"started AS (INSERT INTO {WebhookAttempt._meta.db_table} "
-    "(event_id, number, action, outcome, error, worker, task_id, started_at) "
-    "SELECT id, attempts_count, 'handle', 'running', '', %(worker)s, %(task_id)s, %(now)s "
-    "FROM leased WHERE counted RETURNING event_id, id) "
-    "SELECT leased.id, started.id FROM leased "
+    # Due, unlocked events (a batch in progress holds its events' locks), oldest due first,
+    # each with whether its last attempt ended with its worker.
+    "WITH due AS (SELECT event.id, event.attempts_count AS previous_count, "  # noqa: S608
+    "COALESCE((SELECT attempt.outcome IN ('running', 'lost', 'abandoned') "
+    f"FROM {_ATTEMPTS} AS attempt WHERE attempt.event_id = event.id "
+    "ORDER BY attempt.id DESC LIMIT 1), false) AS suspect, event.due_at "
+    f"FROM {_EVENTS} AS event "
+    "WHERE event.status IN ('pending', 'retrying') AND event.due_at <= %(now)s "
+    "ORDER BY event.due_at, event.id LIMIT %(limit)s FOR UPDATE OF event SKIP LOCKED), "
+    # An event whose last attempt died with its worker runs alone: the first such, or else the
+    # whole batch.
+    "chosen AS (SELECT id, previous_count FROM due "
+    "WHERE NOT EXISTS (SELECT 1 FROM due WHERE suspect) "
+    "OR id = (SELECT id FROM due WHERE suspect ORDER BY due_at, id LIMIT 1)), "
+    "alone AS (SELECT count(*) = 1 AS isolated FROM chosen), "
+    # Attempts left open on them were abandoned by a dead worker (a live drain holds its
+    # events' locks, or their lease): closed, counted only if they ran alone.
+    f"closed AS (UPDATE {_ATTEMPTS} AS attempt SET outcome = CASE WHEN attempt.isolated "
+    "THEN 'lost' ELSE 'abandoned' END, error = %(lost_error)s, finished_at = %(now)s "
+    "FROM chosen WHERE attempt.event_id = chosen.id AND attempt.finished_at IS NULL), "
+    # The lease; an attempt running alone is counted now, one in a batch when it ends.
+    f"leased AS (UPDATE {_EVENTS} AS event SET due_at = %(lease_until)s, "
+    "attempts_count = CASE WHEN alone.isolated AND chosen.previous_count < %(max_attempts)s "
+    "THEN chosen.previous_count + 1 ELSE chosen.previous_count END "
+    "FROM chosen, alone WHERE event.id = chosen.id "
+    "RETURNING event.id, chosen.previous_count, alone.isolated), "
+    f"started AS (INSERT INTO {_ATTEMPTS} "
+    "(event_id, number, action, outcome, error, worker, task_id, started_at, isolated) "
+    "SELECT id, previous_count + 1, 'handle', 'running', '', %(worker)s, %(task_id)s, "
+    "%(now)s, isolated FROM leased WHERE previous_count < %(max_attempts)s "
+    "RETURNING event_id, id) "
+    "SELECT leased.id, started.id, leased.isolated FROM leased "
     "LEFT JOIN started ON started.event_id = leased.id ORDER BY leased.id"
 )
+LOST_ERROR = "the worker stopped before the attempt ended"
 
 
-def events_claim_with_attempts(
-    *, limit: int, worker: str = "", task_id: str = ""
-) -> list[tuple[int, int | None]]:
-    """Lease due events and start an attempt on each, in one statement on PostgreSQL:
-    (event pk, attempt pk), the attempt None for an event out of attempts.
+def events_claim_with_attempts(*, limit: int, worker: str = "", task_id: str = "") -> list[Claim]:
+    """Lease due events and start an attempt on each, in one statement on PostgreSQL (an
+    attempt None for an event out of attempts).
 
-    An attempt starts when its drain claims the event; if the worker dies, every attempt of
-    its batch is counted and later closed as lost (the batch is small).
+    An event whose last attempt died with its worker is claimed alone; so is a lone due event.
+    An attempt that runs alone is counted when it starts (if its worker dies, its event is the
+    one to blame); attempts of a batch are counted when they end, in the batch's commit, so a
+    worker that dies mid-batch costs none of its events an attempt.
     """
     if connection.vendor != "postgresql":
-        return [(event_pk, None) for event_pk in events_claim(limit=limit)]
+        # SQLite (the demo): one at a time, each attempt counted when it starts.
+        return [Claim(event_pk=pk, attempt_pk=None, counted=True) for pk in events_claim(limit=1)]
     now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_SQL,
-            {
-                "now": now,
-                "limit": limit,
-                "lease_until": now + timedelta(seconds=settings.WEBHOOK_CLAIM_SECONDS),
-                "max_attempts": settings.WEBHOOK_MAX_ATTEMPTS,
-                "worker": worker[:255],
-                "task_id": task_id[:255],
-            },
-        )
-        rows = cursor.fetchall()
+    with transaction.atomic():
+        commit_without_waiting_for_disk()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CLAIM_SQL,
+                {
+                    "now": now,
+                    "limit": limit,
+                    "lease_until": now + timedelta(seconds=settings.WEBHOOK_CLAIM_SECONDS),
+                    "max_attempts": settings.WEBHOOK_MAX_ATTEMPTS,
+                    "worker": worker[:255],
+                    "task_id": task_id[:255],
+                    "lost_error": LOST_ERROR,
+                },
+            )
+            rows = cursor.fetchall()
     return [
-        (int(event_pk), int(attempt_pk) if attempt_pk else None) for event_pk, attempt_pk in rows
+        Claim(
+            event_pk=int(event_pk),
+            attempt_pk=int(attempt_pk) if attempt_pk else None,
+            counted=bool(isolated),
+        )
+        for event_pk, attempt_pk, isolated in rows
     ]
 
 
+# A batch's row locks last as long as its worker's connection. A worker process that dies
+# closes it at once; a worker host that vanishes is noticed by PostgreSQL's TCP keepalive
+# probes on the connection: idle 10 s, then every 5 s, given up after 3 (about 25 s), instead
+# of the system's default of over two hours.
+_DEAD_PEER_PROBES_SQL = (
+    "SELECT set_config('tcp_keepalives_idle', '10', false), "
+    "set_config('tcp_keepalives_interval', '5', false), "
+    "set_config('tcp_keepalives_count', '3', false)"
+)
+
+
+def _dead_peer_probes_set() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_DEAD_PEER_PROBES_SQL)
+
+
 def events_drain(*, worker: str = "", task_id: str = "") -> int:
-    """Claim and process due events until none is left or the time budget is spent (then ask
-    for another drain); returns how many were processed."""
+    """Claim and process due events, a batch per transaction, until none is left or the time
+    budget is spent (then ask for another drain); returns how many were processed."""
     _signal_clear()
+    _dead_peer_probes_set()
     started = time.monotonic()
     # Requests skipped within the reuse window before this start are covered by a last claim
     # made after it (module docstring); twice the window leaves a margin.
@@ -197,11 +253,11 @@ def events_drain(*, worker: str = "", task_id: str = "") -> int:
             # A full batch: more may be due. One more drain (unless one is already requested)
             # lets idle worker processes join, up to their number, while the backlog lasts.
             drain_request()
-        for event_pk, attempt_pk in claimed:
-            if attempt_pk is None:  # portable path, or out of attempts (dead-lettered there)
-                event_process(event_pk=event_pk, worker=worker, task_id=task_id)
-            else:
-                attempt_run(event_pk=event_pk, attempt_pk=attempt_pk)
-            processed += 1
+        if connection.vendor != "postgresql":
+            for claim in claimed:
+                event_process(event_pk=claim.event_pk, worker=worker, task_id=task_id)
+        else:
+            events_process(claims=claimed)
+        processed += len(claimed)
     drain_request(force=True)
     return processed

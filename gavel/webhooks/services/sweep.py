@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import Case, Min, Value, When
 from django.utils import timezone
 
 from gavel.webhooks import metrics
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
-from gavel.webhooks.services.drain import drain_request
+from gavel.webhooks.services.drain import LOST_ERROR, drain_request
 
 # An attempt still running this long after the task's hard time limit has lost its worker.
 LOST_ATTEMPT_MARGIN_SECONDS = 60
@@ -27,15 +27,20 @@ class SweepResult:
 
 
 def attempts_mark_lost(*, older_than_seconds: float | None = None) -> int:
-    """Close attempts whose worker died mid-way (started before the cut-off, never finished)."""
+    """Close attempts whose worker died mid-way (started before the cut-off, never finished):
+    ``lost`` if the attempt ran alone, ``abandoned`` if it ran in a batch. The next drain to
+    claim their events closes them sooner; this catches those no drain claims again."""
     if older_than_seconds is None:
         older_than_seconds = settings.CELERY_TASK_TIME_LIMIT + LOST_ATTEMPT_MARGIN_SECONDS
     now = timezone.now()
     return WebhookAttempt.objects.filter(
         finished_at__isnull=True, started_at__lt=now - timedelta(seconds=older_than_seconds)
     ).update(
-        outcome=WebhookAttempt.Outcome.LOST,
-        error="the worker stopped before the attempt ended",
+        outcome=Case(
+            When(isolated=True, then=Value(WebhookAttempt.Outcome.LOST)),
+            default=Value(WebhookAttempt.Outcome.ABANDONED),
+        ),
+        error=LOST_ERROR,
         finished_at=now,
     )
 

@@ -26,6 +26,7 @@ from gavel.webhooks.services import (
     events_sweep,
 )
 from gavel.webhooks.services.drain import DRAIN_TASK
+from gavel.webhooks.services.processing import Claim
 from gavel.webhooks.tasks import webhook_events_sweep
 from gavel.webhooks.tests.conftest import Applied, event_payload, signed
 
@@ -187,7 +188,7 @@ def test_a_drain_claims_once_more_after_the_reuse_window(
     real_claim = drain.events_claim_with_attempts
     late: list[WebhookEvent] = []
 
-    def claim_then_an_event_arrives(**kwargs: Any) -> list[tuple[int, int | None]]:
+    def claim_then_an_event_arrives(**kwargs: Any) -> list[Claim]:
         claimed = real_claim(**kwargs)
         if not claimed and not late:
             # Stored, its drain request skipped within the window, after the first claim.
@@ -250,18 +251,21 @@ def test_worker_start_forgets_a_pending_request(transactional_db: None) -> None:
 def test_sweep_closes_attempts_whose_worker_died() -> None:
     event = store()
     long_ago = timezone.now() - timedelta(hours=1)
-    lost = WebhookAttempt.objects.create(event=event, number=1, started_at=long_ago)
+    alone = WebhookAttempt.objects.create(event=event, number=1, started_at=long_ago, isolated=True)
+    in_batch = WebhookAttempt.objects.create(event=event, number=2, started_at=long_ago)
     running = WebhookAttempt.objects.create(event=event, number=2, started_at=timezone.now())
 
-    assert events_sweep().attempts_lost == 1
+    assert events_sweep().attempts_lost == 2
 
-    lost.refresh_from_db()
-    running.refresh_from_db()
-    assert (lost.outcome, running.outcome) == (
+    for attempt in (alone, in_batch, running):
+        attempt.refresh_from_db()
+    assert (alone.outcome, in_batch.outcome, running.outcome) == (
         WebhookAttempt.Outcome.LOST,
+        WebhookAttempt.Outcome.ABANDONED,
         WebhookAttempt.Outcome.RUNNING,
     )
-    assert lost.finished_at is not None
+    assert alone.finished_at is not None
+    assert in_batch.finished_at is not None
     assert running.finished_at is None
 
 

@@ -232,7 +232,9 @@ def test_failed_handler_writes_are_rolled_back(applied: Applied, settings: Any) 
     finally:
         handler_unregister("test.half_written")
 
-    assert WebhookObjectCursor.objects.count() == 0
+    assert not WebhookObjectCursor.objects.filter(object_id="written_then_failed").exists()
+    # The object's cursor (locked before the handler ran) did not move.
+    assert WebhookObjectCursor.objects.get(object_id="platform/pi_half").applied_event_id == ""
 
 
 def test_attempts_lost_with_their_worker_count_towards_the_limit(settings: Any) -> None:

@@ -21,7 +21,7 @@ from gavel.celery import app
 from gavel.common.models import OutboxMessage
 from gavel.common.outbox import outbox_sweep
 from gavel.webhooks.envelope import envelope_read
-from gavel.webhooks.models import WebhookAttempt, WebhookEvent
+from gavel.webhooks.models import WebhookAttempt, WebhookEvent, WebhookObjectCursor
 from gavel.webhooks.services import event_ingest, events_sweep
 from gavel.webhooks.services.drain import DRAIN_TASK
 from gavel.webhooks.tests.conftest import Applied, event_payload, signed, wait_for
@@ -202,3 +202,105 @@ def test_worker_killed_mid_processing_event_completes_after_restart(
         WebhookAttempt.Outcome.LOST,
         WebhookAttempt.Outcome.PROCESSED,
     ]
+
+
+# A worker whose handler writes for every event and blocks on the second: it dies mid-batch.
+BATCH_WORKER_CHILD = """
+import pathlib, sys, time
+import django
+django.setup()
+from django.utils import timezone
+from gavel.webhooks.models import WebhookObjectCursor
+from gavel.webhooks.registry import webhook_handler
+
+@webhook_handler("test.apply")
+def write(event):
+    WebhookObjectCursor.objects.create(
+        object_id=f"written_by/{event.id}", applied_created_at=timezone.now(),
+        applied_event_id=event.id,
+    )
+
+@webhook_handler("test.block")
+def block(event):
+    pathlib.Path(sys.argv[1]).write_text(event.id)
+    time.sleep(120)
+
+from gavel.celery import app
+app.worker_main([
+    "worker", "--pool=solo", "-Q", "webhooks", "--without-gossip", "--without-mingle",
+    "--without-heartbeat", "--loglevel=ERROR",
+])
+"""
+
+
+def test_worker_killed_mid_batch_its_events_complete_soon_and_lose_no_attempt(
+    transactional_db: None,
+    applied: Applied,
+    settings: Any,
+    tmp_path: Path,
+    webhooks_queue_empty: None,
+) -> None:
+    """The batch's writes roll back with the dead worker's connection; its events are due again
+    when the short lease runs out (not after a long one), each is retried alone, and none is
+    charged an attempt for the crash."""
+    settings.WEBHOOK_SWEEP_AFTER_SECONDS = 0
+    payloads = [
+        event_payload("test.apply", object_id="pi_batch_1"),
+        event_payload("test.block", object_id="pi_batch_2"),
+        event_payload("test.apply", object_id="pi_batch_3"),
+    ]
+    for payload in payloads:
+        event_ingest(
+            envelope=envelope_read(payload),
+            body=json.dumps(payload),
+            source=WebhookEvent.Source.PLATFORM,
+        )
+    marker = tmp_path / "started"
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", BATCH_WORKER_CHILD, str(marker)],
+            env=child_env(WEBHOOK_CLAIM_SECONDS="2"),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        try:
+            wait_for(marker.exists, timeout_seconds=30)
+        except AssertionError:
+            print((tmp_path / "worker.log").read_text())
+            raise
+        assert marker.read_text() == payloads[1]["id"]
+        # Mid-batch: the first event's handler has written, uncommitted.
+        assert (
+            list(WebhookAttempt.objects.values_list("outcome", "isolated"))
+            == [(WebhookAttempt.Outcome.RUNNING, False)] * 3
+        )
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert set(WebhookEvent.objects.values_list("status", "attempts_count")) == {
+        (Status.PENDING, 0)
+    }
+    assert not WebhookObjectCursor.objects.filter(object_id__startswith="written_by/").exists()
+
+    from gavel.webhooks.registry import IncomingEvent, handler_unregister, webhook_handler
+
+    @webhook_handler("test.block")
+    def block_no_more(event: IncomingEvent) -> None:
+        applied.record(event)
+
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, queues=["webhooks"]):
+            wait_for(lambda: events_sweep().overdue >= 1)
+            wait_for(lambda: WebhookEvent.objects.filter(status=Status.PROCESSED).count() == 3)
+    finally:
+        handler_unregister("test.block")
+
+    assert applied.by_event == {payload["id"]: 1 for payload in payloads}
+    for payload in payloads:
+        event = WebhookEvent.objects.get(stripe_event_id=payload["id"])
+        assert event.attempts_count == 1
+        assert list(event.attempts.values_list("number", "outcome", "isolated")) == [
+            (1, WebhookAttempt.Outcome.ABANDONED, False),
+            (1, WebhookAttempt.Outcome.PROCESSED, True),
+        ]
