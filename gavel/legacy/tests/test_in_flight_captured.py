@@ -91,8 +91,10 @@ def _portal_charge(sandbox: Any, customer: str, *, card: str = "pm_card_visa") -
     )
 
 
-def _imported(sandbox: Any, payment: PortalPayment, account: str, customer: str) -> Order:
-    source = generated("postgres", f"captured_{os.getpid()}", payments=0)
+def _imported(
+    sandbox: Any, payment: PortalPayment, account: str, customer: str, dialect: str = "postgres"
+) -> Order:
+    source = generated(dialect, f"captured_{os.getpid()}", payments=0)
     portal_transaction_write(
         source.database, payment=payment, account_id=account, customer=customer
     )
@@ -111,10 +113,13 @@ def _reconciliation_kinds() -> list[str]:
 
 
 @pytest.mark.django_db
-def test_a_paid_unconfirmed_payment_is_transferred_to_the_seller_by_gavel(sandbox: Any) -> None:
+@pytest.mark.parametrize("dialect", ["postgres", "mysql"])
+def test_a_paid_unconfirmed_payment_is_transferred_to_the_seller_by_gavel(
+    sandbox: Any, dialect: str
+) -> None:
     account, customer = _seller_and_buyer(sandbox)
     payment = _portal_charge(sandbox, customer)
-    order = _imported(sandbox, payment, account, customer)
+    order = _imported(sandbox, payment, account, customer, dialect)
     assert (order.status, order.funds_flow, order.captured_minor, order.stripe_charge_id) == (
         "captured",
         "separate_transfers",
