@@ -16,6 +16,10 @@ disputed order has no ``payments.Dispute`` row. Adopting one order:
    only adds what the portal never booked (Stripe's dispute fee) and links the withdrawal's
    balance transaction; a dispute Stripe has already closed gets its outcome at once.
 
+A ``confirmed`` order the portal had not transferred yet (the buyer confirmed receipt in the
+portal) is confirmed in Gavel too, with ``order_receipt_confirm`` on the buyer's behalf: the
+seller's net is transferred as the portal's payout job would have done.
+
 From then on the order is Gavel's: ``order_receipt_confirm`` transfers the seller's net, and
 ``charge.dispute.closed`` (won: funds reinstated; lost: final) is applied by the normal
 dispute handlers. Every step is idempotent (unique link per balance transaction, unique dispute
@@ -31,15 +35,20 @@ from django.db.models import Exists, F, OuterRef, Q
 
 from gavel.common.errors import ServiceError
 from gavel.gateway import balance as gateway_balance
+from gavel.gateway import disputes as gateway_disputes
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.gateway.payment_intents import charge_retrieve
 from gavel.ledger import accounts
 from gavel.ledger.models import BalanceTransactionLink, JournalEntry, Posting
+from gavel.legacy.states import LegacyState
 from gavel.payments.models import Dispute, Order, OrderLine
 from gavel.payments.services.disputes import order_disputes_sync
+from gavel.payments.services.transfers import order_receipt_confirm
 
 S = Order.Status
-REFERENCE_PREFIX = "legacy:transactions:"  # orders.REFERENCE_PREFIX (orders imports this module)
+# orders.REFERENCE_PREFIX and HISTORY_OPERATION (orders imports this module, not the reverse)
+REFERENCE_PREFIX = "legacy:transactions:"
+HISTORY_OPERATION = "legacy_import"
 ADOPTED_STATUSES = (S.CAPTURED, S.DISPUTED)
 
 # The staged payment an order was loaded from: the first one not quarantined, as the orders
@@ -149,12 +158,24 @@ def order_charge_link(*, order_id: int) -> bool:
     return True
 
 
+def _confirmed_in_portal(order: Order) -> bool:
+    return order.transitions.filter(
+        operation=HISTORY_OPERATION, reason=f"legacy {LegacyState.CONFIRMED.value}"
+    ).exists()
+
+
 def order_captured_adopt(*, order_id: int) -> None:
     """Adopt one captured or disputed legacy order (see the module docstring)."""
-    order_charge_link(order_id=order_id)
-    order = Order.objects.get(pk=order_id)
-    if order.status == S.DISPUTED and order_disputes_sync(order_id=order_id) == 0:
+    order = Order.objects.select_related("buyer").get(pk=order_id)
+    is_disputed = order.status == S.DISPUTED
+    if is_disputed and not gateway_disputes.disputes_for_charge(charge_id=order.stripe_charge_id):
         raise AdoptionRefused(f"Stripe has no dispute on charge {order.stripe_charge_id}")
+    order_charge_link(order_id=order_id)
+    if is_disputed:
+        order_disputes_sync(order_id=order_id)
+    elif order.receipt_confirmed_at is None and _confirmed_in_portal(order):
+        # The buyer confirmed receipt in the portal; its payout job had not transferred yet.
+        order_receipt_confirm(order_id=order_id, user=order.buyer)
 
 
 def orders_captured_adopt(*, limit: int = 500) -> CapturedAdoption:

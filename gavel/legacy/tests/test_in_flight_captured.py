@@ -160,6 +160,37 @@ def test_a_paid_unconfirmed_payment_is_transferred_to_the_seller_by_gavel(
     assert_books_clean()
 
 
+@pytest.mark.django_db
+def test_a_confirmed_payment_the_portal_had_not_transferred_is_transferred_at_adoption(
+    sandbox: Any,
+) -> None:
+    account, customer = _seller_and_buyer(sandbox)
+    paid = _portal_charge(sandbox, customer)
+    payment = PortalPayment(
+        (*PAID, "confirmed"),
+        paid.intent_id,
+        status="paid",
+        intent_status="success",
+        charge_id=paid.charge_id,
+        real_fee_cents=paid.real_fee_cents,
+    )
+    order = _imported(sandbox, payment, account, customer)
+    assert (order.status, order.receipt_confirmed_at) == ("captured", None)
+    connected_account_refresh(account_pk=ConnectedAccount.objects.get(stripe_account_id=account).pk)
+
+    assert _adopt() == "adopted 1, refused 0, retry later 0\n"
+    assert orders_in_flight_adopt().adopted == []
+
+    order.refresh_from_db()
+    assert order.receipt_confirmed_at is not None
+    transfer = SellerTransfer.objects.get()
+    assert (transfer.kind, transfer.status, transfer.amount_minor) == ("sale", "succeeded", NET)
+    stripe_transfer = sandbox.get_object(transfer.stripe_transfer_id)
+    assert (stripe_transfer["amount"], stripe_transfer["destination"]) == (NET, account)
+    assert account_balance(code=f"connected_balance:{account}", currency="USD") == NET
+    assert_books_clean()
+
+
 def test_a_charge_stripe_disagrees_with_is_refused_and_nothing_is_linked(
     sandbox: Any, db: None
 ) -> None:
@@ -379,6 +410,7 @@ def test_a_disputed_order_stripe_knows_no_dispute_of_is_refused(sandbox: Any, db
         {order.pk: f"Stripe has no dispute on charge {paid.charge_id}"},
     )
     assert not Dispute.objects.exists()
+    assert not BalanceTransactionLink.objects.exists()
     assert Order.objects.get(pk=order.pk).status == "disputed"
 
 
