@@ -26,7 +26,7 @@ from gavel.legacy.connections import (
 )
 from gavel.legacy.generator import GeneratorConfig, legacy_generate
 from gavel.legacy.importer import ImportOptions, legacy_import
-from gavel.legacy.models import ImportedListing, ImportedListingOrderLine, LegacyAnomaly
+from gavel.legacy.models import ImportedListingOrderLine, LegacyAnomaly
 from gavel.legacy.schema import TABLES
 from gavel.legacy.states import AnomalyKind
 from gavel.legacy.verify import legacy_verify
@@ -290,14 +290,18 @@ def _carried_on(context: StoryContext) -> None:
     order = Order.objects.get(legacy_reference=f"legacy:transactions:{IN_FLIGHT_ID}")
     seller = User.objects.get(legacy_person_id=SELLER)
     buyer = User.objects.get(legacy_person_id=BUYER)
-    listing = ImportedListing.objects.get(legacy_id=IN_FLIGHT_ID)
     linked = ImportedListingOrderLine.objects.get(order_line__order=order).listing
-    if linked != listing:
+    context.tokens["legacy_seller"] = str(RefreshToken.for_user(seller).access_token)
+    page = context.api("GET", "/api/v1/legacy/listings/", as_user="legacy_seller")
+    (listing,) = page["results"]
+    if listing["id"] != linked.pk:
         raise RuntimeError("the in-flight order does not point at its listing")
     narrator.step(
-        f"{seller.get_full_name()} sold on the portal; now Gavel user #{seller.pk} with her"
-        f" listing in the catalogue: {listing.title!r} at"
-        f" {_money(listing.price_minor, listing.currency)} (history, never put up for auction)."
+        f"{seller.get_full_name()} sold on the portal; now Gavel user #{seller.pk}; she signs in"
+        " (the demo hands out the sessions: imported users have no password yet) and finds"
+        f" her legacy listing in the app: {listing['title']!r} at"
+        f" {_money(listing['price_minor'], listing['currency'])} ({listing['status']}, sold"
+        f" {listing['times_sold']} time; history, never put up for auction)."
         f" {buyer.get_full_name()}'s order #{order.pk} points at it: {order.status} at the"
         " cutover, the payment authorized on Stripe and not captured yet."
     )
@@ -320,9 +324,9 @@ def _carried_on(context: StoryContext) -> None:
     (summary,) = [row for row in page["results"] if row["id"] == order.pk]
     transfer = SellerTransfer.objects.get(line__order=order)
     narrator.step(
-        f"{buyer.first_name} signs in (the demo hands out the session: imported users have no"
-        f" password yet), sees order #{order.pk} ({summary['status']}) in the app and confirms"
-        f" receipt: {seller.first_name}'s Stripe account {transfer.destination_account_id}"
+        f"{buyer.first_name} signs in too, sees order #{order.pk} ({summary['status']}) in"
+        " the app and confirms receipt:"
+        f" {seller.first_name}'s Stripe account {transfer.destination_account_id}"
         f" keeps {_money(UNIT_PRICE - SELLER_COMMISSION, 'USD')} of the destination charge"
         f" ({transfer.status})."
     )

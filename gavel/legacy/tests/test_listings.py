@@ -253,3 +253,44 @@ def test_the_listings_api_shows_only_the_signed_in_sellers_own(make_user, api_cl
         "listed_at": "2024-05-01T10:00:00Z",
         "times_sold": 0,
     }
+
+
+def test_listings_of_an_author_without_a_user_or_with_a_negative_price_are_quarantined(
+    mysql_source, make_user
+):
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.author_id, p.email FROM listings l JOIN people p ON p.id = l.author_id"
+            " WHERE l.id = 1"
+        )
+        author, email = cursor.fetchone()
+        cursor.execute("SELECT id FROM listings WHERE author_id = %s", [author])
+        authored = {int(row[0]) for row in cursor.fetchall()}
+        cursor.execute(
+            "SELECT MIN(id) FROM listings WHERE author_id <> %s AND price_cents IS NOT NULL",
+            [author],
+        )
+        (negative,) = cursor.fetchone()
+        cursor.execute("UPDATE listings SET price_cents = -100 WHERE id = %s", [negative])
+    legacy.close()
+    make_user(email)  # a Gavel user has the author's email: the author gets no user
+
+    run_import(mysql_source)
+
+    without_user = set(
+        LegacyAnomaly.objects.filter(
+            kind="seller_without_user", legacy_table="listings"
+        ).values_list("legacy_id", flat=True)
+    )
+    assert without_user == {str(listing_id) for listing_id in authored}
+    anomaly = LegacyAnomaly.objects.get(kind="negative_money", legacy_table="listings")
+    assert (anomaly.legacy_id, anomaly.is_blocking) == (str(negative), True)
+    assert anomaly.details["price_cents"] == -100
+    assert not ImportedListing.objects.filter(legacy_id__in=[*authored, negative]).exists()
+    report = legacy_verify(database=mysql_source.database)
+    listing_rows = [row for row in report.rows if row["section"].startswith("imported listings")]
+    assert [row for row in listing_rows if row["difference"]] == []
+    assert sum(row["quarantined"] for row in listing_rows if "count" in row["section"]) == (
+        len(authored) + 1 + 3
+    )
