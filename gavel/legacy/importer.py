@@ -46,8 +46,22 @@ from gavel.legacy.loader import (
 )
 from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
 from gavel.legacy.orders import orders_page_load
-from gavel.legacy.reader import SPECS, LegacySource, TableSpec, key_initial, page_anomalies
-from gavel.legacy.staging import STAGING_MODELS, anomalies_record, staging_upsert
+from gavel.legacy.reader import (
+    SPECS,
+    LegacySource,
+    TableSpec,
+    is_passed_through,
+    key_initial,
+    page_anomalies,
+)
+from gavel.legacy.staging import (
+    STAGING_MODELS,
+    UpsertResult,
+    anomalies_record,
+    staging_copy,
+    staging_is_new_range,
+    staging_upsert,
+)
 
 logger = logging.getLogger(__name__)
 PageT = TypeVar("PageT")
@@ -138,10 +152,12 @@ class _Importer:
             with self._timed(LOAD_CUSTOMERS), transaction.atomic():
                 customers = buyer_customers_load(run=run, scope_after=scope_after)
                 self._step_done(run, LOAD_CUSTOMERS, changed=customers["created"])
-        with self._timed(LOAD_LEDGER):
-            self._ledger_load(run, scope_after)
-        with self._timed(LOAD_ORDERS):
-            self._orders_load(run, scope_after)
+        # The ledger and the orders read staging and write apart (ledger tables, payments
+        # tables, each its own checkpoints): side by side, each on its own connection.
+        self._side_by_side(
+            (LOAD_LEDGER, lambda: self._ledger_load(run, scope_after)),
+            (LOAD_ORDERS, lambda: self._orders_load(run, scope_after)),
+        )
         if self._step_pending(run, LINK_LISTINGS):
             with self._timed(LINK_LISTINGS), transaction.atomic():
                 linked = listings_order_lines_link(run=run, scope_after=scope_after)
@@ -151,6 +167,28 @@ class _Importer:
                 added = id_map_refresh(scope_after=scope_after)
                 self._step_done(run, LOAD_ID_MAP, changed=added)
         return self._run_close(run)
+
+    def _side_by_side(self, *steps: tuple[str, Callable[[], None]]) -> None:
+        """Run independent steps in threads, each with its own database connection (and so
+        its own transactions). Inside an open transaction (a dry run, a test) another
+        connection could not see what it holds, so the steps run one after the other."""
+
+        def timed(step: str, load: Callable[[], None]) -> None:
+            try:
+                with self._timed(step):
+                    load()
+            finally:
+                if threaded:
+                    db_connection_close()
+
+        threaded = not connection.in_atomic_block
+        if not threaded:
+            for step, load in steps:
+                timed(step, load)
+            return
+        with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="legacy-load") as pool:
+            for future in [pool.submit(timed, step, load) for step, load in steps]:
+                future.result()
 
     @contextmanager
     def _timed(self, step: str) -> Iterator[None]:
@@ -244,21 +282,71 @@ class _Importer:
             disable=not self.options.show_progress,
         )
         fields = spec.record._fields
+
+        def staged(last_key: str, rows: int, result: UpsertResult) -> None:
+            """The page's checkpoint, in its transaction."""
+            changed = result.inserted + result.updated
+            ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
+                last_key=last_key,
+                rows_read=checkpoint.rows_read + rows,
+                rows_changed=checkpoint.rows_changed + changed,
+            )
+            checkpoint.rows_read += rows
+            checkpoint.rows_changed += changed
+            bar.update(rows)
+
+        def is_new_range(after_key: str | int) -> bool:
+            if spec.key_is_text:  # the source's collation orders text keys, not ours
+                return False
+            return staging_is_new_range(table=spec.table, after_key=int(after_key))
+
         with bar:
-            for page in self.source.pages(spec, after=after, limit=self.batch_size, since=since):
-                with transaction.atomic():
-                    result = staging_upsert(
-                        table=spec.table, fields=fields, records=page, run_id=run.pk
-                    )
-                    anomalies_record(anomalies=page_anomalies(spec.table, page), run=run)
-                    ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(
-                        last_key=str(page[-1][0]),
-                        rows_read=checkpoint.rows_read + len(page),
-                        rows_changed=checkpoint.rows_changed + result.inserted + result.updated,
-                    )
-                checkpoint.rows_read += len(page)
-                checkpoint.rows_changed += result.inserted + result.updated
-                bar.update(len(page))
+            if is_passed_through(spec, self.source.dialect):
+                while True:
+                    last: list[str | None] = [None]
+
+                    def stream(
+                        write: Callable[[bytes], None],
+                        after: str | int = after,
+                        last: list[str | None] = last,
+                    ) -> int:
+                        rows, last[0] = self.source.copy_page(
+                            spec,
+                            after=after,
+                            limit=self.batch_size,
+                            since=since,
+                            run_id=run.pk,
+                            write=write,
+                        )
+                        return rows
+
+                    with transaction.atomic():
+                        result, rows = staging_copy(
+                            table=spec.table,
+                            fields=fields,
+                            stream=stream,
+                            run_id=run.pk,
+                            is_new_range=is_new_range(after),
+                        )
+                        if last[0] is not None:
+                            staged(last[0], rows, result)
+                    if last[0] is None or rows < self.batch_size:
+                        break
+                    after = last[0] if spec.key_is_text else int(last[0])
+            else:
+                pages = self.source.pages(spec, after=after, limit=self.batch_size, since=since)
+                for page in pages:
+                    with transaction.atomic():
+                        result = staging_upsert(
+                            table=spec.table,
+                            fields=fields,
+                            records=page,
+                            run_id=run.pk,
+                            is_new_range=is_new_range(after),
+                        )
+                        anomalies_record(anomalies=page_anomalies(spec.table, page), run=run)
+                        staged(str(page[-1][0]), len(page), result)
+                    after = page[-1][0]
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
 
     # ---- stage two: listings (a keyset page per transaction, with its checkpoint) -------------

@@ -12,7 +12,7 @@ the same legacy data changes nothing, and ``staged_run_id`` marks exactly what c
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,15 +50,81 @@ class UpsertResult:
     updated: int
 
 
+# COPY data (text format, one row per line, ``staged_run_id`` last) written to a writer:
+# ``stream(write)`` sends a page and returns how many rows it sent.
+CopyStream = Callable[[Callable[[bytes], None]], int]
+
+
+def staging_is_new_range(*, table: str, after_key: int) -> bool:
+    """No staged row has a key after ``after_key``: the next page only adds rows, so it may be
+    copied straight into the staging table (a first run, a resumed one, new legacy rows).
+    Checked inside the page's transaction; the unique key still refuses a duplicate."""
+    target = STAGING_MODELS[table]._meta.db_table
+    with connection.cursor() as cursor:
+        # max() is one probe of the unique index, whatever the (stale) statistics say.
+        cursor.execute(f"SELECT max(legacy_id) FROM {target}")
+        (last,) = cursor.fetchone()
+    return last is None or int(last) <= after_key
+
+
 def staging_upsert(
-    *, table: str, fields: Sequence[str], records: Sequence[Sequence[Any]], run_id: int
+    *,
+    table: str,
+    fields: Sequence[str],
+    records: Sequence[Sequence[Any]],
+    run_id: int,
+    is_new_range: bool = False,
 ) -> UpsertResult:
-    """Insert new rows, update changed ones, leave identical ones alone."""
+    """Insert new rows, update changed ones, leave identical ones alone. ``is_new_range``
+    (``staging_is_new_range``): every row is new, copied straight in."""
     if not records:
         return UpsertResult(0, 0)
+    result, _ = _staging_write(
+        table=table, fields=fields, run_id=run_id, rows=records, is_new_range=is_new_range
+    )
+    return result
+
+
+def staging_copy(
+    *, table: str, fields: Sequence[str], stream: CopyStream, run_id: int, is_new_range: bool
+) -> tuple[UpsertResult, int]:
+    """``staging_upsert`` for a page that arrives as COPY text (a PostgreSQL source's own
+    ``COPY … TO STDOUT``, passed through without parsing a row). Returns the result and how
+    many rows the page had."""
+    return _staging_write(
+        table=table, fields=fields, run_id=run_id, stream=stream, is_new_range=is_new_range
+    )
+
+
+def _staging_write(
+    *,
+    table: str,
+    fields: Sequence[str],
+    run_id: int,
+    is_new_range: bool,
+    rows: Sequence[Sequence[Any]] | None = None,
+    stream: CopyStream | None = None,
+) -> tuple[UpsertResult, int]:
     target = STAGING_MODELS[table]._meta.db_table
-    temporary = f"_stage_{target}"
     columns = ", ".join(fields)
+
+    def copy_into(relation: str) -> int:
+        with connection.cursor() as cursor:
+            statement = f"COPY {relation} ({columns}, staged_run_id) FROM STDIN"
+            with cursor.cursor.copy(statement) as copy:
+                if stream is not None:
+                    count = stream(copy.write)
+                else:
+                    assert rows is not None
+                    for row in rows:
+                        copy.write_row((*row, run_id))
+                    count = len(rows)
+        return count
+
+    if is_new_range:
+        count = copy_into(target)
+        return UpsertResult(inserted=count, updated=0), count
+    temporary = f"_stage_{target}"
     compared = [field for field in fields if field != "legacy_id"]
     assignments = ", ".join(f"{field} = EXCLUDED.{field}" for field in compared)
     old = ", ".join(f"{target}.{field}" for field in compared)
@@ -66,24 +132,22 @@ def staging_upsert(
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {temporary} ON COMMIT DELETE ROWS"
-            f" AS SELECT {columns} FROM {target} WITH NO DATA"
+            f" AS SELECT {columns}, staged_run_id FROM {target} WITH NO DATA"
         )
         cursor.execute(f"TRUNCATE {temporary}")
-        with cursor.cursor.copy(f"COPY {temporary} ({columns}) FROM STDIN") as copy:
-            for record in records:
-                copy.write_row(record)
+    count = copy_into(temporary)
+    with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {target} ({columns}, staged_run_id)"
-            f" SELECT {columns}, %s FROM {temporary}"
+            f" SELECT {columns}, staged_run_id FROM {temporary}"
             f" ON CONFLICT (legacy_id) DO UPDATE SET {assignments},"
             " staged_run_id = EXCLUDED.staged_run_id"
             f" WHERE ({old}) IS DISTINCT FROM ({new})"
-            " RETURNING (xmax = 0)",
-            [run_id],
+            " RETURNING (xmax = 0)"
         )
         flags = cursor.fetchall()
     inserted = sum(1 for (is_new,) in flags if is_new)
-    return UpsertResult(inserted=inserted, updated=len(flags) - inserted)
+    return UpsertResult(inserted=inserted, updated=len(flags) - inserted), count
 
 
 def anomalies_record(*, anomalies: Sequence[Anomaly], run: ImportRun) -> int:
