@@ -301,7 +301,7 @@ class _Importer:
             return staging_is_new_range(table=spec.table, after_key=int(after_key))
 
         with bar:
-            if is_passed_through(spec, self.source.dialect):
+            if is_passed_through(spec):
                 while True:
                     last: list[str | None] = [None]
 

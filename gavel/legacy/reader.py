@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.legacy.connections import Dialect, LegacyDatabase, database_connect
+from gavel.legacy.schema import TABLES
 from gavel.legacy.states import AnomalyKind
 
 
@@ -388,11 +389,15 @@ class LegacySource:
         run_id: int,
         write: Callable[[bytes], None],
     ) -> tuple[int, str | None]:
-        """PostgreSQL sources: send one keyset page to ``write`` as the source's own ``COPY …
-        TO STDOUT`` text, with ``run_id`` as a last column, without parsing a row in Python
-        (uuids are sent as hex, which a uuid column reads). Returns the rows sent and the
-        page's last key (None: the page was empty)."""
-        assert self.dialect is Dialect.POSTGRES
+        """Send one keyset page to ``write`` as PostgreSQL ``COPY`` text, with ``run_id`` as a
+        last column, without converting a value in Python: a PostgreSQL source's own ``COPY …
+        TO STDOUT``; a MySQL source formats each row as one line itself (``CONCAT_WS``), so
+        PyMySQL reads one string per row instead of typed columns. Uuids travel as hex, which
+        a uuid column reads. Returns the rows sent and the page's last key (None: empty)."""
+        if self.dialect is Dialect.MYSQL:
+            return self._mysql_copy_page(
+                spec, after=after, limit=limit, since=since, run_id=run_id, write=write
+            )
         columns = ", ".join(
             f"encode({self.quote(column)}, 'hex')"
             if column in spec.uuid_columns
@@ -422,6 +427,35 @@ class LegacySource:
             return 0, None
         return rows, _copy_text_field(tail.rstrip(b"\n").split(b"\t", 1)[0])
 
+    def _mysql_copy_page(
+        self,
+        spec: TableSpec,
+        *,
+        after: str | int,
+        limit: int,
+        since: datetime | None,
+        run_id: int,
+        write: Callable[[bytes], None],
+    ) -> tuple[int, str | None]:
+        types = {column.name: column.type_key for column in TABLES[spec.table]}
+        fields = ", ".join(_mysql_copy_text(column, types[column]) for column in spec.columns)
+        where = "`id` > %s"
+        params: list[Any] = [after]
+        if since is not None:
+            where += " AND `updated_at` >= %s"
+            params.append(since.astimezone(UTC).replace(tzinfo=None))
+        query = (
+            f"SELECT `id`, CONCAT_WS('\\t', {fields}, '{int(run_id)}') FROM `{spec.table}`"
+            f" WHERE {where} ORDER BY `id` LIMIT {int(limit)}"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return 0, None
+        write(("\n".join(line for _, line in rows) + "\n").encode())
+        return len(rows), str(rows[-1][0])
+
     def count(self, table: str, *, since: datetime | None = None) -> int:
         query = f"SELECT COUNT(*) FROM {self.quote(table)}"
         params: list[Any] = []
@@ -440,6 +474,23 @@ class LegacySource:
             return list(cursor.fetchall())
 
 
+def _mysql_copy_text(column: str, type_key: str) -> str:
+    """A MySQL expression giving one column as a field of PostgreSQL's COPY text format:
+    ``\\N`` for NULL, backslash, tab, newline and carriage return escaped in text, uuids as hex,
+    numbers, booleans (0/1) and datetimes (``YYYY-MM-DD hh:mm:ss``) as MySQL prints them."""
+    quoted = f"`{column}`"
+    if type_key == "uuid":
+        value = f"LOWER(HEX({quoted}))"
+    elif type_key in {"str", "text", "person", "person_pk"}:
+        value = (
+            rf"REPLACE(REPLACE(REPLACE(REPLACE({quoted}, '\\', '\\\\'), '\t', '\\t'),"
+            rf" '\n', '\\n'), '\r', '\\r')"
+        )
+    else:
+        value = f"CAST({quoted} AS CHAR)"
+    return rf"IFNULL({value}, '\\N')"
+
+
 _COPY_ESCAPES = {b"b": "\b", b"f": "\f", b"n": "\n", b"r": "\r", b"t": "\t", b"v": "\v"}
 
 
@@ -453,10 +504,10 @@ def _copy_text_field(raw: bytes) -> str:
     return text.decode()
 
 
-# Tables without row checks are passed through from a PostgreSQL source as COPY text; the
+# Tables without row checks are passed through as COPY text (``LegacySource.copy_page``); the
 # others are read as records, checked row by row (``ROW_CHECKS``), then copied.
-def is_passed_through(spec: TableSpec, dialect: Dialect) -> bool:
-    return dialect is Dialect.POSTGRES and spec.table not in ROW_CHECKS
+def is_passed_through(spec: TableSpec) -> bool:
+    return spec.table not in ROW_CHECKS
 
 
 def key_initial(spec: TableSpec) -> str | int:
