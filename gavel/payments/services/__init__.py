@@ -1,7 +1,8 @@
 """Services of the payments app (writes). Entry points for other apps, tasks and the API:
 
 * orders: ``order_create`` (legacy imports too), ``orders_import`` (bulk, legacy import),
-  ``order_for_sale`` (the auctions handoff)
+  ``orders_import_apply`` (the legacy import's SQL path: creates orders from the import
+  tables, moves imported ones on), ``order_for_sale`` (the auctions handoff)
 * charging: ``order_charge``, ``order_payment_retry``, ``order_payment_refresh``,
   ``order_capture`` (an authorized order, legacy in-flight charges included),
   ``order_payment_attach`` (adopt an existing PaymentIntent: legacy import),

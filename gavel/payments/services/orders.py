@@ -488,7 +488,13 @@ def orders_import_apply(*, is_move_allowed: bool = True) -> OrdersImportResult:
             " ORDER BY order_id, step",
             {"now": now, "create": Operation.CREATE.value},
         )
-    moved, refused = _orders_move(now) if is_move_allowed else (0, {})
+    moved, refused = 0, dict[str, str]()
+    if is_move_allowed:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {IMPORT_ORDERS}")
+            (staged,) = cursor.fetchone()
+        if staged > created:  # some were imported before: they may move on
+            moved, refused = _orders_move(now)
     return OrdersImportResult(created=created, moved=moved, refused=refused)
 
 
