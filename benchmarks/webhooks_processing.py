@@ -8,12 +8,13 @@ event lock, object cursor lock, handler, status) is started and waits, then ever
 made due at once, one drain is requested and the clock runs until none is unfinished. Worker
 start is not timed. Rounds alternate the configurations, so the machine's noise falls on each.
 
-Configurations: ``batch=N`` runs this tree with WEBHOOK_DRAIN_BATCH_SIZE=N (1: a transaction
-per event; the default: the batch design); BENCH_BASELINE_TREE, a path to another checkout
-(``git worktree add /tmp/base <commit>``), adds that tree's worker at its own defaults (the
-database schema is this tree's: run it only against a compatible commit).
+Configurations: ``batch=N`` runs this tree with WEBHOOK_DRAIN_BATCH_SIZE=N (20 was the size of
+the event-at-a-time design; the default is this tree's); BENCH_BASELINE_TREE, a path to another
+checkout (``git archive <commit> | tar -x -C /tmp/base``), adds that tree's worker at its own
+defaults, first (the database schema is this tree's: use a commit it is compatible with, e.g.
+185d188, the event-at-a-time processing this design replaced).
 
-Knobs: BENCH_PROCESSING_EVENTS (20000), BENCH_PROCESSING_BATCHES ("1,default"),
+Knobs: BENCH_PROCESSING_EVENTS (20000), BENCH_PROCESSING_BATCHES ("20,default"),
 BENCH_PROCESSING_ROUNDS (2), BENCH_CELERY_CONCURRENCY (6), BENCH_BROKER_URL
 (redis://127.0.0.1:6379/12), BENCH_BASELINE_TREE.
 """
@@ -250,7 +251,7 @@ def main() -> None:
     configurations: list[tuple[str, Path, dict[str, str]]] = []
     if BASELINE_TREE:
         configurations.append((f"baseline {Path(BASELINE_TREE).name}", Path(BASELINE_TREE), {}))
-    for item in os.environ.get("BENCH_PROCESSING_BATCHES", "1,default").split(","):
+    for item in os.environ.get("BENCH_PROCESSING_BATCHES", "20,default").split(","):
         size = default_batch if item.strip() == "default" else int(item)
         configurations.append((f"batch={size}", REPO, {"WEBHOOK_DRAIN_BATCH_SIZE": str(size)}))
     print(

@@ -34,6 +34,9 @@ WEBHOOK_CLAIM_SECONDS = env_int("WEBHOOK_CLAIM_SECONDS", default=10)
 # Events per claim and transaction: bigger amortises the claim, the locks and the commit over
 # more events, and holds the objects' cursor locks longer (benchmarks/webhooks_processing.py).
 WEBHOOK_DRAIN_BATCH_SIZE = env_int("WEBHOOK_DRAIN_BATCH_SIZE", default=100)
+# A drain sizes each claim by the last batch's pace so a batch takes about this long (at most
+# WEBHOOK_DRAIN_BATCH_SIZE events): slow handlers get small batches, holding locks briefly.
+WEBHOOK_DRAIN_BATCH_TARGET_MS = env_int("WEBHOOK_DRAIN_BATCH_TARGET_MS", default=500)
 WEBHOOK_DRAIN_TIME_BUDGET_SECONDS = env_int("WEBHOOK_DRAIN_TIME_BUDGET_SECONDS", default=20)
 # While a requested drain has not started, intake asks for no other (a Redis key with this
 # time to live), so the outbox is written a few times a second, not once per event.

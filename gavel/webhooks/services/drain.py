@@ -228,9 +228,25 @@ def _dead_peer_probes_set() -> None:
             cursor.execute(_DEAD_PEER_PROBES_SQL)
 
 
+def batch_size_next(*, size: int, claimed: int, seconds: float) -> int:
+    """The next claim's size: as many events as the last batch's pace fits in
+    WEBHOOK_DRAIN_BATCH_TARGET_MS, at most twice ``size`` and WEBHOOK_DRAIN_BATCH_SIZE, at least
+    one. A batch holds its objects' locks (and its Celery task) for as long as it runs, so slow
+    handlers (a Stripe call each) get small batches and quick ones large batches."""
+    maximum: int = settings.WEBHOOK_DRAIN_BATCH_SIZE
+    if claimed <= 0:
+        return size
+    pace_seconds = max(seconds, 1e-6) / claimed
+    fitting = int(settings.WEBHOOK_DRAIN_BATCH_TARGET_MS / 1000 / pace_seconds)
+    return max(1, min(maximum, 2 * size, fitting))
+
+
 def events_drain(*, worker: str = "", task_id: str = "") -> int:
     """Claim and process due events, a batch per transaction, until none is left or the time
-    budget is spent (then ask for another drain); returns how many were processed."""
+    budget is spent (then ask for another drain); returns how many were processed.
+
+    The first claim takes an eighth of WEBHOOK_DRAIN_BATCH_SIZE; each next one is sized by the
+    last batch's pace (``batch_size_next``)."""
     _signal_clear()
     _dead_peer_probes_set()
     started = time.monotonic()
@@ -239,25 +255,28 @@ def events_drain(*, worker: str = "", task_id: str = "") -> int:
     last_claim_not_before = started + 2 * settings.WEBHOOK_DRAIN_SIGNAL_REUSE_MS / 1000
     deadline = started + settings.WEBHOOK_DRAIN_TIME_BUDGET_SECONDS
     processed = 0
+    size = max(1, settings.WEBHOOK_DRAIN_BATCH_SIZE // 8)
     while time.monotonic() < deadline:
-        claimed = events_claim_with_attempts(
-            limit=settings.WEBHOOK_DRAIN_BATCH_SIZE, worker=worker, task_id=task_id
-        )
+        claimed = events_claim_with_attempts(limit=size, worker=worker, task_id=task_id)
         if not claimed:
             wait_seconds = last_claim_not_before - time.monotonic()
             if wait_seconds <= 0:
                 return processed
             time.sleep(wait_seconds)
             continue
-        if len(claimed) == settings.WEBHOOK_DRAIN_BATCH_SIZE:
+        if len(claimed) == size:
             # A full batch: more may be due. One more drain (unless one is already requested)
             # lets idle worker processes join, up to their number, while the backlog lasts.
             drain_request()
+        batch_started = time.monotonic()
         if connection.vendor != "postgresql":
             for claim in claimed:
                 event_process(event_pk=claim.event_pk, worker=worker, task_id=task_id)
         else:
             events_process(claims=claimed)
+        size = batch_size_next(
+            size=size, claimed=len(claimed), seconds=time.monotonic() - batch_started
+        )
         processed += len(claimed)
     drain_request(force=True)
     return processed

@@ -315,3 +315,48 @@ def test_sweeper_lost_attempts_do_not_hide_a_dead_worker_from_the_next_claim(
     assert attempts_mark_lost(older_than_seconds=0) == 2
 
     assert [(c.event_pk, c.counted) for c in claim()] == [(pks[0], True)]
+
+
+def test_batch_size_follows_the_pace_of_the_last_batch(settings: Any) -> None:
+    from gavel.webhooks.services.drain import batch_size_next
+
+    settings.WEBHOOK_DRAIN_BATCH_SIZE = 100
+    settings.WEBHOOK_DRAIN_BATCH_TARGET_MS = 500
+
+    assert batch_size_next(size=12, claimed=12, seconds=0.012) == 24  # at most doubles
+    assert batch_size_next(size=80, claimed=80, seconds=0.08) == 100  # capped
+    assert batch_size_next(size=100, claimed=100, seconds=2.0) == 25  # 20 ms each: 25 fit
+    assert batch_size_next(size=25, claimed=5, seconds=5.0) == 1  # a Stripe call each
+    assert batch_size_next(size=7, claimed=0, seconds=0.0) == 7
+
+
+def test_a_drain_of_slow_handlers_claims_small_batches(
+    applied: Applied, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gavel.webhooks.services import drain
+
+    settings.WEBHOOK_DRAIN_BATCH_SIZE = 16
+    settings.WEBHOOK_DRAIN_BATCH_TARGET_MS = 100
+
+    @webhook_handler("test.slow_call")
+    def slow_call(event: IncomingEvent) -> None:
+        threading.Event().wait(0.06)  # at least 60 ms, like a call to Stripe
+
+    real_claim = drain.events_claim_with_attempts
+    sizes: list[int] = []
+
+    def claim_recorded(**kwargs: Any) -> list[Claim]:
+        sizes.append(kwargs["limit"])
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(drain, "events_claim_with_attempts", claim_recorded)
+    try:
+        pks = [store(event_payload("test.slow_call")) for _ in range(5)]
+        assert drain.events_drain() == 5
+    finally:
+        handler_unregister("test.slow_call")
+
+    assert sizes[:4] == [2, 1, 1, 1]
+    assert set(WebhookEvent.objects.filter(pk__in=pks).values_list("status", flat=True)) == {
+        Status.PROCESSED
+    }
