@@ -175,7 +175,8 @@ def listings_order_lines_link(*, run: ImportRun, scope_after: int) -> int:
         cursor.execute(
             "INSERT INTO legacy_importedlistingorderline (order_line_id, listing_id)"
             f" {select} WHERE t.staged_run_id > %(after)s"
-            f" UNION {select} WHERE il.imported_run_id = %(run)s"
+            f" UNION ALL {select} WHERE il.imported_run_id = %(run)s"
+            " AND t.staged_run_id <= %(after)s"  # disjoint halves: nothing to de-duplicate
             " ON CONFLICT (order_line_id) DO NOTHING",
             {"after": scope_after, "run": run.pk},
         )

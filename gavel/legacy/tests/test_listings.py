@@ -294,3 +294,40 @@ def test_listings_of_an_author_without_a_user_or_with_a_negative_price_are_quara
     assert sum(row["quarantined"] for row in listing_rows if "count" in row["section"]) == (
         len(authored) + 1 + 3
     )
+
+
+def test_a_sold_listing_released_from_quarantine_by_a_delta_gets_its_order_lines(mysql_source):
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT listing_id, price_cents FROM transactions JOIN listings l"
+            " ON l.id = listing_id ORDER BY listing_id LIMIT 1"
+        )
+        listing_id, price = cursor.fetchone()
+        cursor.execute("UPDATE listings SET price_cents = NULL WHERE id = %s", [listing_id])
+    run_import(mysql_source)
+    lines = ImportedListingOrderLine.objects.filter(listing__legacy_id=listing_id)
+    sold = OrderLine.objects.filter(
+        order__legacy_reference__in=[
+            f"legacy:transactions:{transaction_id}"
+            for transaction_id in LegacyOrder.objects.filter(
+                listing_legacy_id=listing_id
+            ).values_list("legacy_id", flat=True)
+        ]
+    )
+    assert sold.count() > 0
+    assert not lines.exists()
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "UPDATE listings SET price_cents = %s, updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [price, listing_id],
+        )
+    legacy.close()
+
+    delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    assert delta.stats["steps"]["load:transactions"]["read"] == 0  # no order restaged
+    assert sorted(lines.values_list("order_line_id", flat=True)) == sorted(
+        sold.values_list("id", flat=True)
+    )
+    assert delta.stats["steps"]["load:listing_order_lines"]["changed"] == sold.count()
