@@ -99,10 +99,10 @@ async def _answer(
     try:
         # The writer's statement timeout normally answers first (its batch rolled back); this
         # bound covers a writer that cannot even connect.
-        await asyncio.wait_for(
-            intake_writer().store(row),
-            timeout=settings.WEBHOOK_INTAKE_WRITE_TIMEOUT_SECONDS + WAIT_MARGIN_SECONDS,
-        )
+        async with asyncio.timeout(
+            settings.WEBHOOK_INTAKE_WRITE_TIMEOUT_SECONDS + WAIT_MARGIN_SECONDS
+        ):
+            await intake_writer().store(row)
     except (IntakeUnavailable, TimeoutError):
         return 503, error_json(
             503, "intake_unavailable", "The event could not be stored; deliver it again later."
