@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from gavel.webhooks.intake import (
     ACCEPTED,
@@ -29,6 +28,14 @@ from gavel.webhooks.services.ingest import event_ingest
 
 
 def _intake(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
+    if request.method != "POST":
+        response = HttpResponse(
+            error_json(405, "method_not_allowed", f'Method "{request.method}" not allowed.'),
+            status=405,
+            content_type="application/json",
+        )
+        response["Allow"] = "POST"
+        return response
     try:
         declared_length_check(request.META.get("CONTENT_LENGTH"))
         row = delivery_read(
@@ -59,18 +66,15 @@ def _intake(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
 def stripe_platform_webhook(request: HttpRequest) -> HttpResponse:
     return _intake(request, PLATFORM)
 
 
 @csrf_exempt
-@require_POST
 def stripe_connect_webhook(request: HttpRequest) -> HttpResponse:
     return _intake(request, CONNECT)
 
 
 @csrf_exempt
-@require_POST
 def stripe_thin_webhook(request: HttpRequest) -> HttpResponse:
     return _intake(request, THIN)

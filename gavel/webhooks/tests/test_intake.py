@@ -233,4 +233,8 @@ def test_thin_endpoint_without_secret_refuses_everything() -> None:
 
 
 def test_get_is_not_allowed() -> None:
-    assert Client().get(PLATFORM_URL).status_code == 405
+    response = Client().get(PLATFORM_URL)
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
