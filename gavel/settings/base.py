@@ -153,4 +153,5 @@ from gavel.settings.legacy import *  # noqa: E402,F403
 from gavel.settings.logging import *  # noqa: E402,F403
 from gavel.settings.payments import *  # noqa: E402,F403
 from gavel.settings.stripe import *  # noqa: E402,F403
+from gavel.settings.users import *  # noqa: E402,F403
 from gavel.settings.webhooks import *  # noqa: E402,F403

@@ -1,4 +1,4 @@
-"""Registration, tokens and "me"."""
+"""Registration, tokens, password reset and "me"."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from gavel.common.serializers import StrictSerializer
 from gavel.users.models import User
 from gavel.users.permissions import IsStaff
 from gavel.users.selectors import user_list
-from gavel.users.services import user_register
+from gavel.users.services import (
+    password_reset_confirm,
+    password_reset_request,
+    user_register,
+)
 
 
 class UserOutputSerializer(serializers.ModelSerializer[User]):
@@ -43,6 +47,48 @@ class RegisterApi(GavelAPIView):
         serializer.is_valid(raise_exception=True)
         user = user_register(**serializer.validated_data)
         return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class DetailSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+
+
+RESET_REQUESTED = "If an account uses this email, a link to set its password is on its way."
+
+
+class PasswordResetRequestApi(GavelAPIView):
+    """Email a link to set a password (forgotten, or never set: members imported from the
+    legacy portal). The answer is the same whether or not the email has an account."""
+
+    permission_classes = (AllowAny,)
+
+    class InputSerializer(StrictSerializer):
+        email = serializers.EmailField(max_length=254)
+
+    @extend_schema(request=InputSerializer, responses={202: DetailSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        password_reset_request(**serializer.validated_data)
+        return Response({"detail": RESET_REQUESTED}, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmApi(GavelAPIView):
+    """Set the new password with the uid and token from the emailed link."""
+
+    permission_classes = (AllowAny,)
+
+    class InputSerializer(StrictSerializer):
+        uid = serializers.CharField(max_length=64)
+        token = serializers.CharField(max_length=128)
+        new_password = serializers.CharField(max_length=128, write_only=True)
+
+    @extend_schema(request=InputSerializer, responses={200: UserOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = password_reset_confirm(**serializer.validated_data)
+        return Response(UserOutputSerializer(user).data)
 
 
 class MeApi(GavelAPIView):

@@ -31,6 +31,8 @@ class User(AbstractUser):
     is_seller = models.BooleanField(default=False, help_text="Set once seller onboarding starts")
     # Legacy portal person id ("people.id"), kept for the migration's id map and support.
     legacy_person_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # When the last reset email was queued: at most one per PASSWORD_RESET_MIN_INTERVAL_SECONDS.
+    password_reset_requested_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = ["username"]
