@@ -7,7 +7,7 @@ import sys
 
 import django
 
-# The demo's own throwaway admin, on 127.0.0.1 and a SQLite file made fresh every run.
+# The demo's own throwaway admin, on 127.0.0.1 and a database made fresh every run.
 DEMO_ADMIN_PASSWORD = "gavel-demo-admin"  # noqa: S105
 
 
@@ -25,7 +25,13 @@ def main() -> int:
 
     narrator = Narrator()
     narrator.chapter("Gavel demo: an auction marketplace's money, end to end")
-    narrator.detail("Embedded setup: a SQLite file, an in-memory broker and worker, and the")
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        where = f"the local PostgreSQL (database {connection.settings_dict['NAME']})"
+    else:
+        where = "an embedded SQLite file"
+    narrator.detail(f"Setup: {where}, an in-memory broker and worker, and the")
     narrator.detail("project's Stripe sandbox standing in for Stripe.")
     database_fresh()
     # One sandbox and one worker for the story and for serving afterwards, so the API served

@@ -4,13 +4,17 @@ real importer (``gavel.legacy``), verified against the portal, and its people ca
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlparse
 
 from django.conf import settings
+from django.core import mail
 from django.core.management import call_command
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -95,8 +99,8 @@ def chapter_legacy_import(context: StoryContext) -> None:
     if connection.vendor != "postgresql":
         narrator.step(
             "Skipped on this SQLite demo: the legacy importer stages and loads with PostgreSQL's"
-            " COPY and upserts; `make demo-postgres` runs the whole story on PostgreSQL with"
-            " this chapter."
+            " COPY and upserts. `make demo` runs on the local PostgreSQL when one answers (or on"
+            " DEMO_DATABASE_URL), with this chapter."
         )
         return
     portal = database_parse(_portal_url())
@@ -283,6 +287,37 @@ def _in_flight_rows_write(portal: LegacyDatabase, stripe: dict[str, str]) -> Non
         connection_.close()
 
 
+def _password_set_from_reset_link(context: StoryContext, user: User, *, as_user: str) -> None:
+    """How an imported member signs in: a reset link by email (sent by the worker), a new
+    password, then a token like anybody else."""
+    from gavel.demo.story import DEMO_PASSWORD
+
+    mail.outbox = []
+    context.api("POST", "/api/v1/auth/password-reset/", body={"email": user.email}, expect=202)
+    deadline = time.monotonic() + 20
+    while not mail.outbox:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the reset email was not sent in time")
+        time.sleep(0.05)
+    link = re.search(r"https://\S+", str(mail.outbox[0].body))
+    if link is None:
+        raise RuntimeError("the reset email holds no link")
+    query = parse_qs(urlparse(link.group(0)).query)
+    context.api(
+        "POST",
+        "/api/v1/auth/password-reset/confirm/",
+        body={
+            "uid": query["uid"][0],
+            "token": query["token"][0],
+            "new_password": DEMO_PASSWORD,
+        },
+    )
+    tokens = context.api(
+        "POST", "/api/v1/auth/token/", body={"email": user.email, "password": DEMO_PASSWORD}
+    )
+    context.tokens[as_user] = tokens["access"]
+
+
 def _carried_on(context: StoryContext) -> None:
     """The in-flight order is handed to Gavel, captured when the seller accepts, and confirmed
     by the buyer in the app: from here on it is an ordinary Gavel order."""
@@ -291,15 +326,15 @@ def _carried_on(context: StoryContext) -> None:
     seller = User.objects.get(legacy_person_id=SELLER)
     buyer = User.objects.get(legacy_person_id=BUYER)
     linked = ImportedListingOrderLine.objects.get(order_line__order=order).listing
-    context.tokens["legacy_seller"] = str(RefreshToken.for_user(seller).access_token)
+    _password_set_from_reset_link(context, seller, as_user="legacy_seller")
     page = context.api("GET", "/api/v1/legacy/listings/", as_user="legacy_seller")
     (listing,) = page["results"]
     if listing["id"] != linked.pk:
         raise RuntimeError("the in-flight order does not point at its listing")
     narrator.step(
-        f"{seller.get_full_name()} sold on the portal; now Gavel user #{seller.pk}; she signs in"
-        " (the demo hands out the sessions: imported users have no password yet) and finds"
-        f" her legacy listing in the app: {listing['title']!r} at"
+        f"{seller.get_full_name()} sold on the portal; now Gavel user #{seller.pk}, without a"
+        " password. She asks the app for a reset link, sets her password from the email,"
+        f" signs in and finds her legacy listing in the app: {listing['title']!r} at"
         f" {_money(listing['price_minor'], listing['currency'])} ({listing['status']}, sold"
         f" {listing['times_sold']} time; history, never put up for auction)."
         f" {buyer.get_full_name()}'s order #{order.pk} points at it: {order.status} at the"
