@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,21 +142,18 @@ class _Importer:
             with self._timed(LOAD_USERS), transaction.atomic():
                 result = users_load(run=run, scope_after=scope_after)
                 self._step_done(run, LOAD_USERS, changed=result["users_changed"])
-        with self._timed(LOAD_LISTINGS):
-            self._listings_load(run, scope_after)
-        if self._step_pending(run, LOAD_ACCOUNTS):
-            with self._timed(LOAD_ACCOUNTS), transaction.atomic():
-                accounts = connected_accounts_load(run=run, scope_after=scope_after)
-                self._step_done(run, LOAD_ACCOUNTS, changed=accounts["created"])
-        if self._step_pending(run, LOAD_CUSTOMERS):
-            with self._timed(LOAD_CUSTOMERS), transaction.atomic():
-                customers = buyer_customers_load(run=run, scope_after=scope_after)
-                self._step_done(run, LOAD_CUSTOMERS, changed=customers["created"])
-        # The ledger and the orders read staging and write apart (ledger tables, payments
-        # tables, each its own checkpoints): side by side, each on its own connection.
+        # After the users, the ledger, the orders, and the catalogue with the Stripe ids read
+        # staging and write apart (ledger tables, payments tables, listings, connect and
+        # auctions; each step its own checkpoints): three lanes side by side, each on its own
+        # database connection.
         self._side_by_side(
-            (LOAD_LEDGER, lambda: self._ledger_load(run, scope_after)),
-            (LOAD_ORDERS, lambda: self._orders_load(run, scope_after)),
+            [(LOAD_LEDGER, lambda: self._ledger_load(run, scope_after))],
+            [(LOAD_ORDERS, lambda: self._orders_load(run, scope_after))],
+            [
+                (LOAD_LISTINGS, lambda: self._listings_load(run, scope_after)),
+                (LOAD_ACCOUNTS, lambda: self._accounts_load(run, scope_after)),
+                (LOAD_CUSTOMERS, lambda: self._customers_load(run, scope_after)),
+            ],
         )
         if self._step_pending(run, LINK_LISTINGS):
             with self._timed(LINK_LISTINGS), transaction.atomic():
@@ -168,26 +165,40 @@ class _Importer:
                 self._step_done(run, LOAD_ID_MAP, changed=added)
         return self._run_close(run)
 
-    def _side_by_side(self, *steps: tuple[str, Callable[[], None]]) -> None:
-        """Run independent steps in threads, each with its own database connection (and so
-        its own transactions). Inside an open transaction (a dry run, a test) another
-        connection could not see what it holds, so the steps run one after the other."""
+    def _accounts_load(self, run: ImportRun, scope_after: int) -> None:
+        if self._step_pending(run, LOAD_ACCOUNTS):
+            with transaction.atomic():
+                accounts = connected_accounts_load(run=run, scope_after=scope_after)
+                self._step_done(run, LOAD_ACCOUNTS, changed=accounts["created"])
 
-        def timed(step: str, load: Callable[[], None]) -> None:
+    def _customers_load(self, run: ImportRun, scope_after: int) -> None:
+        if self._step_pending(run, LOAD_CUSTOMERS):
+            with transaction.atomic():
+                customers = buyer_customers_load(run=run, scope_after=scope_after)
+                self._step_done(run, LOAD_CUSTOMERS, changed=customers["created"])
+
+    def _side_by_side(self, *lanes: Sequence[tuple[str, Callable[[], None]]]) -> None:
+        """Run lanes of independent steps in threads, each lane's steps in order on its own
+        database connection (and so in its own transactions). Inside an open transaction (a
+        dry run, a test) another connection could not see what it holds, so every step runs
+        in line."""
+
+        def lane_run(lane: Sequence[tuple[str, Callable[[], None]]]) -> None:
             try:
-                with self._timed(step):
-                    load()
+                for step, load in lane:
+                    with self._timed(step):
+                        load()
             finally:
                 if threaded:
                     db_connection_close()
 
         threaded = not connection.in_atomic_block
         if not threaded:
-            for step, load in steps:
-                timed(step, load)
+            for lane in lanes:
+                lane_run(lane)
             return
-        with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="legacy-load") as pool:
-            for future in [pool.submit(timed, step, load) for step, load in steps]:
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="legacy-load") as pool:
+            for future in [pool.submit(lane_run, lane) for lane in lanes]:
                 future.result()
 
     @contextmanager
@@ -444,6 +455,7 @@ class _Importer:
         bar = tqdm(desc=step, unit="row", disable=not self.options.show_progress)
         with bar:
             while True:
+                started = time.perf_counter()
                 with transaction.atomic():
                     page = load(after_key)
                     if page is None:
@@ -457,6 +469,13 @@ class _Importer:
                     # Fresh statistics, so triggers and foreign key checks plan index lookups
                     # rather than scans of a table thought empty.
                     _tables_analyze(analyze_after_first)
+                logger.debug(
+                    "legacy import %s: %s rows after key %s in %.2fs",
+                    step,
+                    page.read,
+                    after_key,
+                    time.perf_counter() - started,
+                )
                 checkpoint.rows_read += page.read
                 checkpoint.rows_changed += page.changed
                 after_key = page.last_key
