@@ -176,9 +176,11 @@ class IntakeWriter:
     async def _write(
         self, database: psycopg.AsyncConnection[Any], rows: list[EventRow]
     ) -> list[IngestResult]:
-        plan = store_plan(rows, timezone.now())
+        # $n placeholders and a raw cursor: psycopg would otherwise parse the statement's
+        # hundreds of %s placeholders on every batch (most of the writer's CPU, measured).
+        plan = store_plan(rows, timezone.now(), numbered=True)
         async with database.transaction():
-            cursor = database.cursor()
+            cursor = psycopg.AsyncRawCursor(database)
             await cursor.execute(plan.insert_sql, plan.insert_parameters)
             stored = {event_id: int(pk) for pk, event_id in await cursor.fetchall()}
             results, duplicates_update = plan.results(rows, stored)

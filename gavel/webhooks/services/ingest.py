@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection
@@ -45,22 +46,37 @@ _COLUMNS = (
     "finished_at",
 )
 _TABLE = WebhookEvent._meta.db_table
-_ROW_PLACEHOLDERS = f"({', '.join(['%s'] * len(_COLUMNS))})"
 
 
-def _insert_sql(row_count: int) -> str:
+def _placeholders(first: int, count: int, *, numbered: bool) -> str:
+    """``%s, %s`` (client-side formatting) or ``$1, $2`` (PostgreSQL's own: the intake writer's
+    raw cursor, so psycopg does not parse a statement with hundreds of parameters each time)."""
+    if numbered:
+        return ", ".join(f"${number}" for number in range(first, first + count))
+    return ", ".join(["%s"] * count)
+
+
+@cache
+def _insert_sql(row_count: int, *, numbered: bool = False) -> str:
+    width = len(_COLUMNS)
+    rows = ", ".join(
+        f"({_placeholders(1 + row * width, width, numbered=numbered)})" for row in range(row_count)
+    )
     return (
-        f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) "  # noqa: S608 - constants
-        f"VALUES {', '.join([_ROW_PLACEHOLDERS] * row_count)} "
+        f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES {rows} "  # noqa: S608 - constants
         "ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id, stripe_event_id"
     )
 
 
-def _duplicates_sql(id_count: int) -> str:
+@cache
+def _duplicates_sql(id_count: int, *, numbered: bool = False) -> str:
+    pairs = ", ".join(
+        f"({_placeholders(1 + 2 * pair, 2, numbered=numbered)}::integer)"
+        for pair in range(id_count)
+    )
     return (
         f"UPDATE {_TABLE} SET duplicate_deliveries = duplicate_deliveries + counted.deliveries "  # noqa: S608
-        f"FROM (VALUES {', '.join(['(%s, %s::integer)'] * id_count)}) "
-        "AS counted (stripe_event_id, deliveries) "
+        f"FROM (VALUES {pairs}) AS counted (stripe_event_id, deliveries) "
         f"WHERE {_TABLE}.stripe_event_id = counted.stripe_event_id"
     )
 
@@ -112,6 +128,7 @@ class StorePlan:
     insert_sql: str
     insert_parameters: list[Any]
     first_index: dict[str, int]  # event id -> the first row of the batch carrying it
+    numbered: bool  # $n placeholders (a raw cursor) rather than %s
 
     def results(
         self, rows: Sequence[EventRow], stored: dict[str, int]
@@ -131,10 +148,10 @@ class StorePlan:
             return results, None
         counted = sorted(duplicates.items())
         parameters: list[Any] = [value for pair in counted for value in pair]
-        return results, (_duplicates_sql(len(counted)), parameters)
+        return results, (_duplicates_sql(len(counted), numbered=self.numbered), parameters)
 
 
-def store_plan(rows: Sequence[EventRow], now: datetime) -> StorePlan:
+def store_plan(rows: Sequence[EventRow], now: datetime, *, numbered: bool = False) -> StorePlan:
     """One ``INSERT ... ON CONFLICT DO NOTHING`` against the unique event id for the batch: the
     first row of each event id, in event-id order (two batches that share ids then wait on each
     other in the same order and never deadlock)."""
@@ -145,7 +162,9 @@ def store_plan(rows: Sequence[EventRow], now: datetime) -> StorePlan:
     parameters: list[Any] = []
     for _, index in ordered:
         parameters.extend(rows[index].values(now))
-    return StorePlan(_insert_sql(len(ordered)), parameters, first_index)
+    return StorePlan(
+        _insert_sql(len(ordered), numbered=numbered), parameters, first_index, numbered
+    )
 
 
 def events_store(rows: Sequence[EventRow]) -> list[IngestResult]:
