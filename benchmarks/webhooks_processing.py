@@ -14,6 +14,10 @@ checkout (``git archive <commit> | tar -x -C /tmp/base``), adds that tree's work
 defaults, first (the database schema is this tree's: use a commit it is compatible with, e.g.
 185d188, the event-at-a-time processing this design replaced).
 
+Then, per configuration, the lag from storage to processed under a steady load: events
+stored one at a time at BENCH_PROCESSING_LAG_RATE/s (600; 0 skips it) for 8 s, each followed
+by a drain request, as intake does.
+
 Knobs: BENCH_PROCESSING_EVENTS (20000), BENCH_PROCESSING_BATCHES ("20,default"),
 BENCH_PROCESSING_ROUNDS (2), BENCH_CELERY_CONCURRENCY (6), BENCH_BROKER_URL
 (redis://127.0.0.1:6379/12), BENCH_BASELINE_TREE.
@@ -41,6 +45,8 @@ ROUNDS = int(os.environ.get("BENCH_PROCESSING_ROUNDS", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CELERY_CONCURRENCY", "6"))
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/12")
 BASELINE_TREE = os.environ.get("BENCH_BASELINE_TREE", "")
+LAG_RATE = float(os.environ.get("BENCH_PROCESSING_LAG_RATE", "600"))
+LAG_SECONDS = 8.0
 DRAIN_TIMEOUT_SECONDS = 300.0
 EVENT_TYPE = "benchmark.payment_intent.updated"
 DRAIN_TASK = "gavel.webhooks.tasks.webhook_events_drain"
@@ -246,6 +252,84 @@ def _run_one(label: str, tree: Path, overrides: dict[str, str]) -> float:
     return rate
 
 
+def _lag_one(label: str, tree: Path, overrides: dict[str, str]) -> None:
+    """Events stored one by one at LAG_RATE/s for LAG_SECONDS, each followed by a drain
+    request, as intake does; lag from storage to processed."""
+    from gavel.celery import app
+    from gavel.webhooks.envelope import envelope_read
+    from gavel.webhooks.services import event_ingest
+    from gavel.webhooks.services.drain import drain_signal_reset
+
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_database_url(),
+        DATABASE_CONN_MAX_AGE="600",
+        CELERY_BROKER_URL=BROKER_URL,
+        LOG_LEVEL="ERROR",
+        PYTHONPATH=str(tree),
+        DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "gavel.settings.local"),
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(overrides)
+    app.conf.broker_url = BROKER_URL  # this process's drain requests go to that worker
+    with psycopg.connect(_database_url(), autocommit=True) as database:
+        database.execute(
+            "TRUNCATE webhooks_webhookattempt, webhooks_webhookobjectcursor, "
+            "webhooks_webhookevent, common_outboxmessage"
+        )
+        with app.connection_for_write(BROKER_URL) as broker:
+            channel: Any = broker.default_channel
+            channel.queue_declare(queue="webhooks", durable=True, auto_delete=False)
+            channel.queue_purge("webhooks")
+        drain_signal_reset()
+        with tempfile.TemporaryDirectory() as scratch:
+            marker = Path(scratch) / "ready"
+            worker = subprocess.Popen(  # noqa: S603 - fixed arguments
+                [sys.executable, "-c", WORKER, str(marker)], env=env, cwd=tree
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while not marker.exists():
+                    if time.monotonic() > deadline or worker.poll() is not None:
+                        raise RuntimeError(f"{label}: the worker did not start")
+                    time.sleep(0.1)
+                time.sleep(1.0)
+                started = time.perf_counter()
+                sent = 0
+                while time.perf_counter() - started < LAG_SECONDS:
+                    delay = started + sent / LAG_RATE - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    payload = json.loads(_payload(sent, int(time.time())))
+                    event_ingest(
+                        envelope=envelope_read(payload), body=json.dumps(payload), source="platform"
+                    )
+                    sent += 1
+                rate = sent / (time.perf_counter() - started)
+                waited = time.perf_counter()
+                while _unfinished(database) and time.perf_counter() - waited < 60:
+                    time.sleep(0.1)
+            finally:
+                _stop(worker)
+        lags = sorted(
+            float(row[0])
+            for row in database.execute(
+                "SELECT EXTRACT(EPOCH FROM finished_at - received_at) FROM webhooks_webhookevent "
+                "WHERE finished_at IS NOT NULL"
+            ).fetchall()
+        )
+
+    def percentile(fraction: float) -> float:
+        return lags[min(len(lags) - 1, int(fraction * len(lags)))] * 1000 if lags else 0.0
+
+    print(
+        f"  {label:<24} {sent:>7,} events at {rate:,.0f}/s: lag p50 {percentile(0.5):,.0f} ms, "
+        f"p90 {percentile(0.9):,.0f} ms, p99 {percentile(0.99):,.0f} ms, "
+        f"max {percentile(1.0):,.0f} ms; processed {len(lags):,}",
+        flush=True,
+    )
+
+
 def main() -> None:
     default_batch = int(settings.WEBHOOK_DRAIN_BATCH_SIZE)
     configurations: list[tuple[str, Path, dict[str, str]]] = []
@@ -270,3 +354,7 @@ def main() -> None:
     for label, values in rates.items():
         best = max(values)
         print(f"  {label:<24} {best:>7,.0f}/s  x{best / reference:.2f}")
+    if LAG_RATE > 0:
+        print(f"steady load, {LAG_RATE:,.0f} events/s for {LAG_SECONDS:.0f}s, one at a time:")
+        for label, tree, overrides in configurations:
+            _lag_one(label, tree, overrides)
