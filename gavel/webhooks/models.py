@@ -89,7 +89,11 @@ class WebhookAttempt(models.Model):
         LOST = "lost"  # the worker died mid-attempt, this event alone in hand: counted
         ABANDONED = "abandoned"  # the worker died mid-batch: not counted, retried alone
 
-    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by (event, id) below: the claim reads each due event's last attempt, which the
+    # foreign key's own index would leave to a backward scan of every attempt.
+    event = models.ForeignKey(
+        WebhookEvent, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     number = models.PositiveIntegerField()
     action = models.CharField(max_length=16, choices=Action.choices, default=Action.HANDLE)
     outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.RUNNING)
@@ -107,11 +111,12 @@ class WebhookAttempt(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
+            models.Index(fields=["event", "id"], name="webhook_attempt_event"),
             models.Index(
                 fields=["started_at"],
                 name="webhook_attempt_running",
                 condition=models.Q(finished_at__isnull=True),
-            )
+            ),
         ]
 
     def __str__(self) -> str:
