@@ -845,6 +845,14 @@ def legacy_generate(
                 for statement in index_ddl(table, database.dialect):
                     cursor.execute(statement)
             if database.dialect is Dialect.POSTGRES:
+                # Rows were written with explicit ids: move each bigserial past them, so a
+                # later insert without an id (the portal going on, legacy_advance) gets a new one.
+                for table, columns in TABLES.items():
+                    if any(column.type_key == "pk" for column in columns):
+                        cursor.execute(
+                            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'),"
+                            f' COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
+                        )
                 cursor.execute("ANALYZE")
     finally:
         connection.close()

@@ -72,6 +72,12 @@ def mysql_source() -> LegacySourceFixture:
     return generated("mysql", f"own_{os.getpid()}")
 
 
+@pytest.fixture(params=["mysql", "postgres"])
+def own_source(request: pytest.FixtureRequest) -> LegacySourceFixture:
+    """A generated portal on each dialect that the test may change."""
+    return generated(request.param, f"own_{os.getpid()}")
+
+
 @pytest.fixture(autouse=True)
 def _ledger_account_cache() -> Iterator[None]:
     account_cache_clear()

@@ -181,15 +181,15 @@ def test_bulk_ledger_posting_equals_entry_post():
     assert snapshot() == through_services
 
 
-def test_delta_import_takes_what_changed_since_the_watermark(mysql_source):
-    first = run_import(mysql_source)
+def test_delta_import_takes_what_changed_since_the_watermark(own_source):
+    first = run_import(own_source)
     entries = JournalEntry.objects.count()
     advanced_at = datetime(2026, 7, 2, tzinfo=UTC)
-    changed = legacy_advance(database=mysql_source.database, at=advanced_at)
+    changed = legacy_advance(database=own_source.database, at=advanced_at)
     assert changed["payouts"]
     assert changed["captures"]
 
-    delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA, since=advanced_at)
+    delta = run_import(own_source, mode=ImportRun.Mode.DELTA, since=advanced_at)
 
     steps = delta.stats["steps"]
     assert steps["stripe_payments"]["read"] == len(changed["payouts"]) + len(changed["captures"])
@@ -203,9 +203,9 @@ def test_delta_import_takes_what_changed_since_the_watermark(mysql_source):
     expected |= {f"legacy:stripe_payments:{pid}:capture" for pid in changed["captures"]}
     assert new_references == expected
     assert JournalEntry.objects.count() == entries + len(expected)
-    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    assert legacy_verify(database=own_source.database).difference_count == 0
     # With no --since, a delta starts from the last completed run's watermark.
-    again = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+    again = run_import(own_source, mode=ImportRun.Mode.DELTA)
     assert again.since is not None
     assert again.since < delta.watermark
     assert JournalEntry.objects.count() == entries + len(expected)
