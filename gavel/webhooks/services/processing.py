@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from gavel.gateway.client import livemode_expected
+from gavel.gateway.errors import GatewayFinalError
 from gavel.gateway.events import related_object_fetch
 from gavel.observability.scrub import scrub_text
 from gavel.webhooks import metrics
@@ -50,6 +51,10 @@ _STATUS_BY_OUTCOME = {
 }
 ERROR_MAX_CHARS = 4000
 NOT_OUR_MODE = "livemode differs from the configured key: kept, never applied"
+# Stripe's answers for an object that can no longer be read: gone (404), or on an account that
+# is no longer ours to read (403, e.g. after the seller disconnected). Retrying cannot help.
+RELATED_OBJECT_GONE_STATUSES = (403, 404)
+RELATED_OBJECT_GONE = "the thin event's related object can no longer be read ({detail}): ignored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,7 @@ class _Plan:
     handler: Handler | None = None
     forward: bool = False
     cursor_key: str = ""  # the object's cursor to lock ("" when there is no object)
+    note: str = ""  # why an event ended as it did, kept in its last_error
 
 
 @dataclass(slots=True)
@@ -199,7 +205,18 @@ def _run(plan: _Plan, cursor: WebhookObjectCursor | None) -> tuple[Outcome, Acti
         return Outcome.FORWARDED, Action.FORWARD, None
     handler = plan.handler
     if incoming.thin:
-        incoming = incoming_event_build(event, incoming.raw)
+        try:
+            incoming = incoming_event_build(event, incoming.raw)
+        except GatewayFinalError as error:
+            if error.http_status not in RELATED_OBJECT_GONE_STATUSES:
+                raise
+            detail = f"{error.http_status} {error.code or ''}".strip()
+            plan.note = RELATED_OBJECT_GONE.format(detail=detail)
+            logger.warning(
+                "thin event ignored: related object gone",
+                extra={"stripe_event_id": event.stripe_event_id, "detail": detail},
+            )
+            return Outcome.IGNORED, Action.HANDLE, None
         if legacy_owns(account=incoming.account, data_object=incoming.data_object):
             event_forward(payload=event.payload)
             return Outcome.FORWARDED, Action.FORWARD, None
@@ -225,7 +242,7 @@ def _succeeded(plan: _Plan, outcome: Outcome, action: Action) -> _Result:
         outcome=outcome,
         action=action,
         status=_STATUS_BY_OUTCOME[outcome],
-        last_error="" if event.livemode == livemode_expected() else NOT_OUR_MODE,
+        last_error=plan.note or ("" if event.livemode == livemode_expected() else NOT_OUR_MODE),
         counted_now=0 if plan.claim.counted else 1,
     )
 

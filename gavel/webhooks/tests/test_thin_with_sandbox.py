@@ -422,3 +422,55 @@ def test_connected_account_thin_events_restrict_then_deauthorize(
     assert (deauthorized.account, deauthorized.object_id) == (account_id, "")
     assert set(WebhookEvent.objects.values_list("account", flat=True)) == {account_id}
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {Status.PROCESSED}
+
+
+@pytest.mark.django_db
+def test_a_thin_event_whose_object_is_gone_is_ignored_not_retried(
+    sandbox: Any, applied: Applied
+) -> None:
+    """The seller disconnected before the event was processed: Stripe answers 403 for the
+    account's objects, for good. The event ends ignored with the reason, at its first attempt."""
+    account = str(sandbox.client().v1.accounts.create(params={"type": "express"}).id)
+    [customer_id] = _customers(sandbox, 1, account=account)
+    sandbox.client().v1.customers.update(
+        customer_id, params={"name": "Seen"}, options={"stripe_account": account}
+    )
+    updated = next(
+        event
+        for event in sandbox.list_thin_events(account=account)
+        if event["type"] == "v1.customer.updated"
+    )
+    stored = event_ingest(
+        envelope=envelope_read(updated), body=json.dumps(updated), source=WebhookEvent.Source.THIN
+    )
+    sandbox.deauthorize(account)
+
+    assert stored.event_pk is not None
+    assert event_process(event_pk=stored.event_pk) == Status.IGNORED
+
+    event = WebhookEvent.objects.get(pk=stored.event_pk)
+    assert event.last_error.startswith("the thin event's related object can no longer be read")
+    assert "403" in event.last_error
+    assert event.attempts_count == 1
+    assert applied.events == []
+
+
+@pytest.mark.django_db
+def test_a_thin_event_fetch_refused_otherwise_is_still_retried(
+    sandbox: Any, applied: Applied
+) -> None:
+    """Only 'gone' answers (403, 404) end an event: another refusal for good (a 400) is a
+    failure like any other, retried and in the end dead-lettered for an operator."""
+    [customer_id] = _customers(sandbox, 1)
+    sandbox.client().v1.customers.update(customer_id, params={"name": "Seen"})
+    updated = next(
+        event for event in sandbox.list_thin_events() if event["type"] == "v1.customer.updated"
+    )
+    stored = event_ingest(
+        envelope=envelope_read(updated), body=json.dumps(updated), source=WebhookEvent.Source.THIN
+    )
+    sandbox.fail_requests(400, method="GET", path=f"/v1/customers/{customer_id}")
+
+    assert stored.event_pk is not None
+    assert event_process(event_pk=stored.event_pk) == Status.RETRYING
+    assert applied.events == []
