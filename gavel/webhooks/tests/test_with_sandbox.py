@@ -74,15 +74,18 @@ def test_thin_event_of_a_connected_account_fetches_as_that_account(
 
 
 @pytest.mark.django_db
-def test_thin_event_whose_object_cannot_be_fetched_is_retried(
+def test_thin_event_whose_object_does_not_exist_is_ignored_with_the_reason(
     sandbox: Any, applied: Applied
 ) -> None:
+    """Stripe answers 404 for good: retrying could only dead-letter it (a refusal that is
+    not 'gone' still retries: test_thin_with_sandbox)."""
     payload = thin_payload("v1.customer.updated", related_id="cus_missing")
     event_pk = store_thin(payload)
 
-    assert event_process(event_pk=event_pk) == Status.RETRYING
+    assert event_process(event_pk=event_pk) == Status.IGNORED
 
-    assert "GatewayFinalError" in WebhookEvent.objects.get(pk=event_pk).last_error
+    last_error = WebhookEvent.objects.get(pk=event_pk).last_error
+    assert last_error.startswith("the thin event's related object can no longer be read (404")
     assert applied.events == []
 
 
