@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from gavel.common.errors import ConflictError, ServiceError
 from gavel.common.outbox import outbox_enqueue
@@ -144,4 +145,15 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
         user.set_password(new_password)
         user.password_reset_requested_at = None
         user.save(update_fields=["password", "password_reset_requested_at"])
+        sessions_revoke(user=user)
     return user
+
+
+def sessions_revoke(*, user: User) -> int:
+    """Refuse every refresh token issued to ``user`` so far (after a password reset: whoever
+    knew the old password is signed out once their access token, 15 minutes at most, ends).
+    Returns how many were revoked now."""
+    outstanding = OutstandingToken._default_manager.filter(user=user, blacklistedtoken__isnull=True)
+    revoked = [BlacklistedToken(token=token) for token in outstanding]
+    BlacklistedToken._default_manager.bulk_create(revoked, ignore_conflicts=True)
+    return len(revoked)

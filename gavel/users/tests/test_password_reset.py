@@ -203,3 +203,38 @@ def test_unknown_fields_are_refused(api_client: APIClient) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"is_staff": ["Unknown field."]}
+
+
+@pytest.mark.django_db
+def test_a_reset_signs_out_every_session_issued_before_it(api_client: APIClient) -> None:
+    User.objects.create_user(email="old@example.com", password="the old long passphrase")
+    tokens = api_client.post(
+        "/api/v1/auth/token/",
+        {"email": "old@example.com", "password": "the old long passphrase"},
+        format="json",
+    ).json()
+    user = User.objects.get(email="old@example.com")
+    uid, token = _link_params(password_reset_link(user=user))
+
+    confirmed = api_client.post(
+        "/api/v1/auth/password-reset/confirm/",
+        {"uid": uid, "token": token, "new_password": NEW_PASSWORD},
+        format="json",
+    )
+
+    assert confirmed.status_code == 200
+    refreshed = api_client.post(
+        "/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json"
+    )
+    assert refreshed.status_code == 401
+    fresh = api_client.post(
+        "/api/v1/auth/token/",
+        {"email": "old@example.com", "password": NEW_PASSWORD},
+        format="json",
+    ).json()
+    assert (
+        api_client.post(
+            "/api/v1/auth/token/refresh/", {"refresh": fresh["refresh"]}, format="json"
+        ).status_code
+        == 200
+    )
