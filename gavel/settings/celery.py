@@ -56,6 +56,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=15)),
         "options": {"queue": "webhooks"},
     },
+    "users-expired-tokens-flush": {
+        "task": "gavel.users.tasks.expired_tokens_flush",
+        "schedule": 3600.0,
+        "options": {"queue": "default"},
+    },
     "idempotency-keys-purge": {
         "task": "gavel.common.tasks.idempotency_keys_purge",
         "schedule": 3600.0,

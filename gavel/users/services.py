@@ -157,3 +157,10 @@ def sessions_revoke(*, user: User) -> int:
     revoked = [BlacklistedToken(token=token) for token in outstanding]
     BlacklistedToken._default_manager.bulk_create(revoked, ignore_conflicts=True)
     return len(revoked)
+
+
+def expired_tokens_flush() -> int:
+    """Delete recorded refresh tokens past their expiry, with their revocations (what simplejwt's
+    ``flushexpiredtokens`` does); the beat runs it hourly. Returns how many tokens went."""
+    _, per_model = OutstandingToken._default_manager.filter(expires_at__lte=timezone.now()).delete()
+    return per_model.get(OutstandingToken._meta.label, 0)

@@ -238,3 +238,30 @@ def test_a_reset_signs_out_every_session_issued_before_it(api_client: APIClient)
         ).status_code
         == 200
     )
+
+
+@pytest.mark.django_db
+def test_expired_refresh_tokens_are_flushed_and_live_ones_kept() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from gavel.users.services import sessions_revoke
+    from gavel.users.tasks import expired_tokens_flush
+
+    user = User.objects.create_user(email="t@example.com", password=None)
+    RefreshToken.for_user(user)
+    RefreshToken.for_user(user)
+    assert sessions_revoke(user=user) == 2
+    live = RefreshToken.for_user(user)
+    OutstandingToken._default_manager.exclude(jti=live["jti"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert expired_tokens_flush() == 2
+
+    assert list(OutstandingToken._default_manager.values_list("jti", flat=True)) == [live["jti"]]
+    assert BlacklistedToken._default_manager.count() == 0
+    assert expired_tokens_flush() == 0
