@@ -208,13 +208,9 @@ def buyer_customers_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
 
 _SELLER_ID_PATTERN = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
 CAPTURED = ", ".join(f"'{state.value}'" for state in sorted(CAPTURED_STATES))
-FACTS_SQL = f"""
-SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)), pay.sum_cents,
-       pay.commission_cents, pay.buyer_commission_cents, pay.real_fee_cents,
-       acct.stripe_seller_id, pay.receiver_legacy_id, h.paid_at, h.disputed_at, h.resolved_at,
-       pay.transfered_at, pay.legacy_created_at, pay.subtotal_cents,
-       o.unit_price_cents, o.listing_quantity, o.shipping_price_cents, o.commission_from_seller,
-       o.minimum_commission_cents, o.commission_from_buyer, o.minimum_buyer_fee_cents
+# Each staged payment with its transaction's history (final state, when it was paid, disputed,
+# resolved) and its seller's account: shared by the Python plan's facts and the SQL ledger.
+_PAYMENT_HISTORY_JOINS = f"""
 FROM legacy_legacypayment pay
 JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
 CROSS JOIN LATERAL (
@@ -231,7 +227,15 @@ LEFT JOIN LATERAL (
       AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
     ORDER BY a.legacy_id LIMIT 1
 ) acct ON true
-WHERE pay.legacy_id > %(after_key)s AND __SCOPE__ AND NOT pay.is_quarantined
+"""
+FACTS_SQL = f"""
+SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)), pay.sum_cents,
+       pay.commission_cents, pay.buyer_commission_cents, pay.real_fee_cents,
+       acct.stripe_seller_id, pay.receiver_legacy_id, h.paid_at, h.disputed_at, h.resolved_at,
+       pay.transfered_at, pay.legacy_created_at, pay.subtotal_cents,
+       o.unit_price_cents, o.listing_quantity, o.shipping_price_cents, o.commission_from_seller,
+       o.minimum_commission_cents, o.commission_from_buyer, o.minimum_buyer_fee_cents
+{_PAYMENT_HISTORY_JOINS}WHERE pay.legacy_id > %(after_key)s AND __SCOPE__ AND NOT pay.is_quarantined
   AND h.final_state IN ({CAPTURED})
 ORDER BY pay.legacy_id
 LIMIT %(limit)s
@@ -463,23 +467,7 @@ SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)) AS cu
                                             'person:' || pay.receiver_legacy_id) AS seller,
        COALESCE(h.paid_at, pay.legacy_created_at) AS paid_at, h.disputed_at, h.resolved_at,
        pay.transfered_at
-FROM legacy_legacypayment pay
-JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
-CROSS JOIN LATERAL (
-    SELECT (array_agg(t.to_state ORDER BY t.sort_key DESC, t.legacy_id DESC))[1] AS final_state,
-           min(t.legacy_created_at) FILTER (WHERE t.to_state = 'paid') AS paid_at,
-           min(t.legacy_created_at) FILTER (WHERE t.to_state = 'disputed') AS disputed_at,
-           max(t.legacy_created_at) FILTER (
-               WHERE t.to_state IN ('refunded', 'dismissed', 'canceled')) AS resolved_at
-    FROM legacy_legacyordertransition t WHERE t.transaction_legacy_id = pay.transaction_legacy_id
-) h
-LEFT JOIN LATERAL (
-    SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
-    WHERE a.person_legacy_id = pay.receiver_legacy_id
-      AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
-    ORDER BY a.legacy_id LIMIT 1
-) acct ON true
-WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
+{_PAYMENT_HISTORY_JOINS}WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
   AND NOT pay.is_quarantined AND h.final_state IN ({CAPTURED})
 """
 
