@@ -111,8 +111,9 @@ def database_connect(database: LegacyDatabase, *, autocommit: bool = False) -> A
     )
 
 
-def database_recreate(database: LegacyDatabase) -> None:
-    """Drop and create the database (generator and tests only: never the real portal)."""
+def _server_execute(database: LegacyDatabase, statements: list[str]) -> None:
+    """Run ``statements`` on the database's server (connected to no database of its own),
+    autocommitted: creating and dropping databases."""
     if database.dialect is Dialect.MYSQL:
         server = pymysql.connect(
             host=database.host,
@@ -121,13 +122,12 @@ def database_recreate(database: LegacyDatabase) -> None:
             password=database.password,
             autocommit=True,
         )
-        with server.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{database.name}`")
-            cursor.execute(
-                f"CREATE DATABASE `{database.name}`"
-                " CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci"
-            )
-        server.close()
+        try:
+            with server.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+        finally:
+            server.close()
         return
     with psycopg.connect(
         host=database.host,
@@ -137,32 +137,27 @@ def database_recreate(database: LegacyDatabase) -> None:
         dbname="postgres",
         autocommit=True,
     ) as postgres_server:
-        postgres_server.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
-        postgres_server.execute(
-            f"CREATE DATABASE \"{database.name}\" ENCODING 'UTF8' TEMPLATE template0"
+        for statement in statements:
+            postgres_server.execute(statement)
+
+
+def database_recreate(database: LegacyDatabase) -> None:
+    """Drop and create the database (generator and tests only: never the real portal)."""
+    if database.dialect is Dialect.MYSQL:
+        create = (
+            f"CREATE DATABASE `{database.name}` CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci"
         )
+    else:
+        create = f"CREATE DATABASE \"{database.name}\" ENCODING 'UTF8' TEMPLATE template0"
+    _server_execute(database, [_drop_statement(database), create])
 
 
 def database_drop(database: LegacyDatabase) -> None:
     """Drop a generated database (tests clean up after themselves)."""
+    _server_execute(database, [_drop_statement(database)])
+
+
+def _drop_statement(database: LegacyDatabase) -> str:
     if database.dialect is Dialect.MYSQL:
-        server = pymysql.connect(
-            host=database.host,
-            port=database.port,
-            user=database.user,
-            password=database.password,
-            autocommit=True,
-        )
-        with server.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{database.name}`")
-        server.close()
-        return
-    with psycopg.connect(
-        host=database.host,
-        port=database.port,
-        user=database.user,
-        password=database.password or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as postgres_server:
-        postgres_server.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+        return f"DROP DATABASE IF EXISTS `{database.name}`"
+    return f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)'
