@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from io import StringIO
 from typing import Any
 from urllib.parse import urlsplit
@@ -196,14 +197,7 @@ def test_a_charge_stripe_disagrees_with_is_refused_and_nothing_is_linked(
 ) -> None:
     account, customer = _seller_and_buyer(sandbox)
     payment = _portal_charge(sandbox, customer)
-    wrong_fee = PortalPayment(
-        payment.states,
-        payment.intent_id,
-        status=payment.status,
-        intent_status=payment.intent_status,
-        charge_id=payment.charge_id,
-        real_fee_cents=(payment.real_fee_cents or 0) + 1,
-    )
+    wrong_fee = replace(payment, real_fee_cents=(payment.real_fee_cents or 0) + 1)
     order = _imported(sandbox, wrong_fee, account, customer)
 
     out = StringIO()
@@ -223,14 +217,7 @@ def _disputed(sandbox: Any) -> tuple[Order, PortalPayment, str, str]:
     account, customer = _seller_and_buyer(sandbox)
     paid = _portal_charge(sandbox, customer)
     dispute = sandbox.open_dispute(paid.charge_id)
-    payment = PortalPayment(
-        DISPUTED,
-        paid.intent_id,
-        status="paid",
-        intent_status="success",
-        charge_id=paid.charge_id,
-        real_fee_cents=paid.real_fee_cents,
-    )
+    payment = replace(paid, states=DISPUTED)
     order = _imported(sandbox, payment, account, customer)
     assert (order.status, order.disputed_minor) == ("disputed", SUM)
     # The import booked the withdrawal (legacy dispute_opened), without Stripe's dispute fee.
@@ -362,14 +349,7 @@ def test_a_dispute_stripe_closed_before_the_adoption_gets_its_outcome_at_once(
     paid = _portal_charge(sandbox, customer)
     dispute_id = str(sandbox.open_dispute(paid.charge_id)["id"])
     sandbox.close_dispute(dispute_id, outcome)  # during the freeze: the portal never saw it
-    payment = PortalPayment(
-        DISPUTED,
-        paid.intent_id,
-        status="paid",
-        intent_status="success",
-        charge_id=paid.charge_id,
-        real_fee_cents=paid.real_fee_cents,
-    )
+    payment = replace(paid, states=DISPUTED)
     order = _imported(sandbox, payment, account, customer)
 
     assert _adopt() == "adopted 1, refused 0, retry later 0\n"
@@ -393,14 +373,7 @@ def test_a_dispute_stripe_closed_before_the_adoption_gets_its_outcome_at_once(
 def test_a_disputed_order_stripe_knows_no_dispute_of_is_refused(sandbox: Any, db: None) -> None:
     account, customer = _seller_and_buyer(sandbox)
     paid = _portal_charge(sandbox, customer)
-    payment = PortalPayment(
-        DISPUTED,
-        paid.intent_id,
-        status="paid",
-        intent_status="success",
-        charge_id=paid.charge_id,
-        real_fee_cents=paid.real_fee_cents,
-    )
+    payment = replace(paid, states=DISPUTED)
     order = _imported(sandbox, payment, account, customer)
 
     result = orders_in_flight_adopt()
