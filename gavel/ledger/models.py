@@ -34,7 +34,7 @@ class JournalEntry(models.Model):
     """One money movement, posted once: ``reference`` is unique (the operation's own id)."""
 
     reference = models.CharField(max_length=200, unique=True)
-    kind = models.CharField(max_length=64, db_index=True)
+    kind = models.CharField(max_length=64)
     description = models.CharField(max_length=500, blank=True, default="")
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -50,7 +50,10 @@ class Posting(models.Model):
     """One line of an entry: a debit (positive) or credit (negative) to one account."""
 
     entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
-    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
+    # No index of its own: ``posting_account_currency`` leads with it (docs/adr/0009).
+    account = models.ForeignKey(
+        LedgerAccount, on_delete=models.PROTECT, related_name="postings", db_index=False
+    )
     amount_minor = models.BigIntegerField(help_text="minor units; debit positive, credit negative")
     currency = models.CharField(max_length=3)
 

@@ -48,9 +48,7 @@ class Order(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     funds_flow = models.CharField(max_length=24, choices=FundsFlow.choices)
     currency = models.CharField(max_length=3)
-    status = models.CharField(
-        max_length=24, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
     subtotal_minor = models.BigIntegerField(help_text="sum of hammer prices")
     buyers_premium_minor = models.BigIntegerField(default=0)
     buyer_fees_minor = models.BigIntegerField(default=0)
@@ -61,7 +59,7 @@ class Order(models.Model):
     disputed_minor = models.BigIntegerField(default=0)
     stripe_fee_minor = models.BigIntegerField(default=0)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="")
-    stripe_charge_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True, default="")
     captured_at = models.DateTimeField(null=True, blank=True)
     transfers_release_after = models.DateTimeField(null=True, blank=True, db_index=True)
     receipt_confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -70,6 +68,12 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Plain btrees in Meta.indexes, not db_index=True: on PostgreSQL that would add a second
+        # varchar_pattern_ops index for LIKE 'prefix%' that no query uses (docs/adr/0009).
+        indexes = [
+            models.Index(fields=["status"], name="order_status"),
+            models.Index(fields=["stripe_charge_id"], name="order_stripe_charge_id"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(total_minor__gt=0), name="order_total_positive"),
             models.CheckConstraint(
@@ -100,7 +104,7 @@ class OrderLine(models.Model):
     seller = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payment_order_lines"
     )
-    seller_account_id = models.CharField(max_length=255, db_index=True)
+    seller_account_id = models.CharField(max_length=255)
     category = models.CharField(max_length=64, blank=True, default="")
     description = models.CharField(max_length=300, blank=True, default="")
     hammer_minor = models.BigIntegerField()
@@ -119,6 +123,7 @@ class OrderLine(models.Model):
     reversed_minor = models.BigIntegerField(default=0)
 
     class Meta:
+        indexes = [models.Index(fields=["seller_account_id"], name="orderline_seller_account_id")]
         constraints = [
             models.CheckConstraint(condition=Q(hammer_minor__gt=0), name="line_hammer_positive"),
             models.CheckConstraint(

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class GavelUserManager(UserManager["User"]):
@@ -25,12 +26,23 @@ class GavelUserManager(UserManager["User"]):
 class User(AbstractUser):
     """A marketplace member. Roles: buyer (everyone by default), seller, staff (``is_staff``)."""
 
-    email = models.EmailField(unique=True)
+    # Unique through Meta.constraints, not unique=True: on PostgreSQL a field-level unique text
+    # column also gets a varchar_pattern_ops index for LIKE 'prefix%' that no query uses
+    # (docs/adr/0009). Forms and the admin still report duplicates on the field itself.
+    username = models.CharField(
+        _("username"),
+        max_length=150,
+        help_text=_("Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only."),
+        validators=[AbstractUser.username_validator],
+        error_messages={"unique": _("A user with that username already exists.")},
+    )
+    email = models.EmailField()
     display_name = models.CharField(max_length=150, blank=True, default="")
     is_buyer = models.BooleanField(default=True)
     is_seller = models.BooleanField(default=False, help_text="Set once seller onboarding starts")
-    # Legacy portal person id ("people.id"), kept for the migration's id map and support.
-    legacy_person_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Legacy portal person id ("people.id"), kept for the migration's id map and support. NULL,
+    # not "", for members not imported: the unique constraint allows many NULLs.
+    legacy_person_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # When the last reset email was queued: at most one per PASSWORD_RESET_MIN_INTERVAL_SECONDS.
     password_reset_requested_at = models.DateTimeField(null=True, blank=True)
 
@@ -38,6 +50,17 @@ class User(AbstractUser):
     REQUIRED_FIELDS: ClassVar[list[str]] = ["username"]
 
     objects: ClassVar[GavelUserManager] = GavelUserManager()
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        constraints = [
+            models.UniqueConstraint(fields=["username"], name="user_username_unique"),
+            models.UniqueConstraint(fields=["email"], name="user_email_unique"),
+            models.UniqueConstraint(
+                fields=["legacy_person_id"], name="user_legacy_person_id_unique"
+            ),
+        ]
 
     @property
     def roles(self) -> list[str]:
