@@ -17,7 +17,15 @@ from typing import Any
 
 from django.db import connection
 
-from gavel.legacy.reader import STRIPE_ID_PATTERNS
+from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.legacy.reader import (
+    ACCOUNT_STRIPE_IDS,
+    PAYMENT_MONEY_COLUMNS,
+    PAYMENT_STRIPE_IDS,
+    ROW_CHECKS,
+    STRIPE_ID_PATTERNS,
+    TRANSACTION_CURRENCIES,
+)
 from gavel.legacy.states import (
     ALLOWED_MOVES,
     BLOCKING_ANOMALIES,
@@ -33,6 +41,7 @@ TRANSITIONS = "legacy_legacyordertransition"
 PAYMENTS = "legacy_legacypayment"
 PEOPLE = "legacy_legacyperson"
 ANOMALIES = "legacy_legacyanomaly"
+ACCOUNTS = "legacy_legacystripeaccount"
 
 
 def _values(rows: list[tuple[str | None, ...]]) -> str:
@@ -76,6 +85,89 @@ def _insert_anomalies(
         return int(cursor.rowcount)
 
 
+# ---- row checks: the rows one staged page wrote --------------------------------------------
+# The same rules as ``reader.ROW_CHECKS`` (the reference, applied to records in Python on the
+# record path; a test proves both find the same anomalies), over the staged rows of a page:
+# keys in (after, last] that this run wrote (rows it left unchanged were checked when staged).
+
+_WHITESPACE = "E' \\t\\n\\r\\f\\x0b'"  # reader.CURRENCY_WHITESPACE
+
+
+def _null_money_select(table: str) -> str:
+    names = ", ".join(
+        f"CASE WHEN {column} IS NULL THEN '{column}' END" for column in PAYMENT_MONEY_COLUMNS
+    )
+    nulls = " OR ".join(f"{column} IS NULL" for column in PAYMENT_MONEY_COLUMNS)
+    return (
+        f"SELECT legacy_id::text, jsonb_build_object('columns', array_remove(ARRAY[{names}], NULL))"
+        f" FROM {table} WHERE {{page}} AND ({nulls}) ORDER BY legacy_id"
+    )
+
+
+def _stripe_ids_select(table: str, columns: tuple[str, ...]) -> str:
+    invalid = {column: f"{column} !~ '{STRIPE_ID_PATTERNS[column].pattern}'" for column in columns}
+    values = ", ".join(
+        f"'{column}', CASE WHEN {test} THEN {column} END" for column, test in invalid.items()
+    )
+    return (
+        f"SELECT legacy_id::text, jsonb_build_object('values',"
+        f" jsonb_strip_nulls(jsonb_build_object({values})))"
+        f" FROM {table} WHERE {{page}} AND ({' OR '.join(invalid.values())}) ORDER BY legacy_id"
+    )
+
+
+def _currency_select(table: str, columns: tuple[str, ...], *, is_known: bool) -> str:
+    """Unknown currencies (``is_known`` false), or known ones not written in upper case."""
+    branches = []
+    for position, column in enumerate(columns):
+        upper = f"upper(btrim({column}, {_WHITESPACE}))"
+        test = (
+            f"{upper} = ANY(%(currencies)s) AND {upper} <> {column}"
+            if is_known
+            else f"{upper} <> ALL(%(currencies)s)"
+        )
+        branches.append(
+            f"SELECT legacy_id, {position} AS position, jsonb_build_object('column', '{column}',"
+            f" 'value', {column}) AS details FROM {table}"
+            f" WHERE {{page}} AND {column} IS NOT NULL AND {test}"
+        )
+    return (
+        f"SELECT legacy_id::text, details FROM ({' UNION ALL '.join(branches)}) c"
+        " ORDER BY legacy_id, position"
+    )
+
+
+ROW_CHECKS_SQL: dict[str, tuple[tuple[AnomalyKind, str], ...]] = {
+    "stripe_payments": (
+        (A.NULL_MONEY, _null_money_select(PAYMENTS)),
+        (A.INVALID_STRIPE_ID, _stripe_ids_select(PAYMENTS, PAYMENT_STRIPE_IDS)),
+        (A.UNKNOWN_CURRENCY, _currency_select(PAYMENTS, ("currency",), is_known=False)),
+        (A.CURRENCY_CASE, _currency_select(PAYMENTS, ("currency",), is_known=True)),
+    ),
+    "stripe_accounts": ((A.INVALID_STRIPE_ID, _stripe_ids_select(ACCOUNTS, ACCOUNT_STRIPE_IDS)),),
+    "transactions": (
+        (A.UNKNOWN_CURRENCY, _currency_select(ORDERS, TRANSACTION_CURRENCIES, is_known=False)),
+        (A.CURRENCY_CASE, _currency_select(ORDERS, TRANSACTION_CURRENCIES, is_known=True)),
+    ),
+}
+assert set(ROW_CHECKS_SQL) == set(ROW_CHECKS), "every row check has its SQL form"
+
+
+def row_checks_run(*, table: str, run_id: int, after_key: int, last_key: int) -> int:
+    """Quarantine what the row checks find in a staged page; returns the anomalies added."""
+    page = "legacy_id > %(after)s AND legacy_id <= %(last)s AND staged_run_id = %(run)s"
+    params = {
+        "run": run_id,
+        "after": after_key,
+        "last": last_key,
+        "currencies": sorted(SUPPORTED_CURRENCIES),
+    }
+    return sum(
+        _insert_anomalies(kind, table, select.replace("{page}", page), params)
+        for kind, select in ROW_CHECKS_SQL.get(table, ())
+    )
+
+
 def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hours: int) -> int:
     """Every cross-table check; returns the number of new anomalies."""
     params: dict[str, Any] = {"run": run_id, "after": scope_after}
@@ -90,7 +182,6 @@ def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hour
         )
     found = 0
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '256MB'")  # sort millions of steps in memory
         cursor.execute("DROP TABLE IF EXISTS _legacy_steps")
         cursor.execute(
             "CREATE TEMPORARY TABLE _legacy_steps AS"

@@ -504,12 +504,6 @@ def _copy_text_field(raw: bytes) -> str:
     return text.decode()
 
 
-# Tables without row checks are passed through as COPY text (``LegacySource.copy_page``); the
-# others are read as records, checked row by row (``ROW_CHECKS``), then copied.
-def is_passed_through(spec: TableSpec) -> bool:
-    return spec.table not in ROW_CHECKS
-
-
 def key_initial(spec: TableSpec) -> str | int:
     return "" if spec.key_is_text else 0
 
@@ -531,12 +525,18 @@ PAYMENT_MONEY_COLUMNS = (
     "buyer_commission_cents",
     "fee_cents",
 )
-_PAYMENT_STRIPE_IDS = ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id")
-_ACCOUNT_STRIPE_IDS = ("stripe_seller_id", "stripe_bank_id", "stripe_customer_id")
+PAYMENT_STRIPE_IDS = ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id")
+ACCOUNT_STRIPE_IDS = ("stripe_seller_id", "stripe_bank_id", "stripe_customer_id")
 
 
 def stripe_id_is_valid(column: str, value: str) -> bool:
-    return STRIPE_ID_PATTERNS[column].match(value) is not None
+    # fullmatch: a trailing newline is not part of an id (as in PostgreSQL's ``~``, which the
+    # SQL checks use; ``re.match``'s ``$`` would let one through).
+    return STRIPE_ID_PATTERNS[column].fullmatch(value) is not None
+
+
+# What a currency is stripped of before it is compared (the SQL checks strip the same).
+CURRENCY_WHITESPACE = " \t\n\r\f\v"
 
 
 def _currency_anomaly(
@@ -544,7 +544,7 @@ def _currency_anomaly(
 ) -> Anomaly | None:
     if value is None:
         return None
-    upper = value.strip().upper()
+    upper = value.strip(CURRENCY_WHITESPACE).upper()
     if upper not in SUPPORTED_CURRENCIES:
         return Anomaly(
             AnomalyKind.UNKNOWN_CURRENCY, table, str(legacy_id), {"column": column, "value": value}
@@ -579,7 +579,7 @@ def payment_anomalies(record: PaymentRecord) -> list[Anomaly]:
                 AnomalyKind.NULL_MONEY, "stripe_payments", str(record.legacy_id), {"columns": nulls}
             )
         )
-    found += _stripe_id_anomalies("stripe_payments", record.legacy_id, record, _PAYMENT_STRIPE_IDS)
+    found += _stripe_id_anomalies("stripe_payments", record.legacy_id, record, PAYMENT_STRIPE_IDS)
     currency = _currency_anomaly("stripe_payments", record.legacy_id, "currency", record.currency)
     if currency is not None:
         found.append(currency)
@@ -587,12 +587,15 @@ def payment_anomalies(record: PaymentRecord) -> list[Anomaly]:
 
 
 def account_anomalies(record: StripeAccountRecord) -> list[Anomaly]:
-    return _stripe_id_anomalies("stripe_accounts", record.legacy_id, record, _ACCOUNT_STRIPE_IDS)
+    return _stripe_id_anomalies("stripe_accounts", record.legacy_id, record, ACCOUNT_STRIPE_IDS)
+
+
+TRANSACTION_CURRENCIES = ("unit_price_currency", "minimum_commission_currency")
 
 
 def transaction_anomalies(record: TransactionRecord) -> list[Anomaly]:
     found = []
-    for column in ("unit_price_currency", "minimum_commission_currency"):
+    for column in TRANSACTION_CURRENCIES:
         anomaly = _currency_anomaly(
             "transactions", record.legacy_id, column, getattr(record, column)
         )

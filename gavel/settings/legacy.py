@@ -14,3 +14,7 @@ LEGACY_STUCK_REQUIRES_ACTION_HOURS = env_int("LEGACY_STUCK_REQUIRES_ACTION_HOURS
 # Delta mode re-reads rows updated this many seconds before the previous run's watermark, so a
 # row written while that run was reading is not missed (the legacy clock has one-second steps).
 LEGACY_DELTA_OVERLAP_SECONDS = env_int("LEGACY_DELTA_OVERLAP_SECONDS", default=300)
+# Memory for one import connection's sorts and hashes (a page's steps, lines and joins) and for
+# its temporary tables: PostgreSQL's defaults (4MB, 8MB) make every 50k-row page spill to disk.
+LEGACY_IMPORT_WORK_MEM = env_str("LEGACY_IMPORT_WORK_MEM", "256MB")
+LEGACY_IMPORT_TEMP_BUFFERS = env_str("LEGACY_IMPORT_TEMP_BUFFERS", "512MB")

@@ -1,5 +1,7 @@
-"""Tables without row checks travel as COPY text (never parsed in Python): from MariaDB and
-from PostgreSQL they stage exactly what the record path stages, awkward text included."""
+"""Every table travels as COPY text (never parsed in Python) and is checked in SQL: from
+MariaDB and from PostgreSQL it stages exactly what the record path (rows read as Python records,
+checked by ``reader.ROW_CHECKS``) stages, awkward text included, and finds the same
+anomalies."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import os
 import pytest
 from django.db import connection
 
-from gavel.legacy import importer
 from gavel.legacy.connections import database_connect
-from gavel.legacy.importer import ImportOptions, legacy_import
+from gavel.legacy.importer import STAGE_LANES, ImportOptions, legacy_import
+from gavel.legacy.reader import SPECS_BY_TABLE
+from gavel.legacy.staging import STAGING_MODELS
 from gavel.legacy.tests.conftest import generated, truncate_import
 
 pytestmark = pytest.mark.django_db
@@ -19,14 +22,14 @@ AWKWARD = "tab\there, new\nline, back\\slash \\N, quote ' \" , crème brûlée �
 
 
 def staged() -> dict[str, list[tuple[object, ...]]]:
-    tables = (
-        "legacy_legacyperson",
-        "legacy_legacylisting",
-        "legacy_legacyordertransition",
-        "legacy_legacypaymentsetting",
-    )
-    found = {}
+    tables = [model._meta.db_table for model in STAGING_MODELS.values()]
+    found: dict[str, list[tuple[object, ...]]] = {}
     with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT kind, legacy_table, legacy_id, is_blocking, details::text"
+            " FROM legacy_legacyanomaly ORDER BY 1, 2, 3"
+        )
+        found["anomalies"] = cursor.fetchall()
         for table in tables:
             cursor.execute(f"SELECT legacy_id, * FROM {table} ORDER BY legacy_id")  # noqa: S608
             names = [column.name for column in cursor.description]
@@ -39,7 +42,7 @@ def staged() -> dict[str, list[tuple[object, ...]]]:
     return found
 
 
-def test_passed_through_tables_stage_what_the_record_path_stages(monkeypatch) -> None:
+def test_copied_tables_stage_and_check_what_the_record_path_does() -> None:
     sources = [
         generated(dialect, f"pass_{os.getpid()}", payments=150) for dialect in ("mysql", "postgres")
     ]
@@ -59,12 +62,20 @@ def test_passed_through_tables_stage_what_the_record_path_stages(monkeypatch) ->
         legacy_import(database=source.database, options=ImportOptions(batch_size=40))
         results.append(staged())
     truncate_import()
-    monkeypatch.setattr(importer, "is_passed_through", lambda spec: False)
-    legacy_import(database=sources[0].database, options=ImportOptions(batch_size=40))
+    legacy_import(
+        database=sources[0].database, options=ImportOptions(batch_size=40, records_in_python=True)
+    )
     by_records = staged()
 
     assert all(rows for rows in by_records.values())
+    kinds = {kind for kind, *_ in by_records["anomalies"]}
+    assert {"null_money", "invalid_stripe_id", "currency_case", "unknown_currency"} <= kinds
     assert results == [by_records, by_records]
     listing = next(row for row in by_records["legacy_legacylisting"] if row[0] == 1)
     assert AWKWARD in listing
     assert None in listing
+
+
+def test_stage_lanes_stage_every_table_once() -> None:
+    staged_tables = [table for lane in STAGE_LANES for table in lane]
+    assert sorted(staged_tables) == sorted(SPECS_BY_TABLE)
