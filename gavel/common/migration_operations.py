@@ -64,3 +64,22 @@ class IndexSwap(migrations.SeparateDatabaseAndState):
 
     def describe(self) -> str:
         return "Index change (PostgreSQL: rename and drop in place)"
+
+
+def triggers_fire_always(*triggers: tuple[str, str]) -> migrations.RunPython:
+    """Make guard triggers (table, trigger) fire in every session, a session whose
+    ``session_replication_role`` is ``replica`` included (the legacy import's pages, which
+    check foreign keys set-based instead of row by row: docs/adr/0010): a guard is never
+    skipped. PostgreSQL only; reversed to PostgreSQL's default (``ENABLE TRIGGER``)."""
+
+    def forward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            for table, trigger in triggers:
+                schema_editor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
+
+    def backward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            for table, trigger in triggers:
+                schema_editor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+
+    return migrations.RunPython(forward, backward)

@@ -21,8 +21,9 @@ from django.db import connection, transaction
 
 from gavel.auctions.services.customers import CustomerImport, buyer_customers_import
 from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.common.references import references_check, row_references_skipped
 from gavel.connect.services import AccountImport, connected_accounts_import
-from gavel.ledger.models import LedgerAccount
+from gavel.ledger.models import LedgerAccount, Posting
 from gavel.ledger.services import LedgerError, Line, entry_post
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.ledger_plan import (
@@ -566,7 +567,8 @@ def ledger_page_load(
         "currencies": sorted(SUPPORTED_CURRENCIES),
     }
     now = datetime.now().astimezone()
-    with connection.cursor() as cursor:
+    # Foreign keys checked for the page in one statement each, not per posting (ADR 0010).
+    with row_references_skipped() as is_skipped, connection.cursor() as cursor:
         # Dropped at commit; dropped here too for a dry run's single transaction.
         cursor.execute("DROP TABLE IF EXISTS _ledger_facts, _ledger_lines, _ledger_posted")
         cursor.execute(_FACTS_PAGE_SQL.replace("__SCOPE__", _payments_scope(scope_after)), params)
@@ -616,6 +618,8 @@ def ledger_page_load(
                 " JOIN ledger_ledgeraccount a ON a.code = l.code"
                 " ORDER BY p.entry_id"
             )
+            if is_skipped:
+                references_check(Posting, where="entry_id IN (SELECT entry_id FROM _ledger_posted)")
     anomalies_record(anomalies=anomalies, run=run)
     return LedgerPageResult(last, read, posted)
 

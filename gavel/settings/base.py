@@ -86,6 +86,9 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Bulk writers (the legacy import) check foreign keys a batch at a time when the database role
+# may set session_replication_role (gavel.common.references, docs/adr/0010); False: row by row.
+SET_BASED_REFERENCE_CHECKS = env_bool("SET_BASED_REFERENCE_CHECKS", default=True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -28,6 +28,7 @@ from gavel.legacy.models import (
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
 from gavel.legacy.tests.conftest import LegacySourceFixture, generated, truncate_import
 from gavel.legacy.verify import legacy_verify
+from gavel.payments.models import Order, OrderLine, OrderTransition
 from gavel.users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +58,33 @@ def snapshot() -> dict[str, object]:
             LegacyPayment.objects.filter(is_quarantined=True).values_list("legacy_id", flat=True)
         ),
         "id_map": LegacyIdMap.objects.count(),
+        "orders": sorted(
+            Order.objects.values_list(
+                "legacy_reference",
+                "buyer__legacy_person_id",
+                "status",
+                "currency",
+                "captured_minor",
+                "refunded_minor",
+                "stripe_fee_minor",
+            )
+        ),
+        "order_lines": sorted(
+            OrderLine.objects.values_list(
+                "order__legacy_reference",
+                "seller__legacy_person_id",
+                "seller_account_id",
+                "hammer_minor",
+                "commission_minor",
+                "transferred_minor",
+                "imported_listing_link__listing__legacy_id",
+            )
+        ),
+        "history": sorted(
+            OrderTransition.objects.values_list(
+                "order__legacy_reference", "from_status", "to_status", "occurred_at"
+            )
+        ),
         "connected_accounts": sorted(
             ConnectedAccount.objects.values_list(
                 "stripe_account_id", "user__legacy_person_id", "status", "preset"
@@ -179,6 +207,20 @@ def test_bulk_ledger_posting_equals_entry_post():
     run_import(small)
 
     assert snapshot() == through_services
+
+
+def test_set_based_reference_checks_write_what_row_by_row_checks_write(settings):
+    small = generated("postgres", f"refs_{os.getpid()}", payments=150)
+    settings.SET_BASED_REFERENCE_CHECKS = False
+    run_import(small)
+    row_by_row = snapshot()
+    assert row_by_row["orders"]
+    truncate_import()
+
+    settings.SET_BASED_REFERENCE_CHECKS = True
+    run_import(small)
+
+    assert snapshot() == row_by_row
 
 
 def test_delta_import_takes_what_changed_since_the_watermark(own_source):
