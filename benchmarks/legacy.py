@@ -20,6 +20,42 @@ import time
 
 TARGET_PER_SECOND = 10_000
 SEED = 1
+CEILING_ROWS = 2_000_000
+
+
+def _rows_inserted() -> int:
+    """Rows inserted into this (fresh) database's tables so far, temporary ones excluded."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT COALESCE(sum(n_tup_ins), 0) FROM pg_stat_user_tables"
+            " WHERE schemaname = 'public'"
+        )
+        (rows,) = cursor.fetchone()
+    return int(rows)
+
+
+def _insert_ceiling() -> float:
+    """Rows per second one connection inserts into a bare table with a primary key, on this
+    server now: the yardstick the import's own row rate is printed against."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE _ceiling (id bigint PRIMARY KEY, entry bigint, account bigint,"
+            " amount bigint, currency char(3))"
+        )
+        started = time.perf_counter()
+        cursor.execute(
+            "INSERT INTO _ceiling SELECT i, i / 3, i % 4000, i * 7, 'EUR'"
+            " FROM generate_series(1, %s) i",
+            [CEILING_ROWS],
+        )
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE _ceiling")
+    return CEILING_ROWS / seconds
 
 
 def _existing_payments(database: object) -> int:
@@ -69,9 +105,12 @@ def main() -> None:
         print(f"generated {database.dialect} legacy DB: {rows} rows in {seconds:.1f}s")
         print("  " + ", ".join(f"{table} {n}" for table, n in manifest.row_counts.items()))
 
+    ceiling = _insert_ceiling()
+    inserted_before = _rows_inserted()
     started = time.perf_counter()
     run = legacy_import(database=database, options=ImportOptions(batch_size=batch))
     import_seconds = time.perf_counter() - started
+    inserted = _rows_inserted() - inserted_before
     started = time.perf_counter()
     report = legacy_verify(database=database)
     verify_seconds = time.perf_counter() - started
@@ -85,6 +124,11 @@ def main() -> None:
     print(
         f"anomalies: {sum(run.stats['new_anomalies'].values())}, verification differences:"
         f" {report.difference_count} ({len(report.rows)} rows compared)"
+    )
+    print(
+        f"rows the import inserted: {inserted:,} ({inserted / import_seconds:,.0f}/s); one"
+        f" connection's bare insert ceiling on this server, same run: {ceiling:,.0f} rows/s"
+        f" (import = {inserted / import_seconds / ceiling:.0%} of it)"
     )
     print(
         f"payments imported per second (with verification): {rate:,.0f}"

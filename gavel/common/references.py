@@ -2,17 +2,17 @@
 
 PostgreSQL checks a foreign key with one trigger call per inserted row: a query that finds the
 referenced row and locks it ``FOR KEY SHARE``. For a bulk writer (the legacy import writes a
-quarter of a million postings per page) those calls cost a third of its time. Inside
-``row_references_skipped`` the transaction runs with ``session_replication_role = replica``,
-which skips them (and nothing else: every guard trigger of ours fires ``ALWAYS``);
-``references_check`` then does what they would have done for the batch, in one statement per
-foreign key: every referenced row exists, and it is locked ``FOR KEY SHARE`` until the
-transaction ends, so none can be deleted under it.
+quarter of a million postings per page) those calls cost a large share of its time. Inside
+``inserts_checked_in_bulk`` the transaction runs with ``session_replication_role = replica``,
+which skips them (and nothing else: every guard trigger of ours fires ``ALWAYS``); at the end
+of the block ``references_check`` does what they would have done for the rows inserted, in one
+statement per foreign key: every referenced row exists, and it is locked ``FOR KEY SHARE``
+until the transaction ends, so none can be deleted under it.
 
 Setting the role needs a superuser, or ``GRANT SET ON PARAMETER session_replication_role`` to
 the role that runs the writer. Without it (or with
 ``settings.SET_BASED_REFERENCE_CHECKS = False``) PostgreSQL checks every row as usual and
-``row_references_skipped`` yields False.
+``inserts_checked_in_bulk`` yields False.
 """
 
 # SQL here is built from Django model metadata (tables and columns), never from input; the
@@ -33,10 +33,13 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def row_references_skipped() -> Iterator[bool]:
-    """Inside the caller's transaction: skip PostgreSQL's row-by-row foreign key checks until
-    the block ends. Yields whether they are skipped; when they are, the caller must call
-    ``references_check`` for every model it writes before the block ends."""
+def inserts_checked_in_bulk(*written: type[models.Model]) -> Iterator[bool]:
+    """Inside the caller's transaction: skip PostgreSQL's row-by-row foreign key checks for
+    the block, then check the foreign keys of every row of the ``written`` models inserted
+    since the block began (primary keys above the largest one at its start), one statement
+    per foreign key. Yields whether the checks are set-based (False: PostgreSQL checks every
+    row as usual). Covers inserts only: a block must not change a foreign key column of an
+    existing row."""
     if connection.vendor != "postgresql" or not settings.SET_BASED_REFERENCE_CHECKS:
         yield False
         return
@@ -48,8 +51,13 @@ def row_references_skipped() -> Iterator[bool]:
         logger.info("row-by-row foreign key checks kept: %s", error)
         yield False
         return
+    floors = {model: _largest_key(model) for model in written}
     try:
         yield True
+        for model, floor in floors.items():
+            references_check(
+                model, where=f"{model._meta.pk.column} > %(floor)s", params={"floor": floor}
+            )
     finally:
         if not connection.needs_rollback:
             try:
@@ -57,6 +65,15 @@ def row_references_skipped() -> Iterator[bool]:
                     cursor.execute("SET LOCAL session_replication_role = origin")
             except DatabaseError:  # an aborted transaction: its rollback restores the role
                 logger.debug("replication role left to the rollback")
+
+
+def _largest_key(model: type[models.Model]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(max({model._meta.pk.column}), 0) FROM {model._meta.db_table}"
+        )
+        (largest,) = cursor.fetchone()
+    return int(largest)
 
 
 def references_check(
@@ -73,25 +90,20 @@ def references_check(
             column = field.column
             target = field.related_model._meta.db_table  # type: ignore[union-attr]
             target_column = field.target_field.column
-            wanted = (
-                f"SELECT DISTINCT {column} FROM {table} WHERE ({where}) AND {column} IS NOT NULL"
-            )
+            # One statement: the keys the rows hold, the referenced rows locked, and the first
+            # key (if any) that found no row.
             cursor.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {target} t WHERE t.{target_column} IN"
-                f" ({wanted}) FOR KEY SHARE OF t) locked",
-                params or {},
-            )
-            (locked,) = cursor.fetchone()
-            cursor.execute(f"SELECT count(*) FROM ({wanted}) w", params or {})
-            (referenced,) = cursor.fetchone()
-            if locked == referenced:
-                continue
-            cursor.execute(
-                f"SELECT w.{column} FROM ({wanted}) w WHERE NOT EXISTS"
-                f" (SELECT 1 FROM {target} t WHERE t.{target_column} = w.{column}) LIMIT 1",
+                f"WITH wanted AS MATERIALIZED (SELECT DISTINCT {column} AS key FROM {table}"
+                f" WHERE ({where}) AND {column} IS NOT NULL),"
+                f" locked AS MATERIALIZED (SELECT t.{target_column} AS key FROM {target} t"
+                f" WHERE t.{target_column} IN (SELECT key FROM wanted) FOR KEY SHARE OF t)"
+                " SELECT min(w.key) FROM wanted w"
+                " WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.key = w.key)",
                 params or {},
             )
             (missing,) = cursor.fetchone()
+            if missing is None:
+                continue
             raise IntegrityError(
                 f'insert into "{table}" violates foreign key on "{column}":'
                 f' key {missing} is not present in table "{target}"'

@@ -1,5 +1,8 @@
-"""Cross-table anomaly checks, run as set-based SQL over the staging tables once every legacy
-table of a run is staged; then the quarantine flags that keep blocked rows out of the load.
+"""Anomaly checks as set-based SQL over the staging tables: the row checks of each staged page
+(``row_checks_run``, the SQL form of ``reader.ROW_CHECKS``), and the cross-table checks once
+every legacy table of a run is staged, in two halves the importer runs side by side (an
+order's history; what rows point at); then the quarantine flags that keep blocked rows out of
+the load.
 
 Each check inserts into the quarantine with ``ON CONFLICT DO NOTHING``: running it again finds
 the same rows and adds nothing. ``scope_after`` limits the orders and payments checked to those
@@ -168,18 +171,26 @@ def row_checks_run(*, table: str, run_id: int, after_key: int, last_key: int) ->
     )
 
 
-def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hours: int) -> int:
-    """Every cross-table check; returns the number of new anomalies."""
+def _order_scope(scope_after: int) -> str:
+    """A first run checks every order; a later one the orders it staged, or whose history or
+    payment it staged."""
+    if not scope_after:
+        return "TRUE"
+    return (
+        f"(o.staged_run_id > %(after)s OR o.legacy_id IN (SELECT transaction_legacy_id"
+        f" FROM {TRANSITIONS} WHERE staged_run_id > %(after)s) OR o.legacy_id IN"
+        f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(after)s))"
+    )
+
+
+def history_checks_run(
+    *, run_id: int, scope_after: int, watermark: datetime, stuck_hours: int
+) -> int:
+    """The checks of each order's history (its steps in the portal's order): the current state
+    against the last step, moves the machine does not allow, steps out of order, payments whose
+    status disagrees with their order's state, and payments stuck in 3-D Secure."""
     params: dict[str, Any] = {"run": run_id, "after": scope_after}
-    # A first run checks every order; a later one the orders it staged, or whose history or
-    # payment it staged.
-    order_scope = "TRUE"
-    if scope_after:
-        order_scope = (
-            f"(o.staged_run_id > %(after)s OR o.legacy_id IN (SELECT transaction_legacy_id"
-            f" FROM {TRANSITIONS} WHERE staged_run_id > %(after)s) OR o.legacy_id IN"
-            f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(after)s))"
-        )
+    order_scope = _order_scope(scope_after)
     found = 0
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS _legacy_steps")
@@ -226,6 +237,36 @@ def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hour
         " FROM _legacy_steps s WHERE s.legacy_created_at < s.prev_at GROUP BY s.tx",
         params,
     )
+    statuses = f"(VALUES {_expected_status_values()}) AS e(state, status)"
+    found += _insert_anomalies(
+        A.PAYMENT_STATUS_MISMATCH,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('status', pay.status,"
+        " 'transaction_state', s.to_state)"
+        f" FROM {PAYMENTS} pay JOIN _legacy_steps s ON s.tx = pay.transaction_legacy_id"
+        f" AND s.is_last LEFT JOIN {statuses} ON e.state = s.to_state AND e.status = pay.status"
+        " WHERE e.state IS NULL",
+        params,
+    )
+    found += _insert_anomalies(
+        A.STUCK_REQUIRES_ACTION,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('since', s.legacy_created_at,"
+        " 'intent', pay.stripe_payment_intent_id)"
+        f" FROM {PAYMENTS} pay JOIN _legacy_steps s ON s.tx = pay.transaction_legacy_id"
+        " AND s.is_last WHERE s.to_state = 'payment_intent_requires_action'"
+        " AND s.legacy_created_at <= %(stuck_before)s",
+        {**params, "stuck_before": watermark - timedelta(hours=stuck_hours)},
+    )
+    return found
+
+
+def reference_checks_run(*, run_id: int, scope_after: int) -> int:
+    """The checks of what rows point at: orders whose buyer or seller is missing or deleted,
+    payments without an order, and Stripe ids more than one payment claims."""
+    params: dict[str, Any] = {"run": run_id, "after": scope_after}
+    order_scope = _order_scope(scope_after)
+    found = 0
     for kind, condition in (
         (A.PERSON_MISSING, "p.legacy_id IS NULL"),
         (A.PERSON_DELETED, "p.is_deleted"),
@@ -261,28 +302,6 @@ def checks_run(*, run_id: int, scope_after: int, watermark: datetime, stuck_hour
             " HAVING COUNT(*) > 1)",
             params,
         )
-    statuses = f"(VALUES {_expected_status_values()}) AS e(state, status)"
-    found += _insert_anomalies(
-        A.PAYMENT_STATUS_MISMATCH,
-        "stripe_payments",
-        "SELECT pay.legacy_id::text, jsonb_build_object('status', pay.status,"
-        " 'transaction_state', s.to_state)"
-        f" FROM {PAYMENTS} pay JOIN _legacy_steps s ON s.tx = pay.transaction_legacy_id"
-        f" AND s.is_last LEFT JOIN {statuses} ON e.state = s.to_state AND e.status = pay.status"
-        " WHERE e.state IS NULL",
-        params,
-    )
-    found += _insert_anomalies(
-        A.STUCK_REQUIRES_ACTION,
-        "stripe_payments",
-        "SELECT pay.legacy_id::text, jsonb_build_object('since', s.legacy_created_at,"
-        " 'intent', pay.stripe_payment_intent_id)"
-        f" FROM {PAYMENTS} pay JOIN _legacy_steps s ON s.tx = pay.transaction_legacy_id"
-        " AND s.is_last WHERE s.to_state = 'payment_intent_requires_action'"
-        " AND s.legacy_created_at <= %(stuck_before)s",
-        {**params, "stuck_before": watermark - timedelta(hours=stuck_hours)},
-    )
-    quarantine_refresh()
     return found
 
 

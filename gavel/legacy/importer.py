@@ -27,7 +27,12 @@ from django.db.models import Max
 from django.utils import timezone
 from tqdm import tqdm
 
-from gavel.legacy.checks import checks_run, row_checks_run
+from gavel.legacy.checks import (
+    history_checks_run,
+    quarantine_refresh,
+    reference_checks_run,
+    row_checks_run,
+)
 from gavel.legacy.connections import LegacyDatabase
 from gavel.legacy.listings import (
     ListingsPage,
@@ -74,6 +79,8 @@ STAGE_LANES: tuple[tuple[str, ...], ...] = (
      "stripe_payments"),
 )  # fmt: skip
 CHECKS = "stage:checks"
+CHECKS_HISTORY = "stage:checks:history"
+CHECKS_REFERENCES = "stage:checks:references"
 LOAD_USERS = "load:people"
 LOAD_ACCOUNTS = "load:connected_accounts"
 LOAD_CUSTOMERS = "load:buyer_customers"
@@ -157,15 +164,8 @@ class _Importer:
             )
         )
         if self._step_pending(run, CHECKS):
-            with self._timed(CHECKS), transaction.atomic():
-                _tables_analyze(STAGING_TABLES)
-                checks_run(
-                    run_id=run.pk,
-                    scope_after=scope_after,
-                    watermark=run.watermark,
-                    stuck_hours=settings.LEGACY_STUCK_REQUIRES_ACTION_HOURS,
-                )
-                self._step_done(run, CHECKS)
+            with self._timed(CHECKS):
+                self._checks_run(run, scope_after)
         if self._step_pending(run, LOAD_USERS):
             with self._timed(LOAD_USERS), transaction.atomic():
                 result = users_load(run=run, scope_after=scope_after)
@@ -192,6 +192,30 @@ class _Importer:
                 added = id_map_refresh(scope_after=scope_after)
                 self._step_done(run, LOAD_ID_MAP, changed=added)
         return self._run_close(run)
+
+    def _checks_run(self, run: ImportRun, scope_after: int) -> None:
+        """The cross-table checks in two halves side by side (each in its own transaction;
+        both add anomalies idempotently, so a run killed between them runs both again), then
+        the quarantine flags with the step's checkpoint."""
+        _tables_analyze(STAGING_TABLES)
+
+        def history() -> None:
+            with transaction.atomic():
+                history_checks_run(
+                    run_id=run.pk,
+                    scope_after=scope_after,
+                    watermark=run.watermark,
+                    stuck_hours=settings.LEGACY_STUCK_REQUIRES_ACTION_HOURS,
+                )
+
+        def references() -> None:
+            with transaction.atomic():
+                reference_checks_run(run_id=run.pk, scope_after=scope_after)
+
+        self._side_by_side([(CHECKS_HISTORY, history)], [(CHECKS_REFERENCES, references)])
+        with transaction.atomic():
+            quarantine_refresh()
+            self._step_done(run, CHECKS)
 
     def _accounts_load(self, run: ImportRun, scope_after: int) -> None:
         if self._step_pending(run, LOAD_ACCOUNTS):

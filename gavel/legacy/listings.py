@@ -24,7 +24,7 @@ from typing import Any
 from django.db import connection
 
 from gavel.common.money import SUPPORTED_CURRENCIES
-from gavel.common.references import references_check, row_references_skipped
+from gavel.common.references import inserts_checked_in_bulk
 from gavel.legacy.models import ImportedListingOrderLine, ImportRun
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
 
@@ -173,22 +173,13 @@ def listings_order_lines_link(*, run: ImportRun, scope_after: int) -> int:
         " JOIN legacy_importedlisting il ON il.legacy_id = t.listing_legacy_id"
     )
     # Foreign keys checked in one statement each, not per link (ADR 0010).
-    with row_references_skipped() as is_skipped, connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS _links_added")
-        cursor.execute("CREATE TEMPORARY TABLE _links_added (order_line_id bigint) ON COMMIT DROP")
+    with inserts_checked_in_bulk(ImportedListingOrderLine), connection.cursor() as cursor:
         cursor.execute(
-            "WITH added AS (INSERT INTO legacy_importedlistingorderline (order_line_id, listing_id)"
+            "INSERT INTO legacy_importedlistingorderline (order_line_id, listing_id)"
             f" {select} WHERE t.staged_run_id > %(after)s"
             f" UNION ALL {select} WHERE il.imported_run_id = %(run)s"
             " AND t.staged_run_id <= %(after)s"  # disjoint halves: nothing to de-duplicate
-            " ON CONFLICT (order_line_id) DO NOTHING RETURNING order_line_id)"
-            " INSERT INTO _links_added SELECT order_line_id FROM added",
+            " ON CONFLICT (order_line_id) DO NOTHING",
             {"after": scope_after, "run": run.pk},
         )
-        added = int(cursor.rowcount)
-        if is_skipped:
-            references_check(
-                ImportedListingOrderLine,
-                where="order_line_id IN (SELECT order_line_id FROM _links_added)",
-            )
-        return added
+        return int(cursor.rowcount)

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 
 from gavel.auctions.services.customers import CustomerImport, buyer_customers_import
 from gavel.common.money import SUPPORTED_CURRENCIES
-from gavel.common.references import references_check, row_references_skipped
+from gavel.common.references import inserts_checked_in_bulk
 from gavel.connect.services import AccountImport, connected_accounts_import
 from gavel.ledger.models import LedgerAccount, Posting
 from gavel.ledger.services import LedgerError, Line, entry_post
@@ -568,7 +568,7 @@ def ledger_page_load(
     }
     now = datetime.now().astimezone()
     # Foreign keys checked for the page in one statement each, not per posting (ADR 0010).
-    with row_references_skipped() as is_skipped, connection.cursor() as cursor:
+    with inserts_checked_in_bulk(Posting), connection.cursor() as cursor:
         # Dropped at commit; dropped here too for a dry run's single transaction.
         cursor.execute("DROP TABLE IF EXISTS _ledger_facts, _ledger_lines, _ledger_posted")
         cursor.execute(_FACTS_PAGE_SQL.replace("__SCOPE__", _payments_scope(scope_after)), params)
@@ -618,8 +618,6 @@ def ledger_page_load(
                 " JOIN ledger_ledgeraccount a ON a.code = l.code"
                 " ORDER BY p.entry_id"
             )
-            if is_skipped:
-                references_check(Posting, where="entry_id IN (SELECT entry_id FROM _ledger_posted)")
     anomalies_record(anomalies=anomalies, run=run)
     return LedgerPageResult(last, read, posted)
 

@@ -38,7 +38,7 @@ from django.db import connection
 
 from gavel.common.errors import ServiceError
 from gavel.common.money import SUPPORTED_CURRENCIES
-from gavel.common.references import row_references_skipped
+from gavel.common.references import inserts_checked_in_bulk
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
 from gavel.legacy.commission import amounts_compute
@@ -52,13 +52,12 @@ from gavel.legacy.states import (
     LegacyState,
     move_kind,
 )
-from gavel.payments.models import Order
+from gavel.payments.models import Order, OrderLine, OrderTransition
 from gavel.payments.services.charging import order_payment_attach
 from gavel.payments.services.orders import (
     IMPORT_HISTORY,
     IMPORT_ORDERS,
     orders_import_apply,
-    orders_import_references_check,
     orders_import_tables_reset,
 )
 
@@ -301,10 +300,8 @@ def orders_page_load(
         cursor.execute(ORDERS_FILL_SQL, params)
         cursor.execute(HISTORY_FILL_SQL)
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
-    with row_references_skipped() as is_skipped:
+    with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
         result = orders_import_apply(is_move_allowed=True)
-        if is_skipped:
-            orders_import_references_check()
     anomalies_record(
         anomalies=[
             Anomaly(

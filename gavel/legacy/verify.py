@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -97,8 +98,13 @@ def _figures(rows: Iterable[tuple[Any, ...]]) -> Figures:
 
 
 def _compare(
-    section: str, legacy: Figures, gavel: Figures, quarantined: Figures | None = None
+    section: str,
+    legacy: Figures | Future[Figures],
+    gavel: Figures,
+    quarantined: Figures | None = None,
 ) -> list[ReportRow]:
+    if isinstance(legacy, Future):
+        legacy = legacy.result()
     quarantined = quarantined or {}
     keys = sorted(set(legacy) | set(gavel) | set(quarantined))
     return [
@@ -123,17 +129,6 @@ def _sums_by_column(
     return by_column
 
 
-def _legacy_payment_figures(
-    source: LegacySource, expression: str, where: str, *, by_seller: bool
-) -> Figures:
-    group = "receiver_id, UPPER(currency)" if by_seller else "UPPER(currency)"
-    return _figures(
-        source.query(
-            f"SELECT {group}, SUM({expression}) FROM stripe_payments WHERE {where} GROUP BY {group}"
-        )
-    )
-
-
 def _quarantined_payment_figures(expression: str, where: str, *, by_seller: bool) -> Figures:
     group = "receiver_legacy_id, UPPER(currency)" if by_seller else "UPPER(currency)"
     return _figures(
@@ -142,10 +137,6 @@ def _quarantined_payment_figures(expression: str, where: str, *, by_seller: bool
             f" WHERE is_quarantined AND {where} GROUP BY {group}"
         )
     )
-
-
-def _ledger_figures(sql: str) -> Figures:
-    return _figures(_gavel(sql))
 
 
 def _seller_people() -> dict[str, str]:
@@ -179,69 +170,96 @@ LEGACY_LEDGER = (
 
 
 def verification_rows(source: LegacySource) -> list[ReportRow]:
+    """Every row of the report. The legacy side's queries run on the legacy connection in a
+    thread, each sent before the Gavel query it is compared with, so both databases work at
+    once."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-legacy") as pool:
+        return _rows(_Legacy(source, pool))
+
+
+class _Legacy:
+    """The legacy side, asked ahead: each call sends its query and returns at once."""
+
+    def __init__(self, source: LegacySource, pool: ThreadPoolExecutor) -> None:
+        self.source = source
+        self.pool = pool
+
+    def count(self, table: str) -> Future[int]:
+        return self.pool.submit(self.source.count, table)
+
+    def figures(self, sql: str) -> Future[Figures]:
+        return self.pool.submit(lambda: _figures(self.source.query(sql)))
+
+    def sums(self, sql: str, columns: tuple[str, ...]) -> Future[dict[str, Figures]]:
+        return self.pool.submit(lambda: _sums_by_column(self.source.query(sql), columns))
+
+    def payments(self, expression: str, where: str, *, by_seller: bool) -> Future[Figures]:
+        group = "receiver_id, UPPER(currency)" if by_seller else "UPPER(currency)"
+        return self.figures(
+            f"SELECT {group}, SUM({expression}) FROM stripe_payments WHERE {where} GROUP BY {group}"
+        )
+
+
+def _rows(legacy: _Legacy) -> list[ReportRow]:
     rows: list[ReportRow] = []
     # Row counts per table.
     for table in TABLES:
         model = STAGING_MODELS[table]
-        legacy_count = source.count(table)
-        rows.append(ReportRow("rows", table, legacy_count, model._default_manager.count()))
+        legacy_count = legacy.count(table)
+        gavel_count = model._default_manager.count()
+        rows.append(ReportRow("rows", table, legacy_count.result(), gavel_count))
     # Counts per state.
     rows += _compare(
         "transactions by current_state",
-        _figures(
-            source.query("SELECT current_state, COUNT(*) FROM transactions GROUP BY current_state")
-        ),
+        legacy.figures("SELECT current_state, COUNT(*) FROM transactions GROUP BY current_state"),
         _figures(
             _gavel("SELECT current_state, COUNT(*) FROM legacy_legacyorder GROUP BY current_state")
         ),
     )
     rows += _compare(
         "stripe_payments by status",
-        _figures(source.query("SELECT status, COUNT(*) FROM stripe_payments GROUP BY status")),
+        legacy.figures("SELECT status, COUNT(*) FROM stripe_payments GROUP BY status"),
         _figures(_gavel("SELECT status, COUNT(*) FROM legacy_legacypayment GROUP BY status")),
     )
     # Sums per currency of every money column. Currencies are compared upper-cased: MySQL's
     # case-insensitive collation groups "eur" with "EUR" anyway; unknown codes stay apart.
     for table, currency, columns in MONEY_COLUMNS:
         staging = STAGING_MODELS[table]._meta.db_table
-        legacy_sums = _sums_by_column(source.query(_sum_sql(table, currency, columns)), columns)
+        legacy_sums = legacy.sums(_sum_sql(table, currency, columns), columns)
         gavel_sums = _sums_by_column(_gavel(_sum_sql(staging, currency, columns)), columns)
         for column in columns:
             rows += _compare(
                 f"sum {table}.{column} by {currency}",
-                legacy_sums[column],
+                legacy_sums.result()[column],
                 gavel_sums[column],
             )
-    rows += _listing_rows(source)
-    # The ledger against the legacy funds flow.
+    rows += _listing_rows(legacy)
+    # The ledger against the legacy funds flow: every figure from one pass over the ledger's
+    # legacy entries.
+    kept = "status IN ('paid', 'transfered')"
+    captured = "stripe_payment_intent_status = 'success'"
+    asked = {
+        "transferred": legacy.payments(NET, "status = 'transfered'", by_seller=True),
+        "pending": legacy.payments(NET, "status = 'paid'", by_seller=True),
+        REVENUE_COMMISSION: legacy.payments("commission_cents", kept, by_seller=False),
+        REVENUE_BUYER_FEE: legacy.payments("buyer_commission_cents", kept, by_seller=False),
+        EXPENSE_STRIPE_FEES: legacy.payments("real_fee_cents", captured, by_seller=False),
+        "captured": legacy.payments("sum_cents", captured, by_seller=False),
+    }
+    ledger = _LedgerSums()
     people = _seller_people()
     rows += _compare(
         "seller transferred (net, by seller and currency)",
-        _legacy_payment_figures(source, NET, "status = 'transfered'", by_seller=True),
-        _by_person(
-            _ledger_figures(
-                f"SELECT a.code, p.currency, SUM(p.amount_minor) {LEGACY_LEDGER}"
-                f" AND e.kind = 'legacy_payout' AND a.code LIKE '{SELLER_PAYABLE_PREFIX}%%'"
-                " GROUP BY a.code, p.currency"
-            ),
-            people,
-        ),
+        asked["transferred"],
+        _by_person(ledger.sellers(is_payout=True), people),
         _quarantined_payment_figures(NET, "status = 'transfered'", by_seller=True),
     )
     rows += _compare(
         "seller pending (net, by seller and currency)",
-        _legacy_payment_figures(source, NET, "status = 'paid'", by_seller=True),
-        _by_person(
-            _ledger_figures(
-                f"SELECT a.code, p.currency, -SUM(p.amount_minor) {LEGACY_LEDGER}"
-                f" AND a.code LIKE '{SELLER_PAYABLE_PREFIX}%%' GROUP BY a.code, p.currency"
-            ),
-            people,
-        ),
+        asked["pending"],
+        _by_person(ledger.sellers(is_payout=False, sign=-1), people),
         _quarantined_payment_figures(NET, "status = 'paid'", by_seller=True),
     )
-    kept = "status IN ('paid', 'transfered')"
-    captured = "stripe_payment_intent_status = 'success'"
     for section, expression, where, account, sign in (
         ("revenue: seller commissions", "commission_cents", kept, REVENUE_COMMISSION, -1),
         ("revenue: buyer fees", "buyer_commission_cents", kept, REVENUE_BUYER_FEE, -1),
@@ -249,27 +267,56 @@ def verification_rows(source: LegacySource) -> list[ReportRow]:
     ):
         rows += _compare(
             section,
-            _legacy_payment_figures(source, expression, where, by_seller=False),
-            _ledger_figures(
-                f"SELECT p.currency, {sign} * SUM(p.amount_minor) {LEGACY_LEDGER}"
-                f" AND a.code = '{account}' GROUP BY p.currency"
-            ),
+            asked[account],
+            ledger.account(account, sign=sign),
             _quarantined_payment_figures(expression, where, by_seller=False),
         )
     rows += _compare(
         "captured from buyers",
-        _legacy_payment_figures(source, "sum_cents", captured, by_seller=False),
-        _ledger_figures(
-            f"SELECT p.currency, -SUM(p.amount_minor) {LEGACY_LEDGER}"
-            " AND e.kind = 'legacy_capture' AND p.amount_minor < 0 GROUP BY p.currency"
-        ),
+        asked["captured"],
+        ledger.captured(),
         _quarantined_payment_figures("sum_cents", captured, by_seller=False),
     )
-    trial = _ledger_figures(
-        f"SELECT p.currency, SUM(p.amount_minor) {LEGACY_LEDGER} GROUP BY p.currency"
-    )
+    trial = ledger.trial()
     rows += _compare("ledger trial balance (legacy entries)", dict.fromkeys(trial, 0), trial)
     return rows
+
+
+class _LedgerSums:
+    """The ledger's legacy entries summed once, by account, currency, whether the entry is a
+    payout, and whether the posting is a capture's credit: every ledger figure of the report
+    is a sum of these."""
+
+    def __init__(self) -> None:
+        self.sums = _gavel(
+            f"SELECT a.code, p.currency, e.kind = 'legacy_payout',"
+            f" e.kind = 'legacy_capture' AND p.amount_minor < 0, SUM(p.amount_minor)"
+            f" {LEGACY_LEDGER} GROUP BY 1, 2, 3, 4"
+        )
+
+    def sellers(self, *, is_payout: bool, sign: int = 1) -> Figures:
+        """By seller account and currency: payout entries only, or every entry."""
+        return _figures(
+            (code, currency, sign * amount)
+            for code, currency, payout, _, amount in self.sums
+            if code.startswith(SELLER_PAYABLE_PREFIX) and (payout or not is_payout)
+        )
+
+    def account(self, code: str, *, sign: int) -> Figures:
+        return _figures(
+            (currency, sign * amount)
+            for account, currency, _, _, amount in self.sums
+            if account == code
+        )
+
+    def captured(self) -> Figures:
+        """What buyers paid: the credits of capture entries."""
+        return _figures(
+            (currency, -amount) for _, currency, _, credit, amount in self.sums if credit
+        )
+
+    def trial(self) -> Figures:
+        return _figures((currency, amount) for _, currency, _, _, amount in self.sums)
 
 
 LISTING_FIGURES = ("count", "price_cents", "shipping_price_cents")
@@ -281,14 +328,12 @@ QUARANTINED_LISTINGS = (
 )
 
 
-def _listing_rows(source: LegacySource) -> list[ReportRow]:
+def _listing_rows(legacy_side: _Legacy) -> list[ReportRow]:
     """Legacy listings against Gavel's catalogue (``ImportedListing``): count, price and
     shipping per currency."""
     figures = "COUNT(*), SUM(price_cents), SUM(shipping_price_cents)"
-    legacy = _sums_by_column(
-        source.query(
-            f"SELECT UPPER(TRIM(currency)), {figures} FROM listings GROUP BY UPPER(TRIM(currency))"
-        ),
+    asked = legacy_side.sums(
+        f"SELECT UPPER(TRIM(currency)), {figures} FROM listings GROUP BY UPPER(TRIM(currency))",
         LISTING_FIGURES,
     )
     gavel = _sums_by_column(
@@ -305,6 +350,7 @@ def _listing_rows(source: LegacySource) -> list[ReportRow]:
         ),
         LISTING_FIGURES,
     )
+    legacy = asked.result()
     rows: list[ReportRow] = []
     for figure in LISTING_FIGURES:
         rows += _compare(

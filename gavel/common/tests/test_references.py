@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from gavel.common.references import references_check, row_references_skipped
+from gavel.common.references import inserts_checked_in_bulk
 from gavel.ledger.models import JournalEntry, LedgerAccount, Posting
 from gavel.ledger.services import credit, debit, entry_post
 
@@ -46,13 +46,15 @@ def _postings_insert(entry_id: int, account_id: int, amounts: tuple[int, ...]) -
 def test_a_missing_reference_is_refused_by_the_set_based_check() -> None:
     entry = _entry()
     account = LedgerAccount.objects.get(code="platform:cash")
-    with row_references_skipped() as is_skipped:
-        assert is_skipped
-        assert _role() == "replica"
-        # PostgreSQL lets a dangling entry id through: its row check is skipped...
-        ids = _postings_insert(entry.pk + 1000, account.pk, (700, -700))
-        with pytest.raises(IntegrityError, match=f"key {entry.pk + 1000} is not present"):
-            references_check(Posting, where="id = ANY(%(ids)s)", params={"ids": ids})
+    block = inserts_checked_in_bulk(Posting)
+    is_set_based = block.__enter__()
+    assert is_set_based
+    assert _role() == "replica"
+    # PostgreSQL lets a dangling entry id through: its row check is skipped...
+    _postings_insert(entry.pk + 1000, account.pk, (700, -700))
+    # ...and the block's check refuses it as the block ends.
+    with pytest.raises(IntegrityError, match=f"key {entry.pk + 1000} is not present"):
+        block.__exit__(None, None, None)
     assert _role() == "origin"
 
 
@@ -61,10 +63,10 @@ def test_existing_references_pass_and_are_locked(transactional_db) -> None:
     account = LedgerAccount.objects.get(code="revenue:x")
     other = psycopg.connect(_dsn(), autocommit=True)
     try:
-        with transaction.atomic(), row_references_skipped() as is_skipped:
-            assert is_skipped
-            ids = _postings_insert(entry.pk, account.pk, (300, -300))
-            references_check(Posting, where="id = ANY(%(ids)s)", params={"ids": ids})
+        with transaction.atomic():
+            with inserts_checked_in_bulk(Posting) as is_set_based:
+                assert is_set_based
+                _postings_insert(entry.pk, account.pk, (300, -300))
             # As PostgreSQL's own check would, the referenced rows are now locked FOR KEY
             # SHARE: nobody may delete them (or change their key) before this commits.
             for table, key in (
@@ -90,8 +92,8 @@ def _dsn() -> str:
 def test_guard_triggers_fire_even_when_row_checks_are_skipped() -> None:
     entry = _entry()
     account = LedgerAccount.objects.get(code="platform:cash")
-    with row_references_skipped() as is_skipped:
-        assert is_skipped
+    with inserts_checked_in_bulk(Posting) as is_set_based:
+        assert is_set_based
         with pytest.raises(DatabaseError, match="balance"), transaction.atomic():
             _postings_insert(entry.pk, account.pk, (100,))  # unbalanced
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
@@ -106,8 +108,8 @@ def test_a_role_not_allowed_to_skip_them_keeps_row_by_row_checks() -> None:
         )
         cursor.execute("SET LOCAL ROLE gavel_test_plain")
     try:
-        with row_references_skipped() as is_skipped:
-            assert not is_skipped
+        with inserts_checked_in_bulk(Posting) as is_set_based:
+            assert not is_set_based
             assert _role() == "origin"
     finally:
         with connection.cursor() as cursor:
@@ -116,6 +118,6 @@ def test_a_role_not_allowed_to_skip_them_keeps_row_by_row_checks() -> None:
 
 def test_the_setting_keeps_row_by_row_checks(settings) -> None:
     settings.SET_BASED_REFERENCE_CHECKS = False
-    with row_references_skipped() as is_skipped:
-        assert not is_skipped
+    with inserts_checked_in_bulk(Posting) as is_set_based:
+        assert not is_set_based
         assert _role() == "origin"

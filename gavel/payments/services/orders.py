@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from gavel.common.errors import NotFoundError, ServiceError
 from gavel.common.money import SUPPORTED_CURRENCIES, MoneyError, currency_normalize
-from gavel.common.references import references_check
 from gavel.payments.fees import CommissionRule, LineFees, line_fees_compute
 from gavel.payments.lock_objects import orders_lock, sales_lock
 from gavel.payments.models import FeeSchedule, Order, OrderLine, OrderTransition
@@ -497,19 +496,6 @@ def orders_import_apply(*, is_move_allowed: bool = True) -> OrdersImportResult:
         if staged > created:  # some were imported before: they may move on
             moved, refused = _orders_move(now)
     return OrdersImportResult(created=created, moved=moved, refused=refused)
-
-
-def orders_import_references_check() -> None:
-    """After ``orders_import_apply`` with PostgreSQL's row-by-row foreign key checks skipped
-    (``gavel.common.references``): check those of every order of the batch, its lines and its
-    history, in one statement per foreign key."""
-    batch = (
-        f"SELECT o.id FROM {Order._meta.db_table} o JOIN {IMPORT_ORDERS} s"
-        " ON s.legacy_reference = o.legacy_reference"
-    )
-    references_check(Order, where=f"id IN ({batch})")
-    references_check(OrderLine, where=f"order_id IN ({batch})")
-    references_check(OrderTransition, where=f"order_id IN ({batch})")
 
 
 def _orders_move(now: datetime) -> tuple[int, dict[str, str]]:
