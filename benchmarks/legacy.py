@@ -49,7 +49,7 @@ def _insert_ceiling() -> float:
         )
         started = time.perf_counter()
         cursor.execute(
-            "INSERT INTO _ceiling SELECT i, i / 3, i % 4000, i * 7, 'EUR'"
+            "INSERT INTO _ceiling SELECT i, i / 3, i %% 4000, i * 7, 'EUR'"
             " FROM generate_series(1, %s) i",
             [CEILING_ROWS],
         )
