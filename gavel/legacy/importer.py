@@ -86,7 +86,6 @@ LOAD_ACCOUNTS = "load:connected_accounts"
 LOAD_CUSTOMERS = "load:buyer_customers"
 LOAD_LEDGER = "load:stripe_payments"
 LOAD_ORDERS = "load:transactions"
-LOAD_ORDERS_UPPER = "load:transactions:upper_half"
 LOAD_ID_MAP = "load:id_map"
 LOAD_LISTINGS = "load:listings"
 LINK_LISTINGS = "load:listing_order_lines"
@@ -177,12 +176,11 @@ class _Importer:
         # database connection.
         self._side_by_side(
             [(LOAD_LEDGER, lambda: self._ledger_load(run, scope_after))],
-            [(LOAD_ORDERS, lambda: self._orders_load(run, scope_after, half=1))],
+            [(LOAD_ORDERS, lambda: self._orders_load(run, scope_after))],
             [
                 (LOAD_LISTINGS, lambda: self._listings_load(run, scope_after)),
                 (LOAD_ACCOUNTS, lambda: self._accounts_load(run, scope_after)),
                 (LOAD_CUSTOMERS, lambda: self._customers_load(run, scope_after)),
-                (LOAD_ORDERS_UPPER, lambda: self._orders_load(run, scope_after, half=2)),
             ],
         )
         if self._step_pending(run, LINK_LISTINGS):
@@ -501,27 +499,18 @@ class _Importer:
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)
 
     # ---- stage two: orders --------------------------------------------------------------------
-    def _orders_load(self, run: ImportRun, scope_after: int, *, half: int) -> None:
-        """Transactions built and written in SQL; orders already loaded are moved on. In two
-        halves of the key range (``half`` 1: up to the median staged id; 2: after it), each a
-        step with its own checkpoints, so two lanes share the largest step."""
-        median = _median_key("legacy_legacyorder")
-        upper = median if half == 1 else None
+    def _orders_load(self, run: ImportRun, scope_after: int) -> None:
+        """Transactions built and written in SQL; orders already loaded are moved on."""
 
         def load(after: int) -> PagedResult | None:
             page = orders_page_load(
-                run=run,
-                scope_after=scope_after,
-                after_key=after,
-                limit=self.batch_size,
-                upper=upper,
+                run=run, scope_after=scope_after, after_key=after, limit=self.batch_size
             )
             if page is None:
                 return None
             return PagedResult(page.last_key, page.read, page.created + page.moved)
 
-        step = LOAD_ORDERS if half == 1 else LOAD_ORDERS_UPPER
-        self._paged(run, step, load, start=0 if half == 1 else median)
+        self._paged(run, LOAD_ORDERS, load)
 
     # ---- stage two: a step loaded a key range (page) at a time --------------------------------
     def _paged(
@@ -531,15 +520,13 @@ class _Importer:
         load: Callable[[int], PagedResult | None],
         *,
         analyze_after_first: tuple[str, ...] = (),
-        start: int = 0,
     ) -> None:
-        """``load(after_key)`` writes the next page (keys after ``start`` on the first)
-        inside this transaction, which also stores the checkpoint: a run killed at any point
-        resumes after the last page."""
+        """``load(after_key)`` writes the next page inside this transaction, which also
+        stores the checkpoint: a run killed at any point resumes after the last page."""
         checkpoint = self._checkpoint(run, step)
         if checkpoint.is_finished:
             return
-        after_key = int(checkpoint.last_key or start)
+        after_key = int(checkpoint.last_key or 0)
         bar = tqdm(desc=step, unit="row", disable=not self.options.show_progress)
         with bar:
             while True:
@@ -614,18 +601,6 @@ class _Prefetcher(Generic[PageT]):
 
 STAGING_TABLES = tuple(model._meta.db_table for model in STAGING_MODELS.values())
 LEDGER_TABLES = ("ledger_journalentry", "ledger_posting", "ledger_ledgeraccount")
-
-
-def _median_key(table: str) -> int:
-    """The median ``legacy_id`` of a staging table (0 when empty): the same on a resumed run,
-    whose staging is the same."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT legacy_id FROM {table} ORDER BY legacy_id"  # noqa: S608 (our table name)
-            f" OFFSET (SELECT count(*) / 2 FROM {table}) LIMIT 1"
-        )
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
 
 
 def _tables_analyze(tables: tuple[str, ...]) -> None:

@@ -64,7 +64,6 @@ from gavel.payments.services.orders import (
 logger = logging.getLogger(__name__)
 
 REFERENCE_PREFIX = "legacy:transactions:"
-KEY_MAX = 2**63 - 1  # no upper bound
 HISTORY_OPERATION = "legacy_import"
 S = Order.Status
 
@@ -237,36 +236,27 @@ class OrdersPageResult:
     refused: int
 
 
-def orders_page_bounds(
-    *, scope_after: int, after_key: int, limit: int, upper: int | None = None
-) -> tuple[int, int]:
-    """The last transaction id of the next page (ids up to ``upper``, when given) and how many
-    transactions it holds ((0, 0): none is left)."""
+def orders_page_bounds(*, scope_after: int, after_key: int, limit: int) -> tuple[int, int]:
+    """The last transaction id of the next page and how many transactions it holds ((0, 0):
+    none is left)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT max(legacy_id), count(*) FROM (SELECT o.legacy_id FROM legacy_legacyorder o"
-            " WHERE o.legacy_id > %(after)s AND o.legacy_id <= %(upper)s AND NOT o.is_quarantined"
+            " WHERE o.legacy_id > %(after)s AND NOT o.is_quarantined"
             f" AND o.payment_gateway = 'stripe' AND {_scope(scope_after)}"
             " ORDER BY o.legacy_id LIMIT %(limit)s) page",
-            {
-                "after": after_key,
-                "upper": KEY_MAX if upper is None else upper,
-                "scope": scope_after,
-                "limit": limit,
-            },
+            {"after": after_key, "scope": scope_after, "limit": limit},
         )
         last, count = cursor.fetchone()
     return (int(last), int(count)) if count else (0, 0)
 
 
 def orders_page_load(
-    *, run: ImportRun, scope_after: int, after_key: int, limit: int, upper: int | None = None
+    *, run: ImportRun, scope_after: int, after_key: int, limit: int
 ) -> OrdersPageResult | None:
-    """Load (or move on) the next page of transactions after ``after_key`` (up to ``upper``),
-    inside the caller's transaction; None when none is left."""
-    last, read = orders_page_bounds(
-        scope_after=scope_after, after_key=after_key, limit=limit, upper=upper
-    )
+    """Load (or move on) the next page of transactions after ``after_key``, inside the
+    caller's transaction; None when none is left."""
+    last, read = orders_page_bounds(scope_after=scope_after, after_key=after_key, limit=limit)
     if not read:
         return None
     params: dict[str, Any] = {
