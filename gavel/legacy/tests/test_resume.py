@@ -62,7 +62,12 @@ def _kill_when(process: subprocess.Popen[bytes], table: str, rows: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("table", "rows"), [("transaction_transitions", 300), ("load:stripe_payments", 40)]
+    ("table", "rows"),
+    [
+        ("transaction_transitions", 300),
+        ("load:stripe_payments", 40),
+        ("load:transactions", 40),  # orders, their foreign keys checked a page at a time
+    ],
 )
 def test_a_killed_run_resumes_to_the_same_result(transactional_db, mysql_source, table, rows):
     url = mysql_source.database.url
