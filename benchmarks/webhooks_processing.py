@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +194,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _run_one(label: str, tree: Path, overrides: dict[str, str]) -> float:
+def _queue_purge() -> None:
+    """The webhooks queue, declared and emptied."""
     from gavel.celery import app
 
+    with app.connection_for_write(BROKER_URL) as broker:
+        channel: Any = broker.default_channel
+        channel.queue_declare(queue="webhooks", durable=True, auto_delete=False)
+        channel.queue_purge("webhooks")
+
+
+@contextmanager
+def _worker(label: str, tree: Path, overrides: dict[str, str]) -> Iterator[None]:
+    """A Celery worker of ``tree``'s code (with ``overrides`` in its environment), ready
+    (its pool's processes done importing) for the block, stopped after it."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=_database_url(),
@@ -206,38 +219,40 @@ def _run_one(label: str, tree: Path, overrides: dict[str, str]) -> float:
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(overrides)
+    with tempfile.TemporaryDirectory() as scratch:
+        marker = Path(scratch) / "ready"
+        worker = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [sys.executable, "-c", WORKER, str(marker)], env=env, cwd=tree
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not marker.exists():
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    raise RuntimeError(f"{label}: the worker did not start")
+                time.sleep(0.1)
+            time.sleep(1.0)  # the pool's processes finish importing
+            yield
+        finally:
+            _stop(worker)
+
+
+def _run_one(label: str, tree: Path, overrides: dict[str, str]) -> float:
+    from gavel.celery import app
+
     with psycopg.connect(_database_url(), autocommit=True) as database:
         _backlog_store(database)
-        with app.connection_for_write(BROKER_URL) as broker:
-            channel: Any = broker.default_channel
-            channel.queue_declare(queue="webhooks", durable=True, auto_delete=False)
-            channel.queue_purge("webhooks")
-        with tempfile.TemporaryDirectory() as scratch:
-            marker = Path(scratch) / "ready"
-            worker = subprocess.Popen(  # noqa: S603 - fixed arguments
-                [sys.executable, "-c", WORKER, str(marker)], env=env, cwd=tree
+        _queue_purge()
+        with _worker(label, tree, overrides):
+            database.execute(
+                "UPDATE webhooks_webhookevent SET due_at = now() WHERE status = 'pending'"
             )
-            try:
-                deadline = time.monotonic() + 60
-                while not marker.exists():
-                    if time.monotonic() > deadline or worker.poll() is not None:
-                        raise RuntimeError(f"{label}: the worker did not start")
-                    time.sleep(0.1)
-                time.sleep(1.0)  # the pool's processes finish importing
-                database.execute(
-                    "UPDATE webhooks_webhookevent SET due_at = now() WHERE status = 'pending'"
-                )
-                started = time.perf_counter()
-                with app.connection_for_write(BROKER_URL) as broker:
-                    app.send_task(DRAIN_TASK, queue="webhooks", connection=broker)
-                while _unfinished(database) and time.perf_counter() - started < (
-                    DRAIN_TIMEOUT_SECONDS
-                ):
-                    time.sleep(0.05)
-                elapsed = time.perf_counter() - started
-                left = _unfinished(database)
-            finally:
-                _stop(worker)
+            started = time.perf_counter()
+            with app.connection_for_write(BROKER_URL) as broker:
+                app.send_task(DRAIN_TASK, queue="webhooks", connection=broker)
+            while _unfinished(database) and time.perf_counter() - started < (DRAIN_TIMEOUT_SECONDS):
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            left = _unfinished(database)
         row = database.execute(
             "SELECT count(*) FILTER (WHERE status = 'processed'), "
             "(SELECT count(*) FROM webhooks_webhookattempt) FROM webhooks_webhookevent"
@@ -257,60 +272,36 @@ def _lag_one(label: str, tree: Path, overrides: dict[str, str]) -> None:
     request, as intake does; lag from storage to processed."""
     from gavel.celery import app
     from gavel.webhooks.envelope import envelope_read
+    from gavel.webhooks.models import WebhookEvent
     from gavel.webhooks.services import event_ingest
     from gavel.webhooks.services.drain import drain_signal_reset
 
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=_database_url(),
-        DATABASE_CONN_MAX_AGE="600",
-        CELERY_BROKER_URL=BROKER_URL,
-        LOG_LEVEL="ERROR",
-        PYTHONPATH=str(tree),
-        DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "gavel.settings.local"),
-    )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update(overrides)
-    app.conf.broker_url = BROKER_URL  # this process's drain requests go to that worker
+    app.conf.update(broker_url=BROKER_URL)  # this process's drain requests go to that worker
     with psycopg.connect(_database_url(), autocommit=True) as database:
         database.execute(
             "TRUNCATE webhooks_webhookattempt, webhooks_webhookobjectcursor, "
             "webhooks_webhookevent, common_outboxmessage"
         )
-        with app.connection_for_write(BROKER_URL) as broker:
-            channel: Any = broker.default_channel
-            channel.queue_declare(queue="webhooks", durable=True, auto_delete=False)
-            channel.queue_purge("webhooks")
+        _queue_purge()
         drain_signal_reset()
-        with tempfile.TemporaryDirectory() as scratch:
-            marker = Path(scratch) / "ready"
-            worker = subprocess.Popen(  # noqa: S603 - fixed arguments
-                [sys.executable, "-c", WORKER, str(marker)], env=env, cwd=tree
-            )
-            try:
-                deadline = time.monotonic() + 60
-                while not marker.exists():
-                    if time.monotonic() > deadline or worker.poll() is not None:
-                        raise RuntimeError(f"{label}: the worker did not start")
-                    time.sleep(0.1)
-                time.sleep(1.0)
-                started = time.perf_counter()
-                sent = 0
-                while time.perf_counter() - started < LAG_SECONDS:
-                    delay = started + sent / LAG_RATE - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    payload = json.loads(_payload(sent, int(time.time())))
-                    event_ingest(
-                        envelope=envelope_read(payload), body=json.dumps(payload), source="platform"
-                    )
-                    sent += 1
-                rate = sent / (time.perf_counter() - started)
-                waited = time.perf_counter()
-                while _unfinished(database) and time.perf_counter() - waited < 60:
-                    time.sleep(0.1)
-            finally:
-                _stop(worker)
+        with _worker(label, tree, overrides):
+            started = time.perf_counter()
+            sent = 0
+            while time.perf_counter() - started < LAG_SECONDS:
+                delay = started + sent / LAG_RATE - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                payload = json.loads(_payload(sent, int(time.time())))
+                event_ingest(
+                    envelope=envelope_read(payload),
+                    body=json.dumps(payload),
+                    source=WebhookEvent.Source.PLATFORM,
+                )
+                sent += 1
+            rate = sent / (time.perf_counter() - started)
+            waited = time.perf_counter()
+            while _unfinished(database) and time.perf_counter() - waited < 60:
+                time.sleep(0.1)
         lags = sorted(
             float(row[0])
             for row in database.execute(
