@@ -23,6 +23,7 @@ from django.db import connection
 from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.legacy.reader import (
     ACCOUNT_STRIPE_IDS,
+    CURRENCY_WHITESPACE,
     PAYMENT_MONEY_COLUMNS,
     PAYMENT_STRIPE_IDS,
     ROW_CHECKS,
@@ -93,7 +94,8 @@ def _insert_anomalies(
 # record path; a test proves both find the same anomalies), over the staged rows of a page:
 # keys in (after, last] that this run wrote (rows it left unchanged were checked when staged).
 
-_WHITESPACE = "E' \\t\\n\\r\\f\\x0b'"  # reader.CURRENCY_WHITESPACE
+# reader.CURRENCY_WHITESPACE as a PostgreSQL escape string literal.
+_WHITESPACE = "E'" + "".join(f"\\x{ord(char):02x}" for char in CURRENCY_WHITESPACE) + "'"
 
 
 def _null_money_select(table: str) -> str:
