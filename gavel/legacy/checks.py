@@ -173,15 +173,16 @@ def row_checks_run(*, table: str, run_id: int, after_key: int, last_key: int) ->
     )
 
 
-def _order_scope(scope_after: int) -> str:
-    """A first run checks every order; a later one the orders it staged, or whose history or
-    payment it staged."""
+def orders_scope(scope_after: int) -> str:
+    """SQL over staged orders ``o`` (parameter ``%(scope)s``: ``scope_after``): every order on
+    a first run; on a later one, those it staged, or whose history or payment it staged. The
+    checks and the orders load take the same orders."""
     if not scope_after:
         return "TRUE"
     return (
-        f"(o.staged_run_id > %(after)s OR o.legacy_id IN (SELECT transaction_legacy_id"
-        f" FROM {TRANSITIONS} WHERE staged_run_id > %(after)s) OR o.legacy_id IN"
-        f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(after)s))"
+        f"(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
+        f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
+        f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s))"
     )
 
 
@@ -191,8 +192,8 @@ def history_checks_run(
     """The checks of each order's history (its steps in the portal's order): the current state
     against the last step, moves the machine does not allow, steps out of order, payments whose
     status disagrees with their order's state, and payments stuck in 3-D Secure."""
-    params: dict[str, Any] = {"run": run_id, "after": scope_after}
-    order_scope = _order_scope(scope_after)
+    params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
+    order_scope = orders_scope(scope_after)
     found = 0
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS _legacy_steps")
@@ -266,8 +267,8 @@ def history_checks_run(
 def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     """The checks of what rows point at: orders whose buyer or seller is missing or deleted,
     payments without an order, and Stripe ids more than one payment claims."""
-    params: dict[str, Any] = {"run": run_id, "after": scope_after}
-    order_scope = _order_scope(scope_after)
+    params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
+    order_scope = orders_scope(scope_after)
     found = 0
     for kind, condition in (
         (A.PERSON_MISSING, "p.legacy_id IS NULL"),

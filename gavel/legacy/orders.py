@@ -41,6 +41,7 @@ from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.common.references import inserts_checked_in_bulk
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
+from gavel.legacy.checks import orders_scope
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
@@ -94,19 +95,6 @@ def _moves_values() -> str:
         f"({_literal(source)}, {_literal(target)})"
         for source, target in itertools.product(sources, LegacyState)
         if move_kind(source, target) != "not_allowed"
-    )
-
-
-def _scope(scope_after: int) -> str:
-    """The transactions a run loads: all on a first run; later, those it staged, or whose
-    history or payment it staged."""
-    if not scope_after:
-        return "TRUE"
-    return (
-        "(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
-        " FROM legacy_legacyordertransition WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
-        " (SELECT transaction_legacy_id FROM legacy_legacypayment"
-        " WHERE staged_run_id > %(scope)s))"
     )
 
 
@@ -243,7 +231,7 @@ def orders_page_bounds(*, scope_after: int, after_key: int, limit: int) -> tuple
         cursor.execute(
             "SELECT max(legacy_id), count(*) FROM (SELECT o.legacy_id FROM legacy_legacyorder o"
             " WHERE o.legacy_id > %(after)s AND NOT o.is_quarantined"
-            f" AND o.payment_gateway = 'stripe' AND {_scope(scope_after)}"
+            f" AND o.payment_gateway = 'stripe' AND {orders_scope(scope_after)}"
             " ORDER BY o.legacy_id LIMIT %(limit)s) page",
             {"after": after_key, "scope": scope_after, "limit": limit},
         )
@@ -269,7 +257,7 @@ def orders_page_load(
     with connection.cursor() as cursor:
         # Dropped at commit; dropped here too for a dry run's single transaction.
         cursor.execute("DROP TABLE IF EXISTS _legacy_steps, _legacy_finals, _legacy_computed")
-        cursor.execute(STEPS_SQL.format(scope=_scope(scope_after)), params)
+        cursor.execute(STEPS_SQL.format(scope=orders_scope(scope_after)), params)
         cursor.execute(FINALS_SQL)
         cursor.execute(UNPAID_TERMS_SQL)
         unpaid = cursor.fetchall()
