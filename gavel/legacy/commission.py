@@ -83,3 +83,49 @@ def amounts_compute(
         subtotal_cents=item_total + shipping,
         seller_net_cents=total - seller_commission - buyer_commission,
     )
+
+
+def amounts_expected_sql(
+    *,
+    unit_price: str,
+    quantity: str,
+    shipping: str,
+    seller_percent: str,
+    seller_minimum: str,
+    buyer_percent: str,
+    buyer_minimum: str,
+) -> str:
+    """``amounts_compute`` in SQL over the given column expressions: LATERAL joins naming
+    ``expected.sum_cents``, ``expected.subtotal_cents``, ``expected.seller_commission_cents``,
+    ``expected.buyer_commission_cents`` and ``expected.is_valid`` (false where the Python
+    rules raise MoneyError: a quantity below zero, a negative item total or percentage). As the
+    loaders call ``amounts_compute``, a quantity of 0 or none counts as 1.
+
+    Exact: a percentage has three decimals, so item total × percent × 1000 is an integer and
+    the commission is that divided by 100 000, rounded half to even in numeric arithmetic.
+    A caller uses it as a filter, never as the answer: rows it does not find equal to what is
+    stored are computed again by ``amounts_compute``."""
+
+    def commission(scaled: str, minimum: str) -> str:
+        quotient, twice_rest = f"div({scaled}, 100000)", f"2 * mod({scaled}, 100000)"
+        return (
+            f"GREATEST({quotient} + CASE WHEN {twice_rest} > 100000 OR ({twice_rest} = 100000"
+            f" AND mod({quotient}, 2) = 1) THEN 1 ELSE 0 END, COALESCE({minimum}, 0))"
+        )
+
+    return (
+        f" CROSS JOIN LATERAL (SELECT ({unit_price})::numeric * COALESCE(NULLIF({quantity}, 0),"
+        f" 1) AS item_total, COALESCE({shipping}, 0) AS shipping,"
+        f" COALESCE({seller_percent}, 0) AS seller_percent,"
+        f" COALESCE({buyer_percent}, 0) AS buyer_percent) AS _terms"
+        " CROSS JOIN LATERAL (SELECT _terms.item_total * _terms.seller_percent * 1000 AS seller,"
+        " _terms.item_total * _terms.buyer_percent * 1000 AS buyer) AS _scaled"
+        f" CROSS JOIN LATERAL (SELECT {commission('_scaled.seller', seller_minimum)} AS seller,"
+        f" {commission('_scaled.buyer', buyer_minimum)} AS buyer) AS _commission"
+        " CROSS JOIN LATERAL (SELECT _terms.item_total + _terms.shipping + _commission.buyer"
+        " AS sum_cents, _terms.item_total + _terms.shipping AS subtotal_cents,"
+        " _commission.seller AS seller_commission_cents,"
+        " _commission.buyer AS buyer_commission_cents,"
+        f" COALESCE({quantity}, 0) >= 0 AND _terms.item_total >= 0"
+        " AND _terms.seller_percent >= 0 AND _terms.buyer_percent >= 0 AS is_valid) AS expected"
+    )

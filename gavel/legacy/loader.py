@@ -25,7 +25,7 @@ from gavel.common.references import inserts_checked_in_bulk
 from gavel.connect.services import AccountImport, connected_accounts_import
 from gavel.ledger.models import LedgerAccount, Posting
 from gavel.ledger.services import LedgerError, Line, entry_post
-from gavel.legacy.commission import amounts_compute
+from gavel.legacy.commission import amounts_compute, amounts_expected_sql
 from gavel.legacy.ledger_plan import (
     DISPUTE_HOLDS,
     EXPENSE_STRIPE_FEES,
@@ -467,7 +467,9 @@ SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)) AS cu
        '{SELLER_PAYABLE_PREFIX}' || COALESCE(acct.stripe_seller_id,
                                             'person:' || pay.receiver_legacy_id) AS seller,
        COALESCE(h.paid_at, pay.legacy_created_at) AS paid_at, h.disputed_at, h.resolved_at,
-       pay.transfered_at
+       pay.transfered_at, pay.subtotal_cents, o.unit_price_cents, o.listing_quantity,
+       o.shipping_price_cents, o.commission_from_seller, o.minimum_commission_cents,
+       o.commission_from_buyer, o.minimum_buyer_fee_cents
 {_PAYMENT_HISTORY_JOINS}WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
   AND NOT pay.is_quarantined AND h.final_state IN ({CAPTURED})
 """
@@ -518,15 +520,29 @@ JOIN LATERAL {_LINES} ON l.step = s.step
 WHERE s.happened AND f.currency = ANY(%(currencies)s)
 """
 
-_AMOUNT_TERMS_SQL = """
-SELECT f.legacy_id, pay.sum_cents, pay.subtotal_cents, pay.commission_cents,
-       pay.buyer_commission_cents, o.unit_price_cents, o.listing_quantity,
-       o.shipping_price_cents, o.commission_from_seller, o.minimum_commission_cents,
-       o.commission_from_buyer, o.minimum_buyer_fee_cents
-FROM _ledger_facts f
-JOIN legacy_legacypayment pay ON pay.legacy_id = f.legacy_id
-JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
-WHERE o.unit_price_cents IS NOT NULL
+# The page's payments whose stored amounts the portal's rules might not give: those the SQL
+# form of the rules (``commission.amounts_expected_sql``) does not find equal, which
+# ``_amount_anomaly`` then computes again in Python, the reference.
+_AMOUNT_TERMS_SQL = f"""
+SELECT f.legacy_id, f.sum_cents, f.subtotal_cents, f.commission_cents,
+       f.buyer_commission_cents, f.unit_price_cents, f.listing_quantity,
+       f.shipping_price_cents, f.commission_from_seller, f.minimum_commission_cents,
+       f.commission_from_buyer, f.minimum_buyer_fee_cents
+FROM _ledger_facts f{
+    amounts_expected_sql(
+        unit_price="f.unit_price_cents",
+        quantity="f.listing_quantity",
+        shipping="f.shipping_price_cents",
+        seller_percent="f.commission_from_seller",
+        seller_minimum="f.minimum_commission_cents",
+        buyer_percent="f.commission_from_buyer",
+        buyer_minimum="f.minimum_buyer_fee_cents",
+    )
+}
+WHERE f.unit_price_cents IS NOT NULL
+  AND (expected.is_valid AND (f.sum_cents, f.subtotal_cents, f.commission_cents,
+       f.buyer_commission_cents) = (expected.sum_cents, expected.subtotal_cents,
+       expected.seller_commission_cents, expected.buyer_commission_cents)) IS NOT TRUE
 ORDER BY f.legacy_id
 """
 

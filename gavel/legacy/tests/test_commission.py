@@ -1,13 +1,19 @@
+# The SQL under test is built from column names in this file; values are parameters.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
+import random
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import pytest
+from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gavel.common.money import MoneyError
-from gavel.legacy.commission import amounts_compute, commission_compute
+from gavel.legacy.commission import amounts_compute, amounts_expected_sql, commission_compute
 
 
 def reference_commission(item_total: int, percent: Decimal, minimum: int) -> int:
@@ -122,3 +128,86 @@ def test_quantity_must_be_positive():
             commission_from_buyer=None,
             minimum_buyer_fee_cents=None,
         )
+
+
+def _sql_amounts(cases: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``amounts_expected_sql`` over ``cases`` (unit price, quantity, shipping, seller percent,
+    seller minimum, buyer percent, buyer minimum), in one query, in order."""
+    expected = amounts_expected_sql(
+        unit_price="c.unit_price",
+        quantity="c.quantity",
+        shipping="c.shipping",
+        seller_percent="c.seller_percent",
+        seller_minimum="c.seller_minimum",
+        buyer_percent="c.buyer_percent",
+        buyer_minimum="c.buyer_minimum",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT expected.is_valid, expected.sum_cents, expected.subtotal_cents,"
+            " expected.seller_commission_cents, expected.buyer_commission_cents"
+            " FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::numeric(6,3)[],"
+            " %s::bigint[], %s::numeric(6,3)[], %s::bigint[]) WITH ORDINALITY"
+            " AS c(unit_price, quantity, shipping, seller_percent, seller_minimum,"
+            f" buyer_percent, buyer_minimum, position){expected} ORDER BY c.position",
+            [list(column) for column in zip(*cases, strict=True)],
+        )
+        return cursor.fetchall()
+
+
+def _python_amounts(case: tuple[Any, ...]) -> tuple[Any, ...]:
+    unit_price, quantity, shipping, seller_pct, seller_min, buyer_pct, buyer_min = case
+    try:
+        amounts = amounts_compute(
+            unit_price_cents=unit_price,
+            quantity=quantity or 1,  # as the loaders call it
+            shipping_price_cents=shipping,
+            commission_from_seller=seller_pct,
+            minimum_commission_cents=seller_min,
+            commission_from_buyer=buyer_pct,
+            minimum_buyer_fee_cents=buyer_min,
+        )
+    except MoneyError:
+        return (False,)
+    return (
+        True,
+        amounts.sum_cents,
+        amounts.subtotal_cents,
+        amounts.seller_commission_cents,
+        amounts.buyer_commission_cents,
+    )
+
+
+@pytest.mark.django_db
+def test_the_sql_rules_give_what_python_gives():
+    """The SQL form the ledger load filters with agrees with ``amounts_compute`` on ties,
+    minimums, missing terms, large amounts and inputs the rules refuse."""
+    rng = random.Random(7)
+    cases: list[tuple[Any, ...]] = [
+        (25, 1, None, Decimal("10"), 0, Decimal("10"), 0),  # 2.5: tie to even, down
+        (35, 1, 0, Decimal("10"), 0, Decimal("10"), 0),  # 3.5: tie to even, up
+        (1010, 1, 500, Decimal("7.5"), 100, Decimal("2.5"), 0),
+        (10, 3, None, Decimal("12.25"), None, None, None),
+        (10**12, 50, 10**6, Decimal("99.999"), 0, Decimal("0.001"), 0),
+        (100, None, None, None, None, None, None),  # no quantity: one
+        (100, 0, None, Decimal("5"), 0, Decimal("5"), 0),  # quantity 0: one
+        (100, -2, None, Decimal("5"), 0, Decimal("5"), 0),  # refused
+        (-100, 1, None, Decimal("5"), 0, Decimal("5"), 0),  # refused
+        (100, 1, None, Decimal("-5"), 0, Decimal("5"), 0),  # refused
+    ]
+    for _ in range(3000):
+        cases.append(
+            (
+                rng.choice([rng.randint(0, 10**4), rng.randint(0, 10**9), rng.randint(1, 40) * 5]),
+                rng.choice([None, 0, 1, 1, 2, rng.randint(1, 50)]),
+                rng.choice([None, 0, rng.randint(0, 10**5)]),
+                rng.choice([None, Decimal(rng.randint(0, 100_000)) / 1000, Decimal("12.5")]),
+                rng.choice([None, 0, rng.randint(0, 10**4)]),
+                rng.choice([None, Decimal(rng.randint(0, 100_000)) / 1000, Decimal("2.5")]),
+                rng.choice([None, 0, rng.randint(0, 10**3)]),
+            )
+        )
+    from_sql = _sql_amounts(cases)
+    for case, row in zip(cases, from_sql, strict=True):
+        python = _python_amounts(case)
+        assert (row if python[0] else row[:1]) == python, case
