@@ -1,6 +1,7 @@
 """The migration in the admin: runs and checkpoints, the quarantine, the id map, the imported
-listings, and the verification reports (legacy vs Gavel side by side). Everything here is
-read-only: the importer and ``legacy_verify`` write these rows, staff read them."""
+listings, indexes a first import has deferred, and the verification reports (legacy vs Gavel
+side by side). Everything here is read-only: the importer and ``legacy_verify`` write these
+rows, staff read them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from gavel.legacy.models import (
+    DeferredIndex,
     ImportCheckpoint,
     ImportedListing,
     ImportRun,
@@ -58,6 +60,14 @@ class LegacyAnomalyAdmin(ReadOnlyAdmin[LegacyAnomaly]):
     list_display = ("kind", "legacy_table", "legacy_id", "is_blocking", "details", "run")
     list_filter = ("kind", "is_blocking", "legacy_table")
     search_fields = ("legacy_id",)
+
+
+@admin.register(DeferredIndex)
+class DeferredIndexAdmin(ReadOnlyAdmin[DeferredIndex]):
+    """Indexes a first import dropped and has not built again yet (ADR 0011): empty except
+    while one runs, or after one stopped (``manage.py legacy_import --restore-indexes``)."""
+
+    list_display = ("name", "table", "run", "deferred_at")
 
 
 @admin.register(LegacyIdMap)

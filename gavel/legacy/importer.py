@@ -34,6 +34,7 @@ from gavel.legacy.checks import (
     row_checks_run,
 )
 from gavel.legacy.connections import LegacyDatabase
+from gavel.legacy.indexes import IndexBuilt, indexes_defer, indexes_restore
 from gavel.legacy.listings import (
     ListingsPage,
     listings_order_lines_link,
@@ -89,6 +90,8 @@ LOAD_ORDERS = "load:transactions"
 LOAD_ID_MAP = "load:id_map"
 LOAD_LISTINGS = "load:listings"
 LINK_LISTINGS = "load:listing_order_lines"
+DEFER_INDEXES = "load:indexes_deferred"
+RESTORE_INDEXES = "load:indexes_built"
 
 
 class _DryRunRollback(Exception):
@@ -170,6 +173,10 @@ class _Importer:
             with self._timed(LOAD_USERS), transaction.atomic():
                 result = users_load(run=run, scope_after=scope_after)
                 self._step_done(run, LOAD_USERS, changed=result["users_changed"])
+        if self._step_pending(run, DEFER_INDEXES):
+            with self._timed(DEFER_INDEXES):
+                deferred = self._indexes_defer(run, scope_after)
+                self._step_done(run, DEFER_INDEXES, changed=len(deferred))
         # After the users, the ledger, the orders, and the catalogue with the Stripe ids read
         # staging and write apart (ledger tables, payments tables, listings, connect and
         # auctions; each step its own checkpoints): three lanes side by side, each on its own
@@ -183,6 +190,17 @@ class _Importer:
                 (LOAD_CUSTOMERS, lambda: self._customers_load(run, scope_after)),
             ],
         )
+        if self._step_pending(run, RESTORE_INDEXES):
+            # Every index still recorded as deferred (this run's, or one an earlier run left),
+            # two builds at a time; none inside an open transaction, which defers none.
+            with self._timed(RESTORE_INDEXES):
+                built: list[IndexBuilt] = []
+                if not connection.in_atomic_block:
+                    self._side_by_side(
+                        [(RESTORE_INDEXES + ":1", lambda: built.extend(indexes_restore()))],
+                        [(RESTORE_INDEXES + ":2", lambda: built.extend(indexes_restore()))],
+                    )
+                self._step_done(run, RESTORE_INDEXES, changed=len(built))
         if self._step_pending(run, LINK_LISTINGS):
             with self._timed(LINK_LISTINGS), transaction.atomic():
                 linked = listings_order_lines_link(run=run, scope_after=scope_after)
@@ -192,6 +210,15 @@ class _Importer:
                 added = id_map_refresh(scope_after=scope_after)
                 self._step_done(run, LOAD_ID_MAP, changed=added)
         return self._run_close(run)
+
+    def _indexes_defer(self, run: ImportRun, scope_after: int) -> list[str]:
+        """A first run defers the secondary indexes of the empty tables it fills (ADR 0011);
+        not a later run, not with ``LEGACY_IMPORT_DEFER_INDEXES`` off, and not inside an open
+        transaction (a dry run, a caller's): it would hold the tables locked to its end, and
+        its deferred foreign key checks would keep the indexes from being built in it."""
+        if connection.in_atomic_block or scope_after or not settings.LEGACY_IMPORT_DEFER_INDEXES:
+            return []
+        return indexes_defer(run=run)
 
     def _checks_run(self, run: ImportRun, scope_after: int) -> None:
         """The cross-table checks in two halves side by side (each in its own transaction;

@@ -62,6 +62,22 @@ class ImportCheckpoint(models.Model):
         return f"{self.table} > {self.last_key}"
 
 
+class DeferredIndex(models.Model):
+    """A secondary index a first import dropped from an empty Gavel table, to build it once
+    after loading instead of keeping it up to date row by row (ADR 0011). Recorded in the
+    transaction that drops it and deleted in the one that builds it again, so the database
+    always knows which indexes are missing, whatever stops the run."""
+
+    name = models.CharField(max_length=63, unique=True)
+    table = models.CharField(max_length=63)
+    definition = models.TextField()  # pg_get_indexdef(): CREATE INDEX <name> ON ...
+    run = models.ForeignKey(ImportRun, on_delete=models.PROTECT, related_name="deferred_indexes")
+    deferred_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.table} (deferred by run {self.run_id})"
+
+
 class LegacyIdMap(models.Model):
     """Legacy id -> Gavel row (Zulip's IdMapper, persisted): ``person`` -> users.User, ..."""
 

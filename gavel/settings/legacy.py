@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gavel.settings.env import env_int, env_str
+from gavel.settings.env import env_bool, env_int, env_str
 
 # The legacy portal's database, read directly: mysql://user:pass@host:3306/db (PyMySQL) or
 # postgres://user:pass@host:5432/db (psycopg). Empty: the importer refuses to start.
@@ -18,3 +18,7 @@ LEGACY_DELTA_OVERLAP_SECONDS = env_int("LEGACY_DELTA_OVERLAP_SECONDS", default=3
 # its temporary tables: PostgreSQL's defaults (4MB, 8MB) make every 50k-row page spill to disk.
 LEGACY_IMPORT_WORK_MEM = env_str("LEGACY_IMPORT_WORK_MEM", "256MB")
 LEGACY_IMPORT_TEMP_BUFFERS = env_str("LEGACY_IMPORT_TEMP_BUFFERS", "512MB")
+# A first import drops the secondary indexes of the Gavel tables it fills while they are empty
+# and builds them once after loading (ADR 0011); each build gets this much sort memory.
+LEGACY_IMPORT_DEFER_INDEXES = env_bool("LEGACY_IMPORT_DEFER_INDEXES", default=True)
+LEGACY_IMPORT_MAINTENANCE_WORK_MEM = env_str("LEGACY_IMPORT_MAINTENANCE_WORK_MEM", "512MB")

@@ -16,6 +16,7 @@ from gavel.legacy.connections import (
     database_recreate,
 )
 from gavel.legacy.generator import GeneratorConfig, Manifest, legacy_generate
+from gavel.legacy.indexes import indexes_restore
 from gavel.legacy.loader import account_cache_clear
 
 SERVERS = {
@@ -57,6 +58,19 @@ def _generated_databases_dropped() -> Iterator[None]:
         database_drop(database)
 
 
+@pytest.fixture(autouse=True)
+def _deferred_indexes_built(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test whose import committed and stopped before building the indexes it deferred
+    (ADR 0011) leaves them built for the next test: before the database is flushed, which
+    would forget which they were."""
+    if "transactional_db" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so flushed after this
+    yield
+    indexes_restore()
+
+
 @pytest.fixture(params=["mysql", "postgres"])
 def legacy_source(request: pytest.FixtureRequest) -> LegacySourceFixture:
     """A read-only generated portal, shared by the session (tests must not change it)."""
@@ -87,7 +101,9 @@ def _ledger_account_cache() -> Iterator[None]:
 
 def truncate_import(*, include_users: bool = True) -> None:
     """Forget every import: staging, quarantine, runs, legacy users, their orders and the
-    ledger (TRUNCATE does not fire the ledger's append-only triggers)."""
+    ledger (TRUNCATE does not fire the ledger's append-only triggers). Indexes an unfinished
+    run deferred are built first: their records go with the runs."""
+    indexes_restore()
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # fire deferred checks before TRUNCATE
         cursor.execute(

@@ -98,6 +98,12 @@ def test_admin_shows_the_verification_side_by_side(admin_client):
     assert "1 per-seller rows agree and are not listed." in body
     assert "q:EUR" in body
     assert "p:EUR" not in body
-    for name in ("importrun", "legacyanomaly", "legacyidmap", "verificationreport"):
+    for name in (
+        "importrun",
+        "legacyanomaly",
+        "legacyidmap",
+        "verificationreport",
+        "deferredindex",
+    ):
         assert admin_client.get(reverse(f"admin:legacy_{name}_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:legacy_verificationreport_add")).status_code == 403

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from gavel.legacy.connections import LegacyConnectionError, database_parse
 from gavel.legacy.importer import ImportOptions, import_summary, legacy_import
+from gavel.legacy.indexes import indexes_restore
 from gavel.legacy.models import ImportRun
 
 
@@ -35,8 +36,19 @@ class Command(BaseCommand):
             action="store_true",
             help="post with ledger.services.entry_post one entry at a time (slow reference path)",
         )
+        parser.add_argument(
+            "--restore-indexes",
+            action="store_true",
+            help="only build the indexes an unfinished first import deferred (ADR 0011)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["restore_indexes"]:
+            built = indexes_restore()
+            self.stdout.write(
+                json.dumps({"built": {index.name: round(index.seconds, 3) for index in built}})
+            )
+            return
         try:
             database = database_parse(options["url"] or settings.LEGACY_DATABASE_URL)
         except LegacyConnectionError as error:

@@ -1,0 +1,138 @@
+"""Secondary indexes of empty Gavel tables built after a first import, not row by row (ADR 0011).
+
+A first import writes millions of orders, order lines, history rows, journal entries and
+postings. Keeping each secondary index up to date costs a B-tree descent per row and index;
+building the index once from the loaded table is a sort, several times cheaper. So before
+stage two, ``indexes_defer`` drops the secondary indexes of every table that is still empty
+(one that holds a row is left alone: a Gavel already in use keeps its indexes), and
+``indexes_restore`` builds them again once the load is done.
+
+Never deferred: primary keys and unique indexes (constraints, and what the load's
+``ON CONFLICT`` relies on for idempotence), and the indexes the load reads while it writes
+(``KEPT``). Each drop is recorded as a ``DeferredIndex`` row in the transaction that drops
+it, and each rebuild deletes its row in the transaction that builds it: whatever stops a
+run, the database knows which indexes are missing, and the next run (or
+``manage.py legacy_import --restore-indexes``) builds them.
+"""
+
+# SQL here is built from catalog names (tables and indexes read from pg_index) and the
+# definitions PostgreSQL itself printed (pg_get_indexdef), never from input.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, models, transaction
+
+from gavel.ledger.models import JournalEntry, Posting
+from gavel.legacy.models import DeferredIndex, ImportRun
+from gavel.payments.models import Order, OrderLine, OrderTransition
+
+logger = logging.getLogger(__name__)
+
+# The Gavel tables a first import fills.
+DEFERRABLE: tuple[type[models.Model], ...] = (
+    Order,
+    OrderLine,
+    OrderTransition,
+    JournalEntry,
+    Posting,
+)
+# (table, indexed columns) the load reads while it writes: the ledger's balance trigger sums
+# each inserted entry's postings by ``entry_id``.
+KEPT: frozenset[tuple[str, tuple[str, ...]]] = frozenset({(Posting._meta.db_table, ("entry_id",))})
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBuilt:
+    name: str
+    table: str
+    seconds: float
+
+
+def indexes_defer(*, run: ImportRun) -> list[str]:
+    """Drop the secondary indexes of every ``DEFERRABLE`` table that is empty, recording
+    each; returns their names. One transaction: each table is locked against writes while it
+    is found empty and its indexes dropped."""
+    if connection.vendor != "postgresql":
+        return []
+    deferred: list[str] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for model in DEFERRABLE:
+            table = model._meta.db_table
+            cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+            (has_rows,) = cursor.fetchone()
+            if has_rows:
+                continue
+            for name, definition, columns in _secondary_indexes(table):
+                if (table, columns) in KEPT:
+                    continue
+                DeferredIndex.objects.create(name=name, table=table, definition=definition, run=run)
+                cursor.execute(f'DROP INDEX "{name}"')
+                deferred.append(name)
+    if deferred:
+        logger.info("legacy import: %d indexes deferred: %s", len(deferred), ", ".join(deferred))
+    return deferred
+
+
+def _secondary_indexes(table: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(name, definition, key columns) of the table's valid indexes that are neither unique,
+    nor a primary key, nor behind a constraint."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid),"
+            " ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            " ORDER BY k.n)"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary"
+            " AND i.indisvalid"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
+            " ORDER BY c.relname",
+            [table],
+        )
+        return [(name, definition, tuple(columns)) for name, definition, columns in cursor]
+
+
+def indexes_restore() -> list[IndexBuilt]:
+    """Build every recorded index again (any run's), one per transaction, each deleting its
+    record. Several connections may call this at once: each takes the next index no other
+    is building (``SKIP LOCKED``)."""
+    if connection.vendor != "postgresql":
+        return []
+    built: list[IndexBuilt] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('maintenance_work_mem', %s, false)",
+            [settings.LEGACY_IMPORT_MAINTENANCE_WORK_MEM],
+        )
+    try:
+        while True:
+            with transaction.atomic():
+                index = (
+                    DeferredIndex.objects.select_for_update(skip_locked=True).order_by("pk").first()
+                )
+                if index is None:
+                    break
+                started = time.perf_counter()
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        index.definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
+                    )
+                index.delete()
+            built.append(IndexBuilt(index.name, index.table, time.perf_counter() - started))
+    finally:
+        if not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET maintenance_work_mem")
+    return built
+
+
+def indexes_missing() -> list[str]:
+    """Names of the indexes deferred and not built yet."""
+    return list(DeferredIndex.objects.order_by("pk").values_list("name", flat=True))

@@ -1,0 +1,147 @@
+"""A first import builds the secondary indexes of the empty tables it fills after loading them
+(ADR 0011): the same indexes as before, whatever stops the run."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from gavel.ledger.models import LedgerAccount
+from gavel.ledger.services import credit, debit, entry_post
+from gavel.legacy.importer import DEFER_INDEXES, RESTORE_INDEXES, ImportOptions, legacy_import
+from gavel.legacy.indexes import DEFERRABLE, indexes_defer, indexes_missing, indexes_restore
+from gavel.legacy.models import DeferredIndex, ImportCheckpoint, ImportRun
+from gavel.legacy.tests.conftest import truncate_import
+from gavel.legacy.verify import legacy_verify
+
+TABLES = [model._meta.db_table for model in DEFERRABLE]
+K = LedgerAccount.Kind
+
+
+def _indexes() -> dict[str, str]:
+    """Every index of the deferrable tables: name -> definition."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [TABLES]
+        )
+        return dict(cursor.fetchall())
+
+
+def _run() -> ImportRun:
+    return ImportRun.objects.create(
+        mode=ImportRun.Mode.FULL, source="test", watermark="2026-01-01T00:00:00Z"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deferred_indexes_are_the_secondary_ones_and_come_back_the_same():
+    before = _indexes()
+
+    deferred = indexes_defer(run=_run())
+
+    after_drop = _indexes()
+    assert set(deferred) == set(before) - set(after_drop)
+    assert set(deferred) == set(indexes_missing())
+    # Kept: primary keys, unique indexes (ON CONFLICT relies on them) and the postings'
+    # entry index (the balance trigger reads by it); everything else is deferred.
+    assert {name for name in after_drop if "_pkey" in name}
+    assert "payments_order_legacy_reference_key" in after_drop
+    assert "ledger_journalentry_reference_key" in after_drop
+    assert any(
+        definition.endswith("(entry_id)") and "ledger_posting" in definition
+        for definition in after_drop.values()
+    )
+    assert all(
+        "UNIQUE" in definition or "_pkey" in name or "(entry_id)" in definition
+        for name, definition in after_drop.items()
+    )
+    assert {"order_status", "payments_ordertransition_order_id_d7dc1c06"} <= set(deferred)
+
+    built = indexes_restore()
+
+    assert sorted(index.name for index in built) == sorted(deferred)
+    assert _indexes() == before
+    assert not DeferredIndex.objects.exists()
+    assert indexes_restore() == []  # nothing left: a second call builds nothing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_table_with_rows_keeps_its_indexes():
+    entry_post(
+        reference="test:one",
+        kind="test",
+        lines=[
+            debit("platform:stripe_balance", K.ASSET, 100, "EUR"),
+            credit("revenue:commission", K.REVENUE, 100, "EUR"),
+        ],
+    )
+
+    deferred = indexes_defer(run=_run())
+
+    posting_indexes = {
+        name for name, definition in _indexes().items() if "ledger_posting " in definition
+    }
+    assert "posting_account_currency" in posting_indexes
+    assert not [name for name in deferred if name in posting_indexes]
+    assert "order_status" in deferred  # payments_order is still empty
+    indexes_restore()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_import_defers_and_builds_them(legacy_source):
+    before = _indexes()
+
+    run = legacy_import(database=legacy_source.database, options=ImportOptions(batch_size=200))
+
+    steps = run.stats["steps"]
+    assert steps[DEFER_INDEXES]["changed"] > 0
+    assert steps[RESTORE_INDEXES]["changed"] == steps[DEFER_INDEXES]["changed"]
+    assert _indexes() == before
+    assert not DeferredIndex.objects.exists()
+    assert legacy_verify(database=legacy_source.database).difference_count == 0
+
+    # A later run finds the tables filled: nothing deferred.
+    again = legacy_import(database=legacy_source.database, options=ImportOptions(batch_size=200))
+    assert again.stats["steps"][DEFER_INDEXES]["changed"] == 0
+    assert _indexes() == before
+    truncate_import()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_indexes_a_stopped_run_deferred_are_built_by_the_command_or_the_next_run(
+    legacy_source, settings
+):
+    before = _indexes()
+    stopped = _run()
+    deferred = indexes_defer(run=stopped)
+    assert deferred
+
+    out = StringIO()
+    call_command("legacy_import", "--restore-indexes", stdout=out)
+
+    assert sorted(json.loads(out.getvalue())["built"]) == sorted(deferred)
+    assert _indexes() == before
+
+    # Or the next run: its build step takes every index still recorded, any run's.
+    indexes_defer(run=stopped)
+    stopped.status = ImportRun.Status.FAILED
+    stopped.save(update_fields=["status"])
+    settings.LEGACY_IMPORT_DEFER_INDEXES = False
+    run = legacy_import(database=legacy_source.database, options=ImportOptions(batch_size=200))
+    assert run.stats["steps"][DEFER_INDEXES]["changed"] == 0
+    assert run.stats["steps"][RESTORE_INDEXES]["changed"] == len(deferred)
+    assert _indexes() == before
+    truncate_import()
+
+
+@pytest.mark.django_db
+def test_a_dry_run_defers_nothing(legacy_source):
+    run = legacy_import(
+        database=legacy_source.database, options=ImportOptions(is_dry_run=True, batch_size=200)
+    )
+    assert run.stats["steps"][DEFER_INDEXES]["changed"] == 0
+    assert not ImportCheckpoint.objects.exists()  # rolled back
