@@ -152,7 +152,8 @@ def _sql_amounts(cases: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             f" buyer_percent, buyer_minimum, position){expected} ORDER BY c.position",
             [list(column) for column in zip(*cases, strict=True)],
         )
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def _python_amounts(case: tuple[Any, ...]) -> tuple[Any, ...]:
