@@ -270,19 +270,23 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
     order_scope = orders_scope(scope_after)
     found = 0
+    # Each order's buyer (b) and seller (s), listed in that order when the condition holds.
     for kind, condition in (
-        (A.PERSON_MISSING, "p.legacy_id IS NULL"),
-        (A.PERSON_DELETED, "p.is_deleted"),
+        (A.PERSON_MISSING, "{p}.legacy_id IS NULL"),
+        (A.PERSON_DELETED, "{p}.is_deleted"),
     ):
+        buyer, seller = condition.format(p="b"), condition.format(p="s")
         found += _insert_anomalies(
             kind,
             "transactions",
-            "SELECT o.legacy_id::text, jsonb_build_object('people', jsonb_agg(jsonb_build_object("
-            "'role', r.role, 'person', r.person)))"
-            f" FROM {ORDERS} o CROSS JOIN LATERAL (VALUES ('buyer', o.starter_legacy_id),"
-            " ('seller', o.listing_author_legacy_id)) AS r(role, person)"
-            f" LEFT JOIN {PEOPLE} p ON p.legacy_id = r.person"
-            f" WHERE {order_scope} AND {condition} GROUP BY o.legacy_id",
+            "SELECT o.legacy_id::text, jsonb_build_object('people', to_jsonb(array_remove(ARRAY["
+            f"CASE WHEN {buyer} THEN jsonb_build_object('role', 'buyer',"
+            " 'person', o.starter_legacy_id) END,"
+            f" CASE WHEN {seller} THEN jsonb_build_object('role', 'seller',"
+            " 'person', o.listing_author_legacy_id) END], NULL)))"
+            f" FROM {ORDERS} o LEFT JOIN {PEOPLE} b ON b.legacy_id = o.starter_legacy_id"
+            f" LEFT JOIN {PEOPLE} s ON s.legacy_id = o.listing_author_legacy_id"
+            f" WHERE {order_scope} AND ({buyer} OR {seller})",
             params,
         )
     found += _insert_anomalies(

@@ -21,6 +21,7 @@ from gavel.legacy.models import (
     ImportRun,
     LegacyAnomaly,
     LegacyIdMap,
+    LegacyOrder,
     LegacyPayment,
     LegacyPerson,
     LegacyStripeAccount,
@@ -111,6 +112,33 @@ def test_full_import_finds_every_anomaly_and_verifies_to_the_cent(legacy_source)
     assert len(kinds) == 13
     for anomaly in LegacyAnomaly.objects.all():
         assert anomaly.is_blocking == (anomaly.kind in BLOCKING_ANOMALIES)
+    # An order's missing or deleted people are named with their role, buyer first.
+    people = dict(LegacyPerson.objects.values_list("legacy_id", "is_deleted"))
+    orders = {
+        str(legacy_id): (buyer, seller)
+        for legacy_id, buyer, seller in LegacyOrder.objects.values_list(
+            "legacy_id", "starter_legacy_id", "listing_author_legacy_id"
+        )
+    }
+    person_anomalies = LegacyAnomaly.objects.filter(
+        legacy_table="transactions",
+        kind__in=[AnomalyKind.PERSON_MISSING, AnomalyKind.PERSON_DELETED],
+    )
+    assert person_anomalies.count() > 0
+    for anomaly in person_anomalies:
+        buyer, seller = orders[anomaly.legacy_id]
+        applies = (
+            (lambda person: person not in people)
+            if anomaly.kind == AnomalyKind.PERSON_MISSING
+            else (lambda person: people.get(person, False))
+        )
+        assert anomaly.details == {
+            "people": [
+                {"role": role, "person": person}
+                for role, person in (("buyer", buyer), ("seller", seller))
+                if applies(person)
+            ]
+        }
 
     report = legacy_verify(database=legacy_source.database)
     differences = [row for row in report.rows if row["difference"] != 0]
