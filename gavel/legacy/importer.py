@@ -90,6 +90,7 @@ LOAD_ORDERS = "load:transactions"
 LOAD_ID_MAP = "load:id_map"
 LOAD_LISTINGS = "load:listings"
 LINK_LISTINGS = "load:listing_order_lines"
+LINK_PARTS = 2  # the listing links in halves side by side
 DEFER_INDEXES = "load:indexes_deferred"
 RESTORE_INDEXES = "load:indexes_built"
 
@@ -202,9 +203,8 @@ class _Importer:
                     )
                 self._step_done(run, RESTORE_INDEXES, changed=len(built))
         if self._step_pending(run, LINK_LISTINGS):
-            with self._timed(LINK_LISTINGS), transaction.atomic():
-                linked = listings_order_lines_link(run=run, scope_after=scope_after)
-                self._step_done(run, LINK_LISTINGS, changed=linked)
+            with self._timed(LINK_LISTINGS):
+                self._listings_link(run, scope_after)
         if self._step_pending(run, LOAD_ID_MAP):
             with self._timed(LOAD_ID_MAP), transaction.atomic():
                 added = id_map_refresh(scope_after=scope_after)
@@ -243,6 +243,26 @@ class _Importer:
         with transaction.atomic():
             quarantine_refresh()
             self._step_done(run, CHECKS)
+
+    def _listings_link(self, run: ImportRun, scope_after: int) -> None:
+        """The order lines' listing links in two disjoint halves side by side, each in its own
+        transaction (both idempotent: a run killed between them links both again)."""
+        linked = [0] * LINK_PARTS
+
+        def link(part: int) -> None:
+            with transaction.atomic():
+                linked[part] = listings_order_lines_link(
+                    run=run, scope_after=scope_after, part=part, parts=LINK_PARTS
+                )
+
+        self._side_by_side(
+            *[
+                [(f"{LINK_LISTINGS}:{part + 1}", functools.partial(link, part))]
+                for part in range(LINK_PARTS)
+            ]
+        )
+        with transaction.atomic():
+            self._step_done(run, LINK_LISTINGS, changed=sum(linked))
 
     def _accounts_load(self, run: ImportRun, scope_after: int) -> None:
         if self._step_pending(run, LOAD_ACCOUNTS):

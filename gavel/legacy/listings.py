@@ -162,24 +162,29 @@ def listings_page_load(*, page: ListingsPage, run: ImportRun, scope_after: int) 
         return int(cursor.rowcount)
 
 
-def listings_order_lines_link(*, run: ImportRun, scope_after: int) -> int:
+def listings_order_lines_link(
+    *, run: ImportRun, scope_after: int, part: int = 0, parts: int = 1
+) -> int:
     """Point imported order lines at the listing their legacy transaction bought: lines of
     orders loaded since ``scope_after``, and lines of any order whose listing this run loaded
-    (a listing released from quarantine by a delta). Returns the links added."""
+    (a listing released from quarantine by a delta). Only transactions whose id is ``part``
+    modulo ``parts``: the parts are disjoint, so several connections can link them side by
+    side. Returns the links added."""
     select = (
         "SELECT ol.id, il.id FROM legacy_legacyorder t"
         " JOIN payments_order o ON o.legacy_reference = 'legacy:transactions:' || t.legacy_id"
         " JOIN payments_orderline ol ON ol.order_id = o.id"
         " JOIN legacy_importedlisting il ON il.legacy_id = t.listing_legacy_id"
+        " WHERE t.legacy_id %% %(parts)s = %(part)s AND"
     )
     # Foreign keys checked in one statement each, not per link (ADR 0010).
     with inserts_checked_in_bulk(ImportedListingOrderLine), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO legacy_importedlistingorderline (order_line_id, listing_id)"
-            f" {select} WHERE t.staged_run_id > %(after)s"
-            f" UNION ALL {select} WHERE il.imported_run_id = %(run)s"
+            f" {select} t.staged_run_id > %(after)s"
+            f" UNION ALL {select} il.imported_run_id = %(run)s"
             " AND t.staged_run_id <= %(after)s"  # disjoint halves: nothing to de-duplicate
             " ON CONFLICT (order_line_id) DO NOTHING",
-            {"after": scope_after, "run": run.pk},
+            {"after": scope_after, "run": run.pk, "part": part, "parts": parts},
         )
         return int(cursor.rowcount)

@@ -180,7 +180,9 @@ JOIN users_user buyer ON buyer.legacy_person_id = o.starter_legacy_id
 JOIN users_user seller ON seller.legacy_person_id = o.listing_author_legacy_id
 LEFT JOIN legacy_legacylisting l ON l.legacy_id = o.listing_legacy_id
 LEFT JOIN (
-    SELECT DISTINCT ON (p.transaction_legacy_id) p.*
+    SELECT DISTINCT ON (p.transaction_legacy_id) p.transaction_legacy_id, p.status,
+           p.currency, p.sum_cents, p.commission_cents, p.buyer_commission_cents,
+           p.real_fee_cents, p.stripe_payment_intent_id, p.stripe_charge_id
     FROM legacy_legacypayment p
     WHERE p.transaction_legacy_id > %(after)s AND p.transaction_legacy_id <= %(last)s
       AND NOT p.is_quarantined
