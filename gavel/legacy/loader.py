@@ -209,9 +209,34 @@ def buyer_customers_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
 
 _SELLER_ID_PATTERN = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
 CAPTURED = ", ".join(f"'{state.value}'" for state in sorted(CAPTURED_STATES))
+# Each person's Stripe account as a seller: the first valid ``acct_`` id of their accounts.
+# Built once per page in the page's transaction (``seller_accounts_prepare``) for the ledger
+# and orders pages to join, instead of a lookup per row.
+SELLER_ACCOUNTS_SQL = f"""
+INSERT INTO _seller_accounts
+SELECT DISTINCT ON (a.person_legacy_id) a.person_legacy_id, a.stripe_seller_id
+FROM legacy_legacystripeaccount a
+WHERE a.person_legacy_id IS NOT NULL AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
+ORDER BY a.person_legacy_id, a.legacy_id
+"""
+
+
+def seller_accounts_prepare() -> None:
+    """``_seller_accounts`` for the rest of the caller's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS _seller_accounts")  # a dry run's one transaction
+        cursor.execute(
+            "CREATE TEMPORARY TABLE _seller_accounts (person text PRIMARY KEY,"
+            " stripe_seller_id text) ON COMMIT DROP"
+        )
+        cursor.execute(SELLER_ACCOUNTS_SQL)
+        cursor.execute("ANALYZE _seller_accounts")
+
+
 # Each staged payment with its transaction's history (final state, when it was paid, disputed,
-# resolved) and its seller's account: shared by the Python plan's facts and the SQL ledger.
-_PAYMENT_HISTORY_JOINS = f"""
+# resolved) and its seller's account: shared by the Python plan's facts and the SQL ledger
+# (which reads the account from ``_seller_accounts``, the same rule).
+_PAYMENT_HISTORY_JOINS = """
 FROM legacy_legacypayment pay
 JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
 CROSS JOIN LATERAL (
@@ -222,7 +247,8 @@ CROSS JOIN LATERAL (
                WHERE t.to_state IN ('refunded', 'dismissed', 'canceled')) AS resolved_at
     FROM legacy_legacyordertransition t WHERE t.transaction_legacy_id = pay.transaction_legacy_id
 ) h
-LEFT JOIN LATERAL (
+"""
+_SELLER_ACCOUNT_LOOKUP = f"""LEFT JOIN LATERAL (
     SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
     WHERE a.person_legacy_id = pay.receiver_legacy_id
       AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
@@ -236,7 +262,8 @@ SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)), pay.
        pay.transfered_at, pay.legacy_created_at, pay.subtotal_cents,
        o.unit_price_cents, o.listing_quantity, o.shipping_price_cents, o.commission_from_seller,
        o.minimum_commission_cents, o.commission_from_buyer, o.minimum_buyer_fee_cents
-{_PAYMENT_HISTORY_JOINS}WHERE pay.legacy_id > %(after_key)s AND __SCOPE__ AND NOT pay.is_quarantined
+{_PAYMENT_HISTORY_JOINS}{_SELLER_ACCOUNT_LOOKUP}
+WHERE pay.legacy_id > %(after_key)s AND __SCOPE__ AND NOT pay.is_quarantined
   AND h.final_state IN ({CAPTURED})
 ORDER BY pay.legacy_id
 LIMIT %(limit)s
@@ -470,7 +497,8 @@ SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)) AS cu
        pay.transfered_at, pay.subtotal_cents, o.unit_price_cents, o.listing_quantity,
        o.shipping_price_cents, o.commission_from_seller, o.minimum_commission_cents,
        o.commission_from_buyer, o.minimum_buyer_fee_cents
-{_PAYMENT_HISTORY_JOINS}WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
+{_PAYMENT_HISTORY_JOINS}LEFT JOIN _seller_accounts acct ON acct.person = pay.receiver_legacy_id
+WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
   AND NOT pay.is_quarantined AND h.final_state IN ({CAPTURED})
 """
 
@@ -587,6 +615,7 @@ def ledger_page_load(
     with inserts_checked_in_bulk(Posting), connection.cursor() as cursor:
         # Dropped at commit; dropped here too for a dry run's single transaction.
         cursor.execute("DROP TABLE IF EXISTS _ledger_facts, _ledger_lines, _ledger_posted")
+        seller_accounts_prepare()
         cursor.execute(_FACTS_PAGE_SQL.replace("__SCOPE__", _payments_scope(scope_after)), params)
         cursor.execute(_AMOUNT_TERMS_SQL)
         anomalies = [

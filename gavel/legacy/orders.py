@@ -43,6 +43,7 @@ from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
 from gavel.legacy.checks import orders_scope
 from gavel.legacy.commission import amounts_compute
+from gavel.legacy.loader import seller_accounts_prepare
 from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
 from gavel.legacy.staging import anomalies_record
@@ -68,7 +69,6 @@ REFERENCE_PREFIX = "legacy:transactions:"
 HISTORY_OPERATION = "legacy_import"
 S = Order.Status
 
-_SELLER_ID = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
 _INTENT_ID = STRIPE_ID_PATTERNS["stripe_payment_intent_id"].pattern
 _CHARGE_ID = STRIPE_ID_PATTERNS["stripe_charge_id"].pattern
 
@@ -188,11 +188,7 @@ LEFT JOIN (
       AND NOT p.is_quarantined
     ORDER BY p.transaction_legacy_id, p.legacy_id
 ) pay ON pay.transaction_legacy_id = o.legacy_id
-LEFT JOIN LATERAL (
-    SELECT x.stripe_seller_id FROM legacy_legacystripeaccount x
-    WHERE x.person_legacy_id = o.listing_author_legacy_id AND x.stripe_seller_id ~ '{_SELLER_ID}'
-    ORDER BY x.legacy_id LIMIT 1
-) acct ON true
+LEFT JOIN _seller_accounts acct ON acct.person = o.listing_author_legacy_id
 LEFT JOIN _legacy_computed c ON c.tx = o.legacy_id
 CROSS JOIN LATERAL (
     SELECT upper(trim(COALESCE(pay.currency, o.unit_price_currency))) AS currency,
@@ -259,6 +255,7 @@ def orders_page_load(
     with connection.cursor() as cursor:
         # Dropped at commit; dropped here too for a dry run's single transaction.
         cursor.execute("DROP TABLE IF EXISTS _legacy_steps, _legacy_finals, _legacy_computed")
+        seller_accounts_prepare()
         cursor.execute(STEPS_SQL.format(scope=orders_scope(scope_after)), params)
         cursor.execute(FINALS_SQL)
         cursor.execute(UNPAID_TERMS_SQL)
