@@ -10,7 +10,7 @@ Environment:
   LEGACY_BENCH_URL        legacy database to (re)create (default mysql://root@127.0.0.1:3306/
                           gavel_legacy_bench; postgres://… works too)
   LEGACY_BENCH_REUSE      1: keep an already generated database of the same size and seed
-  LEGACY_BENCH_BATCH      rows per page (default 50000)
+  LEGACY_BENCH_BATCH      rows per page (default: the importer's, LEGACY_IMPORT_BATCH_SIZE)
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def main() -> None:
 
     payments = int(os.environ.get("LEGACY_BENCH_PAYMENTS", "1000000"))
     url = os.environ.get("LEGACY_BENCH_URL", "mysql://root@127.0.0.1:3306/gavel_legacy_bench")
-    batch = int(os.environ.get("LEGACY_BENCH_BATCH", "50000"))
+    batch = int(os.environ.get("LEGACY_BENCH_BATCH", "0"))  # 0: the importer's own default
     database = database_parse(url)
     reuse = os.environ.get("LEGACY_BENCH_REUSE") == "1"
     if reuse and _existing_payments(database) == payments:

@@ -503,50 +503,103 @@ WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
 """
 
 _DISPUTES = ", ".join(f"'{state.value}'" for state in sorted(DISPUTE_STATES))
-# (position, step, when it happened, whether it happened): ``ledger_plan.payment_entries``.
-_STEPS = f"""(VALUES
-    (1, 'capture', f.paid_at, true),
-    (2, 'dispute_opened', f.disputed_at, f.final_state IN ({_DISPUTES})),
-    (3, 'dispute_lost', f.resolved_at, f.final_state = '{LegacyState.REFUNDED.value}'),
-    (3, 'dispute_won', f.resolved_at, f.final_state = '{LegacyState.DISMISSED.value}'),
-    (3, 'refund_outside', f.resolved_at, f.final_state = '{LegacyState.CANCELED.value}'),
-    (4, 'payout', f.transfered_at, f.status = 'transfered')
-) AS s(position, step, at, happened)"""
 _ASSET, _LIABILITY = LedgerAccount.Kind.ASSET.value, LedgerAccount.Kind.LIABILITY.value
 _REVENUE, _EXPENSE = LedgerAccount.Kind.REVENUE.value, LedgerAccount.Kind.EXPENSE.value
-# (step, account, its kind, amount: debit positive, credit negative).
-_LINES = f"""(VALUES
-    ('capture', '{STRIPE_BALANCE}', '{_ASSET}', f.sum_cents - f.fee_cents),
-    ('capture', '{EXPENSE_STRIPE_FEES}', '{_EXPENSE}', f.fee_cents),
-    ('capture', f.seller, '{_LIABILITY}', -f.net_cents),
-    ('capture', '{REVENUE_COMMISSION}', '{_REVENUE}', -f.commission_cents),
-    ('capture', '{REVENUE_BUYER_FEE}', '{_REVENUE}', -f.buyer_commission_cents),
-    ('dispute_opened', '{DISPUTE_HOLDS}', '{_ASSET}', f.sum_cents),
-    ('dispute_opened', '{STRIPE_BALANCE}', '{_ASSET}', -f.sum_cents),
-    ('dispute_lost', f.seller, '{_LIABILITY}', f.net_cents),
-    ('dispute_lost', '{REVENUE_COMMISSION}', '{_REVENUE}', f.commission_cents),
-    ('dispute_lost', '{REVENUE_BUYER_FEE}', '{_REVENUE}', f.buyer_commission_cents),
-    ('dispute_lost', '{DISPUTE_HOLDS}', '{_ASSET}', -f.sum_cents),
-    ('dispute_won', '{STRIPE_BALANCE}', '{_ASSET}', f.sum_cents),
-    ('dispute_won', '{DISPUTE_HOLDS}', '{_ASSET}', -f.sum_cents),
-    ('refund_outside', f.seller, '{_LIABILITY}', f.net_cents),
-    ('refund_outside', '{REVENUE_COMMISSION}', '{_REVENUE}', f.commission_cents),
-    ('refund_outside', '{REVENUE_BUYER_FEE}', '{_REVENUE}', f.buyer_commission_cents),
-    ('refund_outside', '{SETTLED_OUTSIDE}', '{_LIABILITY}', -f.sum_cents),
-    ('payout', f.seller, '{_LIABILITY}', f.net_cents),
-    ('payout', '{STRIPE_BALANCE}', '{_ASSET}', -f.net_cents)
-) AS l(step, code, account_kind, amount_minor)"""
+# ``ledger_plan.payment_entries`` as data: (position, step, when it happened, whether it
+# happened, its lines as (account, account kind, amount: debit positive, credit negative)).
+_STEP_LINES: tuple[tuple[int, str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    (
+        1,
+        "capture",
+        "f.paid_at",
+        "true",
+        (
+            (f"'{STRIPE_BALANCE}'", _ASSET, "f.sum_cents - f.fee_cents"),
+            (f"'{EXPENSE_STRIPE_FEES}'", _EXPENSE, "f.fee_cents"),
+            ("f.seller", _LIABILITY, "-f.net_cents"),
+            (f"'{REVENUE_COMMISSION}'", _REVENUE, "-f.commission_cents"),
+            (f"'{REVENUE_BUYER_FEE}'", _REVENUE, "-f.buyer_commission_cents"),
+        ),
+    ),
+    (
+        2,
+        "dispute_opened",
+        "f.disputed_at",
+        f"f.final_state IN ({_DISPUTES})",
+        (
+            (f"'{DISPUTE_HOLDS}'", _ASSET, "f.sum_cents"),
+            (f"'{STRIPE_BALANCE}'", _ASSET, "-f.sum_cents"),
+        ),
+    ),
+    (
+        3,
+        "dispute_lost",
+        "f.resolved_at",
+        f"f.final_state = '{LegacyState.REFUNDED.value}'",
+        (
+            ("f.seller", _LIABILITY, "f.net_cents"),
+            (f"'{REVENUE_COMMISSION}'", _REVENUE, "f.commission_cents"),
+            (f"'{REVENUE_BUYER_FEE}'", _REVENUE, "f.buyer_commission_cents"),
+            (f"'{DISPUTE_HOLDS}'", _ASSET, "-f.sum_cents"),
+        ),
+    ),
+    (
+        3,
+        "dispute_won",
+        "f.resolved_at",
+        f"f.final_state = '{LegacyState.DISMISSED.value}'",
+        (
+            (f"'{STRIPE_BALANCE}'", _ASSET, "f.sum_cents"),
+            (f"'{DISPUTE_HOLDS}'", _ASSET, "-f.sum_cents"),
+        ),
+    ),
+    (
+        3,
+        "refund_outside",
+        "f.resolved_at",
+        f"f.final_state = '{LegacyState.CANCELED.value}'",
+        (
+            ("f.seller", _LIABILITY, "f.net_cents"),
+            (f"'{REVENUE_COMMISSION}'", _REVENUE, "f.commission_cents"),
+            (f"'{REVENUE_BUYER_FEE}'", _REVENUE, "f.buyer_commission_cents"),
+            (f"'{SETTLED_OUTSIDE}'", _LIABILITY, "-f.sum_cents"),
+        ),
+    ),
+    (
+        4,
+        "payout",
+        "f.transfered_at",
+        "f.status = 'transfered'",
+        (
+            ("f.seller", _LIABILITY, "f.net_cents"),
+            (f"'{STRIPE_BALANCE}'", _ASSET, "-f.net_cents"),
+        ),
+    ),
+)
 
-_LINES_PAGE_SQL = f"""
-CREATE TEMPORARY TABLE _ledger_lines ON COMMIT DROP AS
-SELECT f.legacy_id, s.position, 'legacy:stripe_payments:' || f.legacy_id || ':' || s.step
-       AS reference, 'legacy_' || s.step AS kind, COALESCE(s.at, f.paid_at) AS occurred_at,
-       l.code, l.account_kind, l.amount_minor, f.currency
-FROM _ledger_facts f
-CROSS JOIN LATERAL {_STEPS}
-JOIN LATERAL {_LINES} ON l.step = s.step
-WHERE s.happened AND f.currency = ANY(%(currencies)s)
-"""
+
+def _step_lines_select(
+    position: int, step: str, at: str, happened: str, lines: tuple[tuple[str, str, str], ...]
+) -> str:
+    """One step's posting lines for every fact it happened to: a projection, the lines
+    unnested from three arrays (no join per fact)."""
+    codes = ", ".join(code for code, _, _ in lines)
+    kinds = ", ".join(f"'{kind}'" for _, kind, _ in lines)
+    amounts = ", ".join(amount for _, _, amount in lines)
+    return (
+        f"SELECT f.legacy_id, {position} AS position,"
+        f" 'legacy:stripe_payments:' || f.legacy_id || ':{step}' AS reference,"
+        f" 'legacy_{step}' AS kind, COALESCE({at}, f.paid_at) AS occurred_at,"
+        " l.code, l.account_kind, l.amount_minor, f.currency"
+        f" FROM _ledger_facts f CROSS JOIN LATERAL unnest(ARRAY[{codes}]::text[],"
+        f" ARRAY[{kinds}]::text[], ARRAY[{amounts}]::bigint[]) AS l(code, account_kind,"
+        f" amount_minor) WHERE ({happened}) AND f.currency = ANY(%(currencies)s)"
+    )
+
+
+_LINES_PAGE_SQL = "CREATE TEMPORARY TABLE _ledger_lines ON COMMIT DROP AS " + " UNION ALL ".join(
+    _step_lines_select(*step) for step in _STEP_LINES
+)
 
 # The page's payments whose stored amounts the portal's rules might not give: those the SQL
 # form of the rules (``commission.amounts_expected_sql``) does not find equal, which
@@ -642,8 +695,8 @@ def ledger_page_load(
             {"now": now},
         )
         cursor.execute(
-            "CREATE TEMPORARY TABLE _ledger_posted (reference text PRIMARY KEY,"
-            " entry_id bigint NOT NULL) ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE _ledger_posted (reference text NOT NULL,"
+            " entry_id bigint NOT NULL) ON COMMIT DROP"  # references are unique: no key
         )
         cursor.execute(
             "WITH posted AS (INSERT INTO ledger_journalentry (reference, kind, description,"

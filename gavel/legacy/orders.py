@@ -258,6 +258,9 @@ def orders_page_load(
         seller_accounts_prepare()
         cursor.execute(STEPS_SQL.format(scope=orders_scope(scope_after)), params)
         cursor.execute(FINALS_SQL)
+        # Statistics for the joins that build the page's orders: without them the planner
+        # expects a few dozen rows and looks every one up by index, for 100,000 of them.
+        cursor.execute("ANALYZE _legacy_finals")
         cursor.execute(UNPAID_TERMS_SQL)
         unpaid = cursor.fetchall()
         cursor.execute(
