@@ -90,6 +90,7 @@ LOAD_ORDERS = "load:transactions"
 LOAD_ID_MAP = "load:id_map"
 LOAD_LISTINGS = "load:listings"
 LINK_LISTINGS = "load:listing_order_lines"
+LINK_PARTS = 2  # the listing links in halves side by side
 DEFER_INDEXES = "load:indexes_deferred"
 RESTORE_INDEXES = "load:indexes_built"
 
@@ -166,34 +167,26 @@ class _Importer:
                 for lane in STAGE_LANES
             )
         )
-        # The cross-table checks in two halves, beside the users and then the listings (which
-        # read staging and no quarantine flag): three lanes. The listings are loaded before
-        # the orders, so each orders page links its lines to them.
         if self._step_pending(run, CHECKS):
-            _tables_analyze(STAGING_TABLES)
-        self._side_by_side(
-            [(CHECKS_HISTORY, lambda: self._checks_half(run, CHECKS_HISTORY, scope_after))],
-            [(CHECKS_REFERENCES, lambda: self._checks_half(run, CHECKS_REFERENCES, scope_after))],
-            [
-                (LOAD_USERS, lambda: self._users_load(run, scope_after)),
-                (LOAD_LISTINGS, lambda: self._listings_load(run, scope_after)),
-            ],
-        )
-        if self._step_pending(run, CHECKS):
-            with self._timed(CHECKS), transaction.atomic():
-                quarantine_refresh()
-                self._step_done(run, CHECKS)
+            with self._timed(CHECKS):
+                self._checks_run(run, scope_after)
+        if self._step_pending(run, LOAD_USERS):
+            with self._timed(LOAD_USERS), transaction.atomic():
+                result = users_load(run=run, scope_after=scope_after)
+                self._step_done(run, LOAD_USERS, changed=result["users_changed"])
         if self._step_pending(run, DEFER_INDEXES):
             with self._timed(DEFER_INDEXES):
                 deferred = self._indexes_defer(run, scope_after)
                 self._step_done(run, DEFER_INDEXES, changed=len(deferred))
-        # Then the ledger, the orders, and the Stripe ids read staging and write apart (ledger
-        # tables, payments tables, connect and auctions; each step its own checkpoints):
-        # three lanes side by side, each on its own database connection.
+        # After the users, the ledger, the orders, and the catalogue with the Stripe ids read
+        # staging and write apart (ledger tables, payments tables, listings, connect and
+        # auctions; each step its own checkpoints): three lanes side by side, each on its own
+        # database connection.
         self._side_by_side(
             [(LOAD_LEDGER, lambda: self._ledger_load(run, scope_after))],
             [(LOAD_ORDERS, lambda: self._orders_load(run, scope_after))],
             [
+                (LOAD_LISTINGS, lambda: self._listings_load(run, scope_after)),
                 (LOAD_ACCOUNTS, lambda: self._accounts_load(run, scope_after)),
                 (LOAD_CUSTOMERS, lambda: self._customers_load(run, scope_after)),
             ],
@@ -210,9 +203,8 @@ class _Importer:
                     )
                 self._step_done(run, RESTORE_INDEXES, changed=len(built))
         if self._step_pending(run, LINK_LISTINGS):
-            with self._timed(LINK_LISTINGS), transaction.atomic():
-                linked = listings_order_lines_link(run=run, scope_after=scope_after)
-                self._step_done(run, LINK_LISTINGS, changed=linked)
+            with self._timed(LINK_LISTINGS):
+                self._listings_link(run, scope_after)
         if self._step_pending(run, LOAD_ID_MAP):
             with self._timed(LOAD_ID_MAP), transaction.atomic():
                 added = id_map_refresh(scope_after=scope_after)
@@ -228,13 +220,13 @@ class _Importer:
             return []
         return indexes_defer(run=run)
 
-    def _checks_half(self, run: ImportRun, half: str, scope_after: int) -> None:
-        """One half of the cross-table checks, in its own transaction. Both add anomalies
-        idempotently, so a run killed before the quarantine flags runs both again; the flags
-        are set, with the ``stage:checks`` checkpoint, once both are done."""
-        if not self._step_pending(run, CHECKS):
-            return
-        if half == CHECKS_HISTORY:
+    def _checks_run(self, run: ImportRun, scope_after: int) -> None:
+        """The cross-table checks in two halves side by side (each in its own transaction;
+        both add anomalies idempotently, so a run killed between them runs both again), then
+        the quarantine flags with the step's checkpoint."""
+        _tables_analyze(STAGING_TABLES)
+
+        def history() -> None:
             with transaction.atomic():
                 history_checks_run(
                     run_id=run.pk,
@@ -242,16 +234,35 @@ class _Importer:
                     watermark=run.watermark,
                     stuck_hours=settings.LEGACY_STUCK_REQUIRES_ACTION_HOURS,
                 )
-        else:
+
+        def references() -> None:
             with transaction.atomic():
                 reference_checks_run(run_id=run.pk, scope_after=scope_after)
 
-    def _users_load(self, run: ImportRun, scope_after: int) -> None:
-        if self._step_pending(run, LOAD_USERS):
+        self._side_by_side([(CHECKS_HISTORY, history)], [(CHECKS_REFERENCES, references)])
+        with transaction.atomic():
+            quarantine_refresh()
+            self._step_done(run, CHECKS)
+
+    def _listings_link(self, run: ImportRun, scope_after: int) -> None:
+        """The order lines' listing links in two disjoint halves side by side, each in its own
+        transaction (both idempotent: a run killed between them links both again)."""
+        linked = [0] * LINK_PARTS
+
+        def link(part: int) -> None:
             with transaction.atomic():
-                result = users_load(run=run, scope_after=scope_after)
-                self._step_done(run, LOAD_USERS, changed=result["users_changed"])
-            _tables_analyze(("users_user",))  # the loads join by it: 100,000 rows a page
+                linked[part] = listings_order_lines_link(
+                    run=run, scope_after=scope_after, part=part, parts=LINK_PARTS
+                )
+
+        self._side_by_side(
+            *[
+                [(f"{LINK_LISTINGS}:{part + 1}", functools.partial(link, part))]
+                for part in range(LINK_PARTS)
+            ]
+        )
+        with transaction.atomic():
+            self._step_done(run, LINK_LISTINGS, changed=sum(linked))
 
     def _accounts_load(self, run: ImportRun, scope_after: int) -> None:
         if self._step_pending(run, LOAD_ACCOUNTS):

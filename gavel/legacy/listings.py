@@ -5,10 +5,8 @@ Each listing whose author is a Gavel user and whose price and currency are usabl
 on its unique ``legacy_id``: a repeated or resumed load changes nothing, a delta updates what
 the portal changed. Listings are history, never biddable: one still open on the portal is
 marked ``open_at_cutover`` for its seller to relist. Rows that cannot be loaded are quarantined
-(``LegacyAnomaly``, table ``listings``); nothing is skipped silently. Listings are loaded
-before the orders: each orders page points the order lines it creates at the listing they
-bought (``order_lines_link_page``), and ``listings_order_lines_link`` afterwards links the
-older orders whose listing a delta released from quarantine.
+(``LegacyAnomaly``, table ``listings``); nothing is skipped silently. After the orders load,
+``listings_order_lines_link`` points each imported order line at the listing it bought.
 
 Everything is set-based SQL over staging, a keyset page of listings per transaction with its
 checkpoint (the importer's ``load:listings`` step), as the other load steps.
@@ -164,39 +162,29 @@ def listings_page_load(*, page: ListingsPage, run: ImportRun, scope_after: int) 
         return int(cursor.rowcount)
 
 
-def listings_order_lines_link(*, run: ImportRun, scope_after: int) -> int:
-    """Point order lines at a listing this run loaded for transactions staged by an earlier run
-    (a listing released from quarantine by a delta). The lines of the orders a run loads are
-    linked by their orders page (``order_lines_link_page``): the listings are loaded first.
-    Returns the links added."""
+def listings_order_lines_link(
+    *, run: ImportRun, scope_after: int, part: int = 0, parts: int = 1
+) -> int:
+    """Point imported order lines at the listing their legacy transaction bought: lines of
+    orders loaded since ``scope_after``, and lines of any order whose listing this run loaded
+    (a listing released from quarantine by a delta). Only transactions whose id is ``part``
+    modulo ``parts``: the parts are disjoint, so several connections can link them side by
+    side. Returns the links added."""
+    select = (
+        "SELECT ol.id, il.id FROM legacy_legacyorder t"
+        " JOIN payments_order o ON o.legacy_reference = 'legacy:transactions:' || t.legacy_id"
+        " JOIN payments_orderline ol ON ol.order_id = o.id"
+        " JOIN legacy_importedlisting il ON il.legacy_id = t.listing_legacy_id"
+        " WHERE t.legacy_id %% %(parts)s = %(part)s AND"
+    )
     # Foreign keys checked in one statement each, not per link (ADR 0010).
     with inserts_checked_in_bulk(ImportedListingOrderLine), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO legacy_importedlistingorderline (order_line_id, listing_id)"
-            " SELECT ol.id, il.id FROM legacy_importedlisting il"
-            " JOIN legacy_legacyorder t ON t.listing_legacy_id = il.legacy_id"
-            " JOIN payments_order o ON o.legacy_reference = 'legacy:transactions:' || t.legacy_id"
-            " JOIN payments_orderline ol ON ol.order_id = o.id"
-            " WHERE il.imported_run_id = %(run)s AND t.staged_run_id <= %(after)s"
+            f" {select} t.staged_run_id > %(after)s"
+            f" UNION ALL {select} il.imported_run_id = %(run)s"
+            " AND t.staged_run_id <= %(after)s"  # disjoint halves: nothing to de-duplicate
             " ON CONFLICT (order_line_id) DO NOTHING",
-            {"after": scope_after, "run": run.pk},
-        )
-        return int(cursor.rowcount)
-
-
-def order_lines_link_page(*, orders: str, lines_after: int) -> int:
-    """Inside an orders page's transaction (and its ``inserts_checked_in_bulk``): link the
-    lines it created (ids above ``lines_after``) of the orders in the import table ``orders``
-    to the listing their legacy transaction bought, when that listing was loaded."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO legacy_importedlistingorderline (order_line_id, listing_id)"
-            f" SELECT ol.id, il.id FROM {orders} s"
-            " JOIN payments_order o ON o.legacy_reference = s.legacy_reference"
-            " JOIN payments_orderline ol ON ol.order_id = o.id AND ol.id > %(lines_after)s"
-            " JOIN legacy_legacyorder t ON t.legacy_id = s.seq"
-            " JOIN legacy_importedlisting il ON il.legacy_id = t.listing_legacy_id"
-            " ON CONFLICT (order_line_id) DO NOTHING",
-            {"lines_after": lines_after},
+            {"after": scope_after, "run": run.pk, "part": part, "parts": parts},
         )
         return int(cursor.rowcount)

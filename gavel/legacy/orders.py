@@ -43,9 +43,8 @@ from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
 from gavel.legacy.checks import orders_scope
 from gavel.legacy.commission import amounts_compute
-from gavel.legacy.listings import order_lines_link_page
 from gavel.legacy.loader import seller_accounts_prepare
-from gavel.legacy.models import ImportedListingOrderLine, ImportRun
+from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
 from gavel.legacy.staging import anomalies_record
 from gavel.legacy.states import (
@@ -290,13 +289,9 @@ def orders_page_load(
                 )
         cursor.execute(ORDERS_FILL_SQL, params)
         cursor.execute(HISTORY_FILL_SQL)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(max(id), 0) FROM payments_orderline")
-        (lines_before,) = cursor.fetchone()
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
-    with inserts_checked_in_bulk(Order, OrderLine, OrderTransition, ImportedListingOrderLine):
+    with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
         result = orders_import_apply(is_move_allowed=True)
-        order_lines_link_page(orders=IMPORT_ORDERS, lines_after=int(lines_before))
     anomalies_record(
         anomalies=[
             Anomaly(

@@ -13,6 +13,7 @@ from gavel.auctions.models import Auction
 from gavel.legacy.connections import database_connect
 from gavel.legacy.importer import ImportOptions, legacy_import
 from gavel.legacy.models import (
+    ImportCheckpoint,
     ImportedListing,
     ImportedListingOrderLine,
     ImportRun,
@@ -128,9 +129,7 @@ def test_listings_become_the_sellers_catalogue_and_orders_point_at_them(legacy_s
         "read": legacy_source.manifest.row_counts["listings"],
         "changed": len(expected),
     }
-    # Linked by the orders pages (the listings are loaded first); the step after them only
-    # links older orders to listings a delta released.
-    assert steps["load:listing_order_lines"]["changed"] == 0
+    assert steps["load:listing_order_lines"]["changed"] == lines.count()
 
     report = legacy_verify(database=legacy_source.database)
     rows = [row for row in report.rows if row["section"].startswith("imported listings")]
@@ -194,6 +193,33 @@ def test_a_delta_updates_a_changed_listing_and_releases_a_fixed_one(mysql_source
     assert changed.imported_run_id == delta.pk
     assert ImportedListing.objects.get(legacy_id=unknown).currency == "EUR"
     assert legacy_verify(database=mysql_source.database).difference_count == 0
+
+
+def test_a_listing_load_killed_between_pages_resumes_to_the_same_catalogue(legacy_source):
+    complete = run_import(legacy_source)
+    full = catalogue()
+    # Forget the catalogue and the listing step's progress after its first page, as if the
+    # process had died there, and mark the run unfinished: the next call resumes it.
+    first_page = sorted(row[0] for row in full)[:97]
+    ImportedListingOrderLine.objects.all().delete()
+    ImportedListing.objects.exclude(legacy_id__in=first_page).delete()
+    LegacyIdMap.objects.filter(kind="listing").delete()
+    ImportCheckpoint.objects.filter(run=complete, table="load:listings").update(
+        last_key=str(first_page[-1]), rows_read=97, is_finished=False
+    )
+    ImportCheckpoint.objects.filter(
+        run=complete, table__in=["load:listing_order_lines", "load:id_map"]
+    ).update(is_finished=False)
+    ImportRun.objects.filter(pk=complete.pk).update(status=ImportRun.Status.RUNNING)
+
+    resumed = run_import(legacy_source)
+
+    assert resumed.pk == complete.pk
+    assert catalogue() == full
+    assert (
+        ImportedListingOrderLine.objects.count()
+        == OrderLine.objects.filter(order__kind="legacy").count()
+    )
 
 
 def test_the_listings_api_shows_only_the_signed_in_sellers_own(make_user, api_client):

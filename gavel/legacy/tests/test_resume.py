@@ -65,7 +65,6 @@ def _kill_when(process: subprocess.Popen[bytes], table: str, rows: int) -> None:
     ("table", "rows"),
     [
         ("transaction_transitions", 300),
-        ("load:listings", 40),  # before the orders, which link their lines to the listings
         ("load:stripe_payments", 40),
         ("load:transactions", 40),  # orders, their foreign keys checked a page at a time
     ],
