@@ -8,10 +8,11 @@ stage two, ``indexes_defer`` drops the secondary indexes of every table that is 
 ``indexes_restore`` builds them again once the load is done.
 
 Never deferred: primary keys and unique indexes (constraints, and what the load's
-``ON CONFLICT`` relies on for idempotence), and the indexes the load reads while it writes
-(``KEPT``). Each drop is recorded as a ``DeferredIndex`` row in the transaction that drops
-it, and each rebuild deletes its row in the transaction that builds it: whatever stops a
-run, the database knows which indexes are missing, and the next run (or
+``ON CONFLICT`` relies on for idempotence), and any index the load reads while it writes
+(``KEPT``, empty since the balance trigger stopped reading the postings' ``entry_id``
+index). Each drop is recorded as a ``DeferredIndex`` row in the transaction that drops it,
+and each rebuild deletes its row in the transaction that builds it: whatever stops a run,
+the database knows which indexes are missing, and the next run (or
 ``manage.py legacy_import --restore-indexes``) builds them.
 """
 
@@ -42,9 +43,10 @@ DEFERRABLE: tuple[type[models.Model], ...] = (
     JournalEntry,
     Posting,
 )
-# (table, indexed columns) the load reads while it writes: the ledger's balance trigger sums
-# each inserted entry's postings by ``entry_id``.
-KEPT: frozenset[tuple[str, tuple[str, ...]]] = frozenset({(Posting._meta.db_table, ("entry_id",))})
+# (table, indexed columns) the load reads while it writes. None now: the ledger's balance
+# trigger reads only the rows each statement inserts (ledger migration 0007), not the
+# postings' ``entry_id`` index.
+KEPT: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
