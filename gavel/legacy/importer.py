@@ -171,9 +171,11 @@ class _Importer:
             with self._timed(CHECKS):
                 self._checks_run(run, scope_after)
         if self._step_pending(run, LOAD_USERS):
-            with self._timed(LOAD_USERS), transaction.atomic():
-                result = users_load(run=run, scope_after=scope_after)
-                self._step_done(run, LOAD_USERS, changed=result["users_changed"])
+            with self._timed(LOAD_USERS):
+                with transaction.atomic():
+                    result = users_load(run=run, scope_after=scope_after)
+                    self._step_done(run, LOAD_USERS, changed=result["users_changed"])
+                _tables_analyze(("users_user",))  # the loads join by it, 100,000 rows a page
         if self._step_pending(run, DEFER_INDEXES):
             with self._timed(DEFER_INDEXES):
                 deferred = self._indexes_defer(run, scope_after)
