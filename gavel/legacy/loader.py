@@ -500,6 +500,14 @@ SELECT pay.legacy_id, h.final_state, pay.status, upper(trim(pay.currency)) AS cu
 {_PAYMENT_HISTORY_JOINS}LEFT JOIN _seller_accounts acct ON acct.person = pay.receiver_legacy_id
 WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
   AND NOT pay.is_quarantined AND h.final_state IN ({CAPTURED})
+  -- the page's transactions lie between these: a range of the orders' index to read, not
+  -- every staged order (the bounds are the whole table when ids do not follow each other);
+  -- "+ 0" keeps min/max reading the page's payments, not walking the transaction index
+  AND o.legacy_id BETWEEN
+      (SELECT min(transaction_legacy_id + 0) FROM legacy_legacypayment
+       WHERE legacy_id > %(after)s AND legacy_id <= %(last)s)
+      AND (SELECT max(transaction_legacy_id + 0) FROM legacy_legacypayment
+           WHERE legacy_id > %(after)s AND legacy_id <= %(last)s)
 """
 
 _DISPUTES = ", ".join(f"'{state.value}'" for state in sorted(DISPUTE_STATES))

@@ -122,6 +122,9 @@ FROM (
     JOIN legacy_legacyordertransition t ON t.transaction_legacy_id = o.legacy_id
     LEFT JOIN {MAPPING} ON m.state = t.to_state
     WHERE {_PAGE} AND {{scope}}
+      -- implied by the join, stated for the planner: the page's range of the history index,
+      -- not a scan of every transition
+      AND t.transaction_legacy_id > %(after)s AND t.transaction_legacy_id <= %(last)s
     WINDOW w AS (PARTITION BY t.transaction_legacy_id ORDER BY t.sort_key, t.legacy_id)
 ) s
 LEFT JOIN (VALUES {_moves_values()}) AS mv(from_state, to_state)
