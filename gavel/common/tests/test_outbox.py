@@ -204,7 +204,12 @@ from gavel.common.tests.test_outbox import EFFECT_TASK
 from gavel.ledger.models import JournalEntry
 
 assert app.conf.broker_url.startswith("amqp://"), app.conf.broker_url
-with start_worker(app, pool="solo", perform_ping_check=False, queues=["default"]):
+# RabbitMQ keeps what a run that died left in the queue (the same task id every run: the
+# first outbox message of a fresh test database): start from an empty queue.
+app.control.purge()
+with start_worker(
+    app, pool="solo", perform_ping_check=False, queues=["default"], shutdown_timeout=30
+):
     with transaction.atomic():
         outbox_enqueue(task_name=EFFECT_TASK, kwargs={"reference": "rabbit-1"})
     deadline = time.monotonic() + 30
