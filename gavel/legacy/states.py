@@ -122,6 +122,8 @@ class AnomalyKind(enum.StrEnum):
     ORDER_MOVE_REFUSED = "order_move_refused"
     SELLER_WITHOUT_USER = "seller_without_user"
     NEGATIVE_MONEY = "negative_money"
+    # A transaction whose buyer or seller got no Gavel user (an ``email_conflict``): no order.
+    PERSON_WITHOUT_USER = "person_without_user"
 
 
 BLOCKING_ANOMALIES = frozenset(
@@ -137,6 +139,7 @@ BLOCKING_ANOMALIES = frozenset(
         AnomalyKind.ACCOUNT_CONFLICT,
         AnomalyKind.SELLER_WITHOUT_USER,
         AnomalyKind.NEGATIVE_MONEY,
+        AnomalyKind.PERSON_WITHOUT_USER,
     }
 )
 

@@ -14,6 +14,7 @@ from gavel.connect.services import REFRESH_BATCH_TASK, REFRESH_TASK
 from gavel.connect.states import AccountStatus
 from gavel.ledger.models import JournalEntry, Posting
 from gavel.ledger.selectors import account_balance, trial_balance
+from gavel.legacy.connections import database_connect
 from gavel.legacy.generator import legacy_advance
 from gavel.legacy.importer import ImportOptions, legacy_import
 from gavel.legacy.models import (
@@ -342,3 +343,49 @@ def test_an_account_gavel_already_gives_another_user_is_quarantined(mysql_source
     assert anomaly.is_blocking
     assert ConnectedAccount.objects.get(stripe_account_id=stripe_id).user == someone
     assert legacy_verify(database=mysql_source.database).difference_count == 0
+
+
+def test_a_person_without_a_user_is_reported_on_each_of_their_transactions(mysql_source):
+    """Two people with one email (in another case): the later one gets no user
+    (``email_conflict``), so their transactions cannot become orders. Each is listed as
+    ``person_without_user`` instead of being left out in silence; the money still balances."""
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.id, p.email FROM people p WHERE p.deleted = 0 AND p.email LIKE '%%@%%'"
+            " AND EXISTS (SELECT 1 FROM transactions t WHERE t.starter_id = p.id"
+            " AND t.payment_gateway = 'stripe' AND t.deleted = 0)"
+            " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
+        )
+        later, _ = cursor.fetchone()
+        cursor.execute(
+            "SELECT email FROM people WHERE id <> %s AND deleted = 0 AND email LIKE '%%@%%'"
+            " ORDER BY created_at, id LIMIT 1",
+            [later],
+        )
+        (taken,) = cursor.fetchone()
+        cursor.execute("UPDATE people SET email = %s WHERE id = %s", [taken.upper(), later])
+    legacy.close()
+
+    run_import(mysql_source)
+
+    assert LegacyAnomaly.objects.filter(
+        kind=AnomalyKind.EMAIL_CONFLICT, legacy_table="people", legacy_id=later
+    ).exists()
+    assert not User.objects.filter(legacy_person_id=later).exists()
+    reported = LegacyAnomaly.objects.filter(kind=AnomalyKind.PERSON_WITHOUT_USER)
+    bought = set(
+        LegacyOrder.objects.filter(
+            starter_legacy_id=later, payment_gateway="stripe", is_quarantined=False
+        ).values_list("legacy_id", flat=True)
+    )
+    assert bought
+    assert {int(anomaly.legacy_id) for anomaly in reported} >= bought
+    for anomaly in reported.filter(legacy_id__in=[str(legacy_id) for legacy_id in bought]):
+        assert anomaly.is_blocking
+        assert {"role": "buyer", "person": later} in anomaly.details["people"]
+        assert not Order.objects.filter(
+            legacy_reference=f"legacy:transactions:{anomaly.legacy_id}"
+        ).exists()
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    assert all(total == 0 for total in trial_balance().values())
