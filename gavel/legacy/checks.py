@@ -73,9 +73,7 @@ def _expected_status_values() -> str:
     return _values(rows)
 
 
-def _insert_anomalies(
-    kind: AnomalyKind, table: str, select_sql: str, params: dict[str, Any]
-) -> int:
+def anomalies_insert(kind: AnomalyKind, table: str, select_sql: str, params: dict[str, Any]) -> int:
     """``select_sql`` yields (legacy_id text, details jsonb)."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -168,7 +166,7 @@ def row_checks_run(*, table: str, run_id: int, after_key: int, last_key: int) ->
         "currencies": sorted(SUPPORTED_CURRENCIES),
     }
     return sum(
-        _insert_anomalies(kind, table, select.replace("{page}", page), params)
+        anomalies_insert(kind, table, select.replace("{page}", page), params)
         for kind, select in ROW_CHECKS_SQL.get(table, ())
     )
 
@@ -183,6 +181,21 @@ def orders_scope(scope_after: int) -> str:
         f"(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
         f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
         f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s))"
+    )
+
+
+def order_people_select(condition: str, *, joins: str, where: str) -> str:
+    """For ``anomalies_insert``: the staged orders ``o`` (joined by ``joins``, filtered by
+    ``where``) whose buyer or seller meets ``condition`` (SQL over ``{p}``: ``b`` for the buyer's
+    joined row, ``s`` for the seller's), each with the people it names, buyer first."""
+    buyer, seller = condition.format(p="b"), condition.format(p="s")
+    return (
+        "SELECT o.legacy_id::text, jsonb_build_object('people', to_jsonb(array_remove(ARRAY["
+        f"CASE WHEN {buyer} THEN jsonb_build_object('role', 'buyer',"
+        " 'person', o.starter_legacy_id) END,"
+        f" CASE WHEN {seller} THEN jsonb_build_object('role', 'seller',"
+        " 'person', o.listing_author_legacy_id) END], NULL)))"
+        f" FROM {ORDERS} o {joins} WHERE {where} AND ({buyer} OR {seller})"
     )
 
 
@@ -210,7 +223,7 @@ def history_checks_run(
         cursor.execute("CREATE INDEX ON _legacy_steps (tx) WHERE is_last")
         cursor.execute("ANALYZE _legacy_steps")
     moves = f"(VALUES {_moves_values()}) AS m(from_state, to_state, move)"
-    found += _insert_anomalies(
+    found += anomalies_insert(
         A.STATE_MISMATCH,
         "transactions",
         "SELECT o.legacy_id::text, jsonb_build_object('current_state', o.current_state,"
@@ -223,7 +236,7 @@ def history_checks_run(
         (A.TRANSITION_NOT_ALLOWED, "m.move IS NULL"),
         (A.DEPRECATED_STATE, "m.move = 'deprecated'"),
     ):
-        found += _insert_anomalies(
+        found += anomalies_insert(
             kind,
             "transactions",
             "SELECT s.tx::text, jsonb_build_object('moves', jsonb_agg(jsonb_build_array("
@@ -232,7 +245,7 @@ def history_checks_run(
             f" s.prev_state AND m.to_state = s.to_state WHERE {condition} GROUP BY s.tx",
             params,
         )
-    found += _insert_anomalies(
+    found += anomalies_insert(
         A.TRANSITION_OUT_OF_ORDER,
         "transactions",
         "SELECT s.tx::text, jsonb_build_object('steps', jsonb_agg(jsonb_build_array("
@@ -241,7 +254,7 @@ def history_checks_run(
         params,
     )
     statuses = f"(VALUES {_expected_status_values()}) AS e(state, status)"
-    found += _insert_anomalies(
+    found += anomalies_insert(
         A.PAYMENT_STATUS_MISMATCH,
         "stripe_payments",
         "SELECT pay.legacy_id::text, jsonb_build_object('status', pay.status,"
@@ -251,7 +264,7 @@ def history_checks_run(
         " WHERE e.state IS NULL",
         params,
     )
-    found += _insert_anomalies(
+    found += anomalies_insert(
         A.STUCK_REQUIRES_ACTION,
         "stripe_payments",
         "SELECT pay.legacy_id::text, jsonb_build_object('since', s.legacy_created_at,"
@@ -270,26 +283,23 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
     order_scope = orders_scope(scope_after)
     found = 0
-    # Each order's buyer (b) and seller (s), listed in that order when the condition holds.
+    # Each order's buyer (b) and seller (s) in the staged people.
     for kind, condition in (
         (A.PERSON_MISSING, "{p}.legacy_id IS NULL"),
         (A.PERSON_DELETED, "{p}.is_deleted"),
     ):
-        buyer, seller = condition.format(p="b"), condition.format(p="s")
-        found += _insert_anomalies(
+        found += anomalies_insert(
             kind,
             "transactions",
-            "SELECT o.legacy_id::text, jsonb_build_object('people', to_jsonb(array_remove(ARRAY["
-            f"CASE WHEN {buyer} THEN jsonb_build_object('role', 'buyer',"
-            " 'person', o.starter_legacy_id) END,"
-            f" CASE WHEN {seller} THEN jsonb_build_object('role', 'seller',"
-            " 'person', o.listing_author_legacy_id) END], NULL)))"
-            f" FROM {ORDERS} o LEFT JOIN {PEOPLE} b ON b.legacy_id = o.starter_legacy_id"
-            f" LEFT JOIN {PEOPLE} s ON s.legacy_id = o.listing_author_legacy_id"
-            f" WHERE {order_scope} AND ({buyer} OR {seller})",
+            order_people_select(
+                condition,
+                joins=f"LEFT JOIN {PEOPLE} b ON b.legacy_id = o.starter_legacy_id"
+                f" LEFT JOIN {PEOPLE} s ON s.legacy_id = o.listing_author_legacy_id",
+                where=order_scope,
+            ),
             params,
         )
-    found += _insert_anomalies(
+    found += anomalies_insert(
         A.ORPHAN_PAYMENT,
         "stripe_payments",
         "SELECT pay.legacy_id::text, jsonb_build_object('transaction_id',"
@@ -300,7 +310,7 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     )
     for column in ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id"):
         pattern = STRIPE_ID_PATTERNS[column].pattern
-        found += _insert_anomalies(
+        found += anomalies_insert(
             A.DUPLICATE_STRIPE_ID,
             "stripe_payments",
             f"SELECT pay.legacy_id::text, jsonb_build_object('column', '{column}', 'value',"

@@ -41,7 +41,7 @@ from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.common.references import inserts_checked_in_bulk
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
-from gavel.legacy.checks import orders_scope
+from gavel.legacy.checks import anomalies_insert, order_people_select, orders_scope
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.loader import seller_accounts_prepare
 from gavel.legacy.models import ImportRun
@@ -208,17 +208,13 @@ WHERE a.currency = ANY(%(currencies)s) AND a.sum_cents IS NOT NULL
 # The page's transactions that cannot become orders because their buyer or seller got no
 # Gavel user (``users_load`` quarantined the person, e.g. an ``email_conflict``): reported,
 # not dropped in silence. Their payments are still posted: the money moved.
-WITHOUT_USER_SQL = f"""
-SELECT o.legacy_id, o.starter_legacy_id, o.listing_author_legacy_id, buyer.id IS NULL,
-       seller.id IS NULL
-FROM _legacy_finals f
-JOIN {MAPPING} ON m.state = f.final_state
-JOIN legacy_legacyorder o ON o.legacy_id = f.tx
-LEFT JOIN users_user buyer ON buyer.legacy_person_id = o.starter_legacy_id
-LEFT JOIN users_user seller ON seller.legacy_person_id = o.listing_author_legacy_id
-WHERE buyer.id IS NULL OR seller.id IS NULL
-ORDER BY o.legacy_id
-"""
+WITHOUT_USER_SQL = order_people_select(
+    "{p}.id IS NULL",
+    joins="LEFT JOIN users_user b ON b.legacy_person_id = o.starter_legacy_id"
+    " LEFT JOIN users_user s ON s.legacy_person_id = o.listing_author_legacy_id",
+    where=f"o.legacy_id IN (SELECT f.tx FROM _legacy_finals f JOIN {MAPPING}"
+    " ON m.state = f.final_state)",
+)
 
 HISTORY_FILL_SQL = f"""
 INSERT INTO {IMPORT_HISTORY} (legacy_reference, step, from_status, to_status, operation,
@@ -306,32 +302,15 @@ def orders_page_load(
                     )
                 )
         cursor.execute(ORDERS_FILL_SQL, params)
-        cursor.execute(WITHOUT_USER_SQL)
-        without_user = [
-            Anomaly(
-                AnomalyKind.PERSON_WITHOUT_USER,
-                "transactions",
-                str(legacy_id),
-                {
-                    "people": [
-                        {"role": role, "person": person}
-                        for role, person, missing in (
-                            ("buyer", buyer, buyer_missing),
-                            ("seller", seller, seller_missing),
-                        )
-                        if missing
-                    ]
-                },
-            )
-            for legacy_id, buyer, seller, buyer_missing, seller_missing in cursor.fetchall()
-        ]
+        anomalies_insert(
+            AnomalyKind.PERSON_WITHOUT_USER, "transactions", WITHOUT_USER_SQL, {"run": run.pk}
+        )
         cursor.execute(HISTORY_FILL_SQL)
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
     with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
         result = orders_import_apply(is_move_allowed=True)
     anomalies_record(
-        anomalies=without_user
-        + [
+        anomalies=[
             Anomaly(
                 AnomalyKind.ORDER_MOVE_REFUSED,
                 "transactions",
