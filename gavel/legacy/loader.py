@@ -513,6 +513,13 @@ WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
 _DISPUTES = ", ".join(f"'{state.value}'" for state in sorted(DISPUTE_STATES))
 _ASSET, _LIABILITY = LedgerAccount.Kind.ASSET.value, LedgerAccount.Kind.LIABILITY.value
 _REVENUE, _EXPENSE = LedgerAccount.Kind.REVENUE.value, LedgerAccount.Kind.EXPENSE.value
+# The capture's seller, commission and buyer-fee lines reversed (``ledger_plan``'s
+# ``reversal``): a lost dispute and a refund settled outside the portal both begin with them.
+_REVERSAL: tuple[tuple[str, str, str], ...] = (
+    ("f.seller", _LIABILITY, "f.net_cents"),
+    (f"'{REVENUE_COMMISSION}'", _REVENUE, "f.commission_cents"),
+    (f"'{REVENUE_BUYER_FEE}'", _REVENUE, "f.buyer_commission_cents"),
+)
 # ``ledger_plan.payment_entries`` as data: (position, step, when it happened, whether it
 # happened, its lines as (account, account kind, amount: debit positive, credit negative)).
 _STEP_LINES: tuple[tuple[int, str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
@@ -544,12 +551,7 @@ _STEP_LINES: tuple[tuple[int, str, str, str, tuple[tuple[str, str, str], ...]], 
         "dispute_lost",
         "f.resolved_at",
         f"f.final_state = '{LegacyState.REFUNDED.value}'",
-        (
-            ("f.seller", _LIABILITY, "f.net_cents"),
-            (f"'{REVENUE_COMMISSION}'", _REVENUE, "f.commission_cents"),
-            (f"'{REVENUE_BUYER_FEE}'", _REVENUE, "f.buyer_commission_cents"),
-            (f"'{DISPUTE_HOLDS}'", _ASSET, "-f.sum_cents"),
-        ),
+        (*_REVERSAL, (f"'{DISPUTE_HOLDS}'", _ASSET, "-f.sum_cents")),
     ),
     (
         3,
@@ -566,12 +568,7 @@ _STEP_LINES: tuple[tuple[int, str, str, str, tuple[tuple[str, str, str], ...]], 
         "refund_outside",
         "f.resolved_at",
         f"f.final_state = '{LegacyState.CANCELED.value}'",
-        (
-            ("f.seller", _LIABILITY, "f.net_cents"),
-            (f"'{REVENUE_COMMISSION}'", _REVENUE, "f.commission_cents"),
-            (f"'{REVENUE_BUYER_FEE}'", _REVENUE, "f.buyer_commission_cents"),
-            (f"'{SETTLED_OUTSIDE}'", _LIABILITY, "-f.sum_cents"),
-        ),
+        (*_REVERSAL, (f"'{SETTLED_OUTSIDE}'", _LIABILITY, "-f.sum_cents")),
     ),
     (
         4,
