@@ -203,6 +203,9 @@ CROSS JOIN LATERAL (
 ) a
 WHERE a.currency = ANY(%(currencies)s) AND a.sum_cents IS NOT NULL
   AND a.sum_cents - a.buyer_commission_cents > 0
+  -- implied by the finals, stated for the planner: the page's range of the orders, not a hash
+  -- of every staged order built again for each page
+  AND o.legacy_id > %(after)s AND o.legacy_id <= %(last)s
 """
 
 # The page's transactions that cannot become orders because their buyer or seller got no
@@ -210,10 +213,12 @@ WHERE a.currency = ANY(%(currencies)s) AND a.sum_cents IS NOT NULL
 # not dropped in silence. Their payments are still posted: the money moved.
 WITHOUT_USER_SQL = order_people_select(
     "{p}.id IS NULL",
-    joins="LEFT JOIN users_user b ON b.legacy_person_id = o.starter_legacy_id"
+    # Joined from the page's finals (not ``IN (SELECT …)``, which the planner ran as a loop
+    # over the finals for every order with a person missing) within the page's range.
+    joins=f"JOIN _legacy_finals f ON f.tx = o.legacy_id JOIN {MAPPING} ON m.state = f.final_state"
+    " LEFT JOIN users_user b ON b.legacy_person_id = o.starter_legacy_id"
     " LEFT JOIN users_user s ON s.legacy_person_id = o.listing_author_legacy_id",
-    where=f"o.legacy_id IN (SELECT f.tx FROM _legacy_finals f JOIN {MAPPING}"
-    " ON m.state = f.final_state)",
+    where="o.legacy_id > %(after)s AND o.legacy_id <= %(last)s",
 )
 
 HISTORY_FILL_SQL = f"""
@@ -303,7 +308,10 @@ def orders_page_load(
                 )
         cursor.execute(ORDERS_FILL_SQL, params)
         anomalies_insert(
-            AnomalyKind.PERSON_WITHOUT_USER, "transactions", WITHOUT_USER_SQL, {"run": run.pk}
+            AnomalyKind.PERSON_WITHOUT_USER,
+            "transactions",
+            WITHOUT_USER_SQL,
+            {"run": run.pk, "after": after_key, "last": last},
         )
         cursor.execute(HISTORY_FILL_SQL)
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
