@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Model
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -34,7 +34,7 @@ from gavel.legacy.checks import (
     row_checks_run,
 )
 from gavel.legacy.connections import LegacyDatabase
-from gavel.legacy.indexes import IndexBuilt, indexes_defer, indexes_restore
+from gavel.legacy.indexes import DEFERRABLE, IndexBuilt, indexes_defer, indexes_restore
 from gavel.legacy.listings import (
     ListingsPage,
     listings_order_lines_link,
@@ -93,6 +93,8 @@ LINK_LISTINGS = "load:listing_order_lines"
 LINK_PARTS = 2  # the listing links in halves side by side
 DEFER_INDEXES = "load:indexes_deferred"
 RESTORE_INDEXES = "load:indexes_built"
+STAGE_DEFER_INDEXES = "stage:indexes_deferred"
+STAGE_RESTORE_INDEXES = "stage:indexes_built"
 
 
 class _DryRunRollback(Exception):
@@ -156,6 +158,12 @@ class _Importer:
         run = self._run_open()
         scope_after = self._scope_after(run)
         since = run.since if run.mode == ImportRun.Mode.DELTA else None
+        # A first run fills empty staging tables: their secondary indexes are built after
+        # stage one (ADR 0011), before the checks that read them.
+        if self._step_pending(run, STAGE_DEFER_INDEXES):
+            with self._timed(STAGE_DEFER_INDEXES):
+                deferred = self._indexes_defer(run, scope_after, STAGING_MODELS.values())
+                self._step_done(run, STAGE_DEFER_INDEXES, changed=len(deferred))
         # Stage one in two lanes, each table on its lane's own legacy and Gavel connections:
         # the history (the largest table) beside everything else.
         self._side_by_side(
@@ -167,6 +175,8 @@ class _Importer:
                 for lane in STAGE_LANES
             )
         )
+        if self._step_pending(run, STAGE_RESTORE_INDEXES):
+            self._indexes_build(run, STAGE_RESTORE_INDEXES, tables=STAGING_TABLES)
         if self._step_pending(run, CHECKS):
             with self._timed(CHECKS):
                 self._checks_run(run, scope_after)
@@ -194,16 +204,7 @@ class _Importer:
             ],
         )
         if self._step_pending(run, RESTORE_INDEXES):
-            # Every index still recorded as deferred (this run's, or one an earlier run left),
-            # two builds at a time; none inside an open transaction, which defers none.
-            with self._timed(RESTORE_INDEXES):
-                built: list[IndexBuilt] = []
-                if not connection.in_atomic_block:
-                    self._side_by_side(
-                        [(RESTORE_INDEXES + ":1", lambda: built.extend(indexes_restore()))],
-                        [(RESTORE_INDEXES + ":2", lambda: built.extend(indexes_restore()))],
-                    )
-                self._step_done(run, RESTORE_INDEXES, changed=len(built))
+            self._indexes_build(run, RESTORE_INDEXES, tables=None)
         if self._step_pending(run, LINK_LISTINGS):
             with self._timed(LINK_LISTINGS):
                 self._listings_link(run, scope_after)
@@ -213,14 +214,31 @@ class _Importer:
                 self._step_done(run, LOAD_ID_MAP, changed=added)
         return self._run_close(run)
 
-    def _indexes_defer(self, run: ImportRun, scope_after: int) -> list[str]:
+    def _indexes_defer(
+        self, run: ImportRun, scope_after: int, written: Iterable[type[Model]] = DEFERRABLE
+    ) -> list[str]:
         """A first run defers the secondary indexes of the empty tables it fills (ADR 0011);
         not a later run, not with ``LEGACY_IMPORT_DEFER_INDEXES`` off, and not inside an open
         transaction (a dry run, a caller's): it would hold the tables locked to its end, and
         its deferred foreign key checks would keep the indexes from being built in it."""
         if connection.in_atomic_block or scope_after or not settings.LEGACY_IMPORT_DEFER_INDEXES:
             return []
-        return indexes_defer(run=run)
+        return indexes_defer(run=run, written=written)
+
+    def _indexes_build(self, run: ImportRun, step: str, tables: Collection[str] | None) -> None:
+        """Every index still recorded as deferred (of ``tables`` when given; this run's, or
+        one an earlier run left), two builds at a time; none inside an open transaction,
+        which defers none."""
+        with self._timed(step):
+            built: list[IndexBuilt] = []
+            if not connection.in_atomic_block:
+                self._side_by_side(
+                    *[
+                        [(f"{step}:{lane}", lambda: built.extend(indexes_restore(tables=tables)))]
+                        for lane in (1, 2)
+                    ]
+                )
+            self._step_done(run, step, changed=len(built))
 
     def _checks_run(self, run: ImportRun, scope_after: int) -> None:
         """The cross-table checks in two halves side by side (each in its own transaction;

@@ -5,7 +5,9 @@ postings. Keeping each secondary index up to date costs a B-tree descent per row
 building the index once from the loaded table is a sort, several times cheaper. So before
 stage two, ``indexes_defer`` drops the secondary indexes of every table that is still empty
 (one that holds a row is left alone: a Gavel already in use keeps its indexes), and
-``indexes_restore`` builds them again once the load is done.
+``indexes_restore`` builds them again once the load is done. Stage one does the same for the
+staging tables it fills (their indexes are built before the cross-table checks, which read
+them).
 
 Never deferred: primary keys and unique indexes (constraints, and what the load's
 ``ON CONFLICT`` relies on for idempotence), and any index the load reads while it writes
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -56,15 +59,18 @@ class IndexBuilt:
     seconds: float
 
 
-def indexes_defer(*, run: ImportRun) -> list[str]:
-    """Drop the secondary indexes of every ``DEFERRABLE`` table that is empty, recording
-    each; returns their names. One transaction: each table is locked against writes while it
-    is found empty and its indexes dropped."""
+def indexes_defer(
+    *, run: ImportRun, written: Iterable[type[models.Model]] = DEFERRABLE
+) -> list[str]:
+    """Drop the secondary indexes of each ``written`` model's table that is empty (Gavel's
+    ``DEFERRABLE`` tables, or the staging tables before stage one), recording each; returns
+    their names. One transaction: each table is locked against writes while it is found
+    empty and its indexes dropped."""
     if connection.vendor != "postgresql":
         return []
     deferred: list[str] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        for model in DEFERRABLE:
+        for model in written:
             table = model._meta.db_table
             cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
@@ -101,10 +107,10 @@ def _secondary_indexes(table: str) -> list[tuple[str, str, tuple[str, ...]]]:
         return [(name, definition, tuple(columns)) for name, definition, columns in cursor]
 
 
-def indexes_restore() -> list[IndexBuilt]:
-    """Build every recorded index again (any run's), one per transaction, each deleting its
-    record. Several connections may call this at once: each takes the next index no other
-    is building (``SKIP LOCKED``)."""
+def indexes_restore(*, tables: Collection[str] | None = None) -> list[IndexBuilt]:
+    """Build every recorded index again (any run's; only those of ``tables`` when given), one
+    per transaction, each deleting its record. Several connections may call this at once:
+    each takes the next index no other is building (``SKIP LOCKED``)."""
     if connection.vendor != "postgresql":
         return []
     built: list[IndexBuilt] = []
@@ -116,9 +122,10 @@ def indexes_restore() -> list[IndexBuilt]:
     try:
         while True:
             with transaction.atomic():
-                index = (
-                    DeferredIndex.objects.select_for_update(skip_locked=True).order_by("pk").first()
-                )
+                recorded = DeferredIndex.objects.select_for_update(skip_locked=True)
+                if tables is not None:
+                    recorded = recorded.filter(table__in=tables)
+                index = recorded.order_by("pk").first()
                 if index is None:
                     break
                 started = time.perf_counter()

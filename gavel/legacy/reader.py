@@ -414,18 +414,19 @@ class LegacySource:
             f" WHERE {where} ORDER BY {self.quote('id')} LIMIT {int(limit)}) TO STDOUT"
         )
         rows = 0
-        tail = b""  # the last line read so far (a row may span chunks)
+        last = b""
+        # "Messages sent from the backend will always correspond to single data rows"
+        # (PostgreSQL's protocol, CopyData): the last message holds the last row, and nothing
+        # is joined or searched per row (this loop runs once per row).
         with self.connection.cursor() as cursor, cursor.copy(query, params) as copy:
             for chunk in copy:
-                data = bytes(chunk)
-                write(data)
-                rows += data.count(b"\n")
-                buffer = tail + data
-                cut = buffer.rfind(b"\n", 0, len(buffer) - 1)
-                tail = buffer[cut + 1 :] if cut >= 0 else buffer
+                last = bytes(chunk)
+                write(last)
+                rows += last.count(b"\n")
         if not rows:
             return 0, None
-        return rows, _copy_text_field(tail.rstrip(b"\n").split(b"\t", 1)[0])
+        line = last.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        return rows, _copy_text_field(line.split(b"\t", 1)[0])
 
     def _mysql_copy_page(
         self,

@@ -12,21 +12,30 @@ from django.db import connection
 
 from gavel.ledger.models import LedgerAccount
 from gavel.ledger.services import credit, debit, entry_post
-from gavel.legacy.importer import DEFER_INDEXES, RESTORE_INDEXES, ImportOptions, legacy_import
+from gavel.legacy.importer import (
+    DEFER_INDEXES,
+    RESTORE_INDEXES,
+    STAGE_DEFER_INDEXES,
+    STAGE_RESTORE_INDEXES,
+    ImportOptions,
+    legacy_import,
+)
 from gavel.legacy.indexes import DEFERRABLE, indexes_defer, indexes_missing, indexes_restore
 from gavel.legacy.models import DeferredIndex, ImportCheckpoint, ImportRun
+from gavel.legacy.staging import STAGING_MODELS
 from gavel.legacy.tests.conftest import truncate_import
 from gavel.legacy.verify import legacy_verify
 
 TABLES = [model._meta.db_table for model in DEFERRABLE]
+STAGING_TABLES = [model._meta.db_table for model in STAGING_MODELS.values()]
 K = LedgerAccount.Kind
 
 
-def _indexes() -> dict[str, str]:
-    """Every index of the deferrable tables: name -> definition."""
+def _indexes(tables: list[str] = TABLES) -> dict[str, str]:
+    """Every index of the deferrable tables (or of ``tables``): name -> definition."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [TABLES]
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [tables]
         )
         return dict(cursor.fetchall())
 
@@ -87,7 +96,7 @@ def test_a_table_with_rows_keeps_its_indexes():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_first_import_defers_and_builds_them(legacy_source):
-    before = _indexes()
+    before, staging_before = _indexes(), _indexes(STAGING_TABLES)
 
     run = legacy_import(database=legacy_source.database, options=ImportOptions(batch_size=200))
 
@@ -95,13 +104,41 @@ def test_a_first_import_defers_and_builds_them(legacy_source):
     assert steps[DEFER_INDEXES]["changed"] > 0
     assert steps[RESTORE_INDEXES]["changed"] == steps[DEFER_INDEXES]["changed"]
     assert _indexes() == before
+    # The staging tables' too, built after stage one.
+    assert steps[STAGE_DEFER_INDEXES]["changed"] > 0
+    assert steps[STAGE_RESTORE_INDEXES]["changed"] == steps[STAGE_DEFER_INDEXES]["changed"]
+    assert _indexes(STAGING_TABLES) == staging_before
     assert not DeferredIndex.objects.exists()
     assert legacy_verify(database=legacy_source.database).difference_count == 0
 
     # A later run finds the tables filled: nothing deferred.
     again = legacy_import(database=legacy_source.database, options=ImportOptions(batch_size=200))
     assert again.stats["steps"][DEFER_INDEXES]["changed"] == 0
+    assert again.stats["steps"][STAGE_DEFER_INDEXES]["changed"] == 0
     assert _indexes() == before
+    truncate_import()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staging_indexes_a_stopped_run_left_are_built_before_the_checks(legacy_source, settings):
+    staging_before = _indexes(STAGING_TABLES)
+    stopped = _run()
+    deferred = indexes_defer(run=stopped, written=STAGING_MODELS.values())
+    assert {"legacy_transition_order"} <= set(deferred)
+    gavel_deferred = indexes_defer(run=stopped)
+    stopped.status = ImportRun.Status.FAILED
+    stopped.save(update_fields=["status"])
+    settings.LEGACY_IMPORT_DEFER_INDEXES = False
+
+    run = legacy_import(database=legacy_source.database, options=ImportOptions(batch_size=200))
+
+    # The staging tables' are built after stage one, Gavel's after stage two, as each run
+    # defers them.
+    steps = run.stats["steps"]
+    assert steps[STAGE_RESTORE_INDEXES]["changed"] == len(deferred)
+    assert steps[RESTORE_INDEXES]["changed"] == len(gavel_deferred)
+    assert _indexes(STAGING_TABLES) == staging_before
+    assert legacy_verify(database=legacy_source.database).difference_count == 0
     truncate_import()
 
 
@@ -138,4 +175,5 @@ def test_a_dry_run_defers_nothing(legacy_source):
         database=legacy_source.database, options=ImportOptions(is_dry_run=True, batch_size=200)
     )
     assert run.stats["steps"][DEFER_INDEXES]["changed"] == 0
+    assert run.stats["steps"][STAGE_DEFER_INDEXES]["changed"] == 0
     assert not ImportCheckpoint.objects.exists()  # rolled back
