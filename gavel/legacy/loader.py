@@ -602,9 +602,25 @@ def _step_lines_select(
     )
 
 
+def _step_entries_select(
+    position: int, step: str, at: str, happened: str, lines: tuple[tuple[str, str, str], ...]
+) -> str:
+    """One step's journal entry for every fact it happened to: the references of its lines
+    (``_step_lines_select``), one row each, without grouping the lines again."""
+    return (
+        f"SELECT f.legacy_id, {position} AS position,"
+        f" 'legacy:stripe_payments:' || f.legacy_id || ':{step}' AS reference,"
+        f" 'legacy_{step}' AS kind, COALESCE({at}, f.paid_at) AS occurred_at"
+        f" FROM _ledger_facts f WHERE ({happened}) AND f.currency = ANY(%(currencies)s)"
+    )
+
+
 _LINES_PAGE_SQL = "CREATE TEMPORARY TABLE _ledger_lines ON COMMIT DROP AS " + " UNION ALL ".join(
     _step_lines_select(*step) for step in _STEP_LINES
 )
+# The page's entries in posting order. Each has a line that is not zero: the page refuses an
+# entry whose lines all are before it writes one (``ledger_page_load``).
+_ENTRIES_PAGE_SQL = " UNION ALL ".join(_step_entries_select(*step) for step in _STEP_LINES)
 
 # The page's payments whose stored amounts the portal's rules might not give: those the SQL
 # form of the rules (``commission.amounts_expected_sql``) does not find equal, which
@@ -706,14 +722,16 @@ def ledger_page_load(
         cursor.execute(
             "WITH posted AS (INSERT INTO ledger_journalentry (reference, kind, description,"
             " occurred_at, created_at) SELECT reference, kind, '', occurred_at, %(now)s"
-            " FROM (SELECT DISTINCT ON (reference) reference, kind, occurred_at, legacy_id,"
-            " position FROM _ledger_lines ORDER BY reference) e ORDER BY legacy_id, position"
+            f" FROM ({_ENTRIES_PAGE_SQL}) e ORDER BY legacy_id, position"
             " ON CONFLICT (reference) DO NOTHING RETURNING id, reference)"
             " INSERT INTO _ledger_posted (reference, entry_id) SELECT reference, id FROM posted",
-            {"now": now},
+            {**params, "now": now},
         )
         posted = cursor.rowcount
         if posted:
+            # Statistics for joining the lines to their entries: without them the planner
+            # expects repeated references and sorts both sides by text to merge them.
+            cursor.execute("ANALYZE _ledger_lines, _ledger_posted")
             cursor.execute(
                 "INSERT INTO ledger_posting (entry_id, account_id, amount_minor, currency)"
                 " SELECT p.entry_id, a.id, l.amount_minor, l.currency FROM _ledger_lines l"
