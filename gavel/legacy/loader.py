@@ -502,12 +502,13 @@ WHERE pay.legacy_id > %(after)s AND pay.legacy_id <= %(last)s AND __SCOPE__
   AND NOT pay.is_quarantined AND h.final_state IN ({CAPTURED})
   -- the page's transactions lie between these: a range of the orders' index to read, not
   -- every staged order (the bounds are the whole table when ids do not follow each other);
-  -- "+ 0" keeps min/max reading the page's payments, not walking the transaction index
+  -- "+ 0" keeps min/max reading the page's payments, not walking the transaction index;
+  -- quarantined payments (orphans name transactions that do not exist) post nothing
   AND o.legacy_id BETWEEN
       (SELECT min(transaction_legacy_id + 0) FROM legacy_legacypayment
-       WHERE legacy_id > %(after)s AND legacy_id <= %(last)s)
+       WHERE legacy_id > %(after)s AND legacy_id <= %(last)s AND NOT is_quarantined)
       AND (SELECT max(transaction_legacy_id + 0) FROM legacy_legacypayment
-           WHERE legacy_id > %(after)s AND legacy_id <= %(last)s)
+           WHERE legacy_id > %(after)s AND legacy_id <= %(last)s AND NOT is_quarantined)
 """
 
 _DISPUTES = ", ".join(f"'{state.value}'" for state in sorted(DISPUTE_STATES))

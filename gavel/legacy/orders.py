@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 
 from gavel.common.errors import ServiceError
 from gavel.common.money import SUPPORTED_CURRENCIES
@@ -232,6 +235,17 @@ WHERE s.tx IN (SELECT seq FROM {IMPORT_ORDERS})
 """
 
 
+@contextmanager
+def _hash_joins_only(cursor: CursorWrapper) -> Iterator[None]:
+    """No nested-loop joins for the statements of the block (in the caller's transaction)."""
+    cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
+    try:
+        yield
+    finally:
+        if not connection.needs_rollback:
+            cursor.execute("SELECT set_config('enable_nestloop', 'on', true)")
+
+
 @dataclass(frozen=True, slots=True)
 class OrdersPageResult:
     last_key: int
@@ -306,13 +320,17 @@ def orders_page_load(
                         computed.buyer_commission_cents,
                     )
                 )
-        cursor.execute(ORDERS_FILL_SQL, params)
-        anomalies_insert(
-            AnomalyKind.PERSON_WITHOUT_USER,
-            "transactions",
-            WITHOUT_USER_SQL,
-            {"run": run.pk, "after": after_key, "last": last},
-        )
+        # The page's orders join its users, listings and accounts by hash: the planner,
+        # misled by the currency filter, expects a few thousand rows and would look each of
+        # the 100,000 up by index, four times (2.4 s a page on 1 M, against 1.1 s).
+        with _hash_joins_only(cursor):
+            cursor.execute(ORDERS_FILL_SQL, params)
+            anomalies_insert(
+                AnomalyKind.PERSON_WITHOUT_USER,
+                "transactions",
+                WITHOUT_USER_SQL,
+                {"run": run.pk, "after": after_key, "last": last},
+            )
         cursor.execute(HISTORY_FILL_SQL)
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
     with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
