@@ -326,7 +326,8 @@ def test_a_sold_listing_released_from_quarantine_by_a_delta_gets_its_order_lines
 
     delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
 
-    assert delta.stats["steps"]["load:transactions"]["read"] == 0  # no order restaged
+    for step in ("load:transactions", "load:transactions:tail"):
+        assert delta.stats["steps"][step]["read"] == 0  # no order restaged
     assert sorted(lines.values_list("order_line_id", flat=True)) == sorted(
         sold.values_list("id", flat=True)
     )

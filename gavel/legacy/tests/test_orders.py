@@ -9,9 +9,15 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from gavel.legacy.importer import LOAD_ORDERS, ImportOptions, legacy_import
+from gavel.legacy.importer import (
+    LOAD_ORDERS,
+    LOAD_ORDERS_TAIL,
+    ORDERS_TAIL_SHARE,
+    ImportOptions,
+    legacy_import,
+)
 from gavel.legacy.models import ImportCheckpoint, LegacyOrder, LegacyOrderTransition, LegacyPayment
-from gavel.legacy.orders import REFERENCE_PREFIX, orders_in_flight_adopt
+from gavel.legacy.orders import REFERENCE_PREFIX, orders_in_flight_adopt, orders_split_key
 from gavel.legacy.states import CAPTURED_STATES, GAVEL_ORDER_STATUS, LegacyState
 from gavel.legacy.tests.conftest import LegacySourceFixture, truncate_import
 from gavel.payments.fees import LineFees
@@ -63,13 +69,23 @@ def test_transactions_become_orders_in_the_mapped_state_with_full_history(
             assert order.captured_minor == 0
         statuses.add(order.status)
     assert {"pending", "authorized", "captured", "refunded", "disputed"} <= statuses
-    checkpoint = ImportCheckpoint.objects.get(run=run, table=LOAD_ORDERS)
-    assert checkpoint.rows_changed == len(orders)
+    # Loaded as two key ranges (the tail in the third lane, beside the ledger and the head),
+    # split where ``orders_split_key`` says, each order once.
+    head, tail = (
+        ImportCheckpoint.objects.get(run=run, table=step)
+        for step in (LOAD_ORDERS, LOAD_ORDERS_TAIL)
+    )
+    split = orders_split_key(scope_after=0, share=ORDERS_TAIL_SHARE)
+    legacy_ids = [int(order.legacy_reference.removeprefix(REFERENCE_PREFIX)) for order in orders]
+    assert int(head.last_key) <= split < int(tail.last_key)
+    assert tail.rows_changed == sum(1 for legacy_id in legacy_ids if legacy_id > split) > 0
+    assert head.rows_changed + tail.rows_changed == len(orders)
 
     again = legacy_import(
         database=legacy_source.database, options=ImportOptions(is_resumable=False)
     )
-    assert ImportCheckpoint.objects.get(run=again, table=LOAD_ORDERS).rows_changed == 0
+    for step in (LOAD_ORDERS, LOAD_ORDERS_TAIL):
+        assert ImportCheckpoint.objects.get(run=again, table=step).rows_changed == 0
     assert Order.objects.count() == len(orders)
 
 
