@@ -489,9 +489,10 @@ def orders_import_apply(*, is_move_allowed: bool = True) -> OrdersImportResult:
             f" JOIN {_IMPORT_IDS} i USING (legacy_reference)"
             " UNION ALL SELECT i.order_id, 1, '', s.status, %(create)s, 'imported', %(now)s"
             f" FROM {_IMPORT_IDS} i JOIN {IMPORT_ORDERS} s USING (legacy_reference)"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {IMPORT_HISTORY} h"
-            " WHERE h.legacy_reference = i.legacy_reference)) steps"
-            " ORDER BY order_id, step",
+            # NOT IN (the column is NOT NULL): one hash of the history's references, where
+            # NOT EXISTS was planned as two sorts by text to merge (0.6 s for 500,000 steps)
+            f" WHERE i.legacy_reference NOT IN (SELECT h.legacy_reference FROM {IMPORT_HISTORY} h))"
+            " steps ORDER BY order_id, step",
             {"now": now, "create": Operation.CREATE.value},
         )
     moved, refused = 0, dict[str, str]()
