@@ -116,11 +116,12 @@ STEPS_SQL = f"""
 CREATE TEMPORARY TABLE _legacy_steps ON COMMIT DROP AS
 SELECT s.tx, s.step, s.to_state, s.at, mv.to_state IS NOT NULL AS may_append,
        COALESCE(first_value(s.mapped) OVER (PARTITION BY s.tx, s.mapped_so_far ORDER BY s.step),
-                'pending') AS status
+                'pending') AS status, s.is_last
 FROM (
     SELECT t.transaction_legacy_id AS tx, t.to_state, t.legacy_created_at AS at,
            m.status AS mapped, row_number() OVER w AS step,
-           count(m.status) OVER w AS mapped_so_far, lag(t.to_state) OVER w AS prev_state
+           count(m.status) OVER w AS mapped_so_far, lag(t.to_state) OVER w AS prev_state,
+           lead(t.legacy_id) OVER w IS NULL AS is_last
     FROM legacy_legacyorder o
     JOIN legacy_legacyordertransition t ON t.transaction_legacy_id = o.legacy_id
     LEFT JOIN {MAPPING} ON m.state = t.to_state
@@ -134,12 +135,15 @@ LEFT JOIN (VALUES {_moves_values()}) AS mv(from_state, to_state)
     ON COALESCE(mv.from_state, '') = COALESCE(s.prev_state, '') AND mv.to_state = s.to_state
 """
 
+# Each transaction's last step, and when it was first paid: read off the steps (marked last
+# by their window), not aggregated again with a sort per transaction.
 FINALS_SQL = """
 CREATE TEMPORARY TABLE _legacy_finals ON COMMIT DROP AS
-SELECT tx, (array_agg(to_state ORDER BY step DESC))[1] AS final_state,
-       (array_agg(at ORDER BY step DESC))[1] AS last_at,
-       (array_agg(at ORDER BY step) FILTER (WHERE to_state = 'paid'))[1] AS paid_at
-FROM _legacy_steps GROUP BY tx
+SELECT l.tx, l.to_state AS final_state, l.at AS last_at, p.paid_at
+FROM _legacy_steps l
+LEFT JOIN (SELECT DISTINCT ON (tx) tx, at AS paid_at FROM _legacy_steps
+           WHERE to_state = 'paid' ORDER BY tx, step) p ON p.tx = l.tx
+WHERE l.is_last
 """
 
 # Transactions not captured and without a payment row that can be loaded: their amounts come
