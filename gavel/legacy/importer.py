@@ -185,12 +185,7 @@ class _Importer:
         if self._step_pending(run, CHECKS):
             with self._timed(CHECKS):
                 self._checks_run(run, scope_after)
-        if self._step_pending(run, LOAD_USERS):
-            with self._timed(LOAD_USERS):
-                with transaction.atomic():
-                    result = users_load(run=run, scope_after=scope_after)
-                    self._step_done(run, LOAD_USERS, changed=result["users_changed"])
-                _tables_analyze(("users_user",))  # the loads join by it, 100,000 rows a page
+        self._users_load(run, scope_after)  # when the checks' lanes did not load them
         if self._step_pending(run, DEFER_INDEXES):
             with self._timed(DEFER_INDEXES):
                 deferred = self._indexes_defer(run, scope_after)
@@ -220,10 +215,7 @@ class _Importer:
         if self._step_pending(run, LINK_LISTINGS):
             with self._timed(LINK_LISTINGS):
                 self._listings_link(run, scope_after)
-        if self._step_pending(run, LOAD_ID_MAP):
-            with self._timed(LOAD_ID_MAP), transaction.atomic():
-                added = id_map_refresh(scope_after=scope_after)
-                self._step_done(run, LOAD_ID_MAP, changed=added)
+        self._id_map_load(run, scope_after)  # when the links' lanes did not build it
         return self._run_close(run)
 
     def _indexes_defer(
@@ -271,10 +263,27 @@ class _Importer:
             with transaction.atomic():
                 reference_checks_run(run_id=run.pk, scope_after=scope_after)
 
-        self._side_by_side([(CHECKS_HISTORY, history)], [(CHECKS_REFERENCES, references)])
+        # The users load reads staging only (not the checks' anomalies): it follows the
+        # shorter half.
+        self._side_by_side(
+            [(CHECKS_HISTORY, history)],
+            [
+                (CHECKS_REFERENCES, references),
+                (LOAD_USERS, functools.partial(self._users_load, run, scope_after)),
+            ],
+        )
         with transaction.atomic():
             quarantine_refresh()
             self._step_done(run, CHECKS)
+
+    def _users_load(self, run: ImportRun, scope_after: int) -> None:
+        if not self._step_pending(run, LOAD_USERS):
+            return
+        with self._timed(LOAD_USERS):
+            with transaction.atomic():
+                result = users_load(run=run, scope_after=scope_after)
+                self._step_done(run, LOAD_USERS, changed=result["users_changed"])
+            _tables_analyze(("users_user",))  # the loads join by it, 100,000 rows a page
 
     def _listings_link(self, run: ImportRun, scope_after: int) -> None:
         """The order lines' listing links in two disjoint halves side by side, each in its own
@@ -287,14 +296,22 @@ class _Importer:
                     run=run, scope_after=scope_after, part=part, parts=LINK_PARTS
                 )
 
-        self._side_by_side(
-            *[
-                [(f"{LINK_LISTINGS}:{part + 1}", functools.partial(link, part))]
-                for part in range(LINK_PARTS)
-            ]
-        )
+        lanes = [
+            [(f"{LINK_LISTINGS}:{part + 1}", functools.partial(link, part))]
+            for part in range(LINK_PARTS)
+        ]
+        # The id map reads staging and the users, accounts and listings, not the links.
+        lanes[-1].append((LOAD_ID_MAP, functools.partial(self._id_map_load, run, scope_after)))
+        self._side_by_side(*lanes)
         with transaction.atomic():
             self._step_done(run, LINK_LISTINGS, changed=sum(linked))
+
+    def _id_map_load(self, run: ImportRun, scope_after: int) -> None:
+        if not self._step_pending(run, LOAD_ID_MAP):
+            return
+        with self._timed(LOAD_ID_MAP), transaction.atomic():
+            added = id_map_refresh(scope_after=scope_after)
+            self._step_done(run, LOAD_ID_MAP, changed=added)
 
     def _accounts_load(self, run: ImportRun, scope_after: int) -> None:
         if self._step_pending(run, LOAD_ACCOUNTS):
