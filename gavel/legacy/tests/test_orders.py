@@ -76,7 +76,9 @@ def test_transactions_become_orders_in_the_mapped_state_with_full_history(
         for step in (LOAD_ORDERS, LOAD_ORDERS_TAIL)
     )
     split = orders_split_key(scope_after=0, share=ORDERS_TAIL_SHARE)
-    legacy_ids = [int(order.legacy_reference.removeprefix(REFERENCE_PREFIX)) for order in orders]
+    legacy_ids = [
+        int((order.legacy_reference or "").removeprefix(REFERENCE_PREFIX)) for order in orders
+    ]
     assert int(head.last_key) <= split < int(tail.last_key)
     assert tail.rows_changed == sum(1 for legacy_id in legacy_ids if legacy_id > split) > 0
     assert head.rows_changed + tail.rows_changed == len(orders)
