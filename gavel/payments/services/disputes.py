@@ -79,6 +79,19 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
         # charge.dispute.created, even after it closed) never opens the order again.
         existing = Dispute.objects.filter(stripe_dispute_id=stripe_dispute.id).first()
         first_seen = existing is None
+        if existing is None and _dispute_settled_by_import(order):
+            # The import holds this dispute's whole story, money included (a charge has one
+            # dispute): an event for it (replayed from the event store) is recorded only.
+            event_record(
+                order=order,
+                type="dispute_settled_by_import",
+                amount_minor=stripe_dispute.amount_minor,
+                stripe_object_id=stripe_dispute.id,
+                stripe_event_id=stripe_event_id,
+                applied=False,
+                message="the legacy import posted this dispute and its outcome",
+            )
+            return False
         if existing is None:
             existing = Dispute.objects.create(
                 order=order,
@@ -159,6 +172,18 @@ def _withdrawal_booked_by_import(order: Order) -> int:
     if order.kind != Order.Kind.LEGACY or order.status != S.DISPUTED or order.disputes.exists():
         return 0
     return order.disputed_minor
+
+
+def _dispute_settled_by_import(order: Order) -> bool:
+    """A legacy order imported after its dispute closed (the portal's ``disputed`` step in its
+    history, then ``refunded`` or ``dismissed``): the import posted the withdrawal and the
+    outcome, and Gavel never opened a dispute for it."""
+    return (
+        order.kind == Order.Kind.LEGACY
+        and order.status != S.DISPUTED
+        and not order.disputes.exists()
+        and order.transitions.filter(to_status=S.DISPUTED).exists()
+    )
 
 
 def _dispute_reversals_plan(order: Order, dispute: Dispute) -> list[int]:
