@@ -584,35 +584,35 @@ _STEP_LINES: tuple[tuple[int, str, str, str, tuple[tuple[str, str, str], ...]], 
 )
 
 
-def _step_lines_select(
-    position: int, step: str, at: str, happened: str, lines: tuple[tuple[str, str, str], ...]
+def _step_select(
+    position: int, step: str, at: str, happened: str, *, columns: str = "", join: str = ""
 ) -> str:
-    """One step's posting lines for every fact it happened to: a projection, the lines
-    unnested from three arrays (no join per fact)."""
-    codes = ", ".join(code for code, _, _ in lines)
-    kinds = ", ".join(f"'{kind}'" for _, kind, _ in lines)
-    amounts = ", ".join(amount for _, _, amount in lines)
+    """One step's journal entry for every fact it happened to (``columns`` and ``join`` add
+    to each row)."""
     return (
         f"SELECT f.legacy_id, {position} AS position,"
         f" 'legacy:stripe_payments:' || f.legacy_id || ':{step}' AS reference,"
-        f" 'legacy_{step}' AS kind, COALESCE({at}, f.paid_at) AS occurred_at,"
-        " l.code, l.account_kind, l.amount_minor, f.currency"
-        f" FROM _ledger_facts f CROSS JOIN LATERAL unnest(ARRAY[{codes}]::text[],"
-        f" ARRAY[{kinds}]::text[], ARRAY[{amounts}]::bigint[]) AS l(code, account_kind,"
-        f" amount_minor) WHERE ({happened}) AND f.currency = ANY(%(currencies)s)"
+        f" 'legacy_{step}' AS kind, COALESCE({at}, f.paid_at) AS occurred_at{columns}"
+        f" FROM _ledger_facts f{join} WHERE ({happened}) AND f.currency = ANY(%(currencies)s)"
     )
 
 
-def _step_entries_select(
+def _step_lines_select(
     position: int, step: str, at: str, happened: str, lines: tuple[tuple[str, str, str], ...]
 ) -> str:
-    """One step's journal entry for every fact it happened to: the references of its lines
-    (``_step_lines_select``), one row each, without grouping the lines again."""
-    return (
-        f"SELECT f.legacy_id, {position} AS position,"
-        f" 'legacy:stripe_payments:' || f.legacy_id || ':{step}' AS reference,"
-        f" 'legacy_{step}' AS kind, COALESCE({at}, f.paid_at) AS occurred_at"
-        f" FROM _ledger_facts f WHERE ({happened}) AND f.currency = ANY(%(currencies)s)"
+    """One step's posting lines for every fact it happened to: its entry's row with each
+    line, the lines unnested from three arrays (no join per fact)."""
+    codes = ", ".join(code for code, _, _ in lines)
+    kinds = ", ".join(f"'{kind}'" for _, kind, _ in lines)
+    amounts = ", ".join(amount for _, _, amount in lines)
+    return _step_select(
+        position,
+        step,
+        at,
+        happened,
+        columns=", l.code, l.account_kind, l.amount_minor, f.currency",
+        join=f" CROSS JOIN LATERAL unnest(ARRAY[{codes}]::text[], ARRAY[{kinds}]::text[],"
+        f" ARRAY[{amounts}]::bigint[]) AS l(code, account_kind, amount_minor)",
     )
 
 
@@ -621,7 +621,9 @@ _LINES_PAGE_SQL = "CREATE TEMPORARY TABLE _ledger_lines ON COMMIT DROP AS " + " 
 )
 # The page's entries in posting order. Each has a line that is not zero: the page refuses an
 # entry whose lines all are before it writes one (``ledger_page_load``).
-_ENTRIES_PAGE_SQL = " UNION ALL ".join(_step_entries_select(*step) for step in _STEP_LINES)
+_ENTRIES_PAGE_SQL = " UNION ALL ".join(
+    _step_select(position, step, at, happened) for position, step, at, happened, _ in _STEP_LINES
+)
 
 # The page's payments whose stored amounts the portal's rules might not give: those the SQL
 # form of the rules (``commission.amounts_expected_sql``) does not find equal, which
