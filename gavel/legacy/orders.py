@@ -241,13 +241,16 @@ WHERE s.tx IN (SELECT seq FROM {IMPORT_ORDERS})
 
 @contextmanager
 def _hash_joins_only(cursor: CursorWrapper) -> Iterator[None]:
-    """No nested-loop joins for the statements of the block (in the caller's transaction)."""
+    """No nested-loop joins for the statements of the block (in the caller's transaction);
+    the setting it had before afterwards."""
+    cursor.execute("SELECT current_setting('enable_nestloop')")
+    (before,) = cursor.fetchone()
     cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
     try:
         yield
     finally:
         if not connection.needs_rollback:
-            cursor.execute("SELECT set_config('enable_nestloop', 'on', true)")
+            cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
 
 
 @dataclass(frozen=True, slots=True)
