@@ -36,6 +36,7 @@ from gavel.legacy.states import (
     DEPRECATED_MOVES,
     EXPECTED_PAYMENT_STATUSES,
     INITIAL_STATE,
+    ORDER_LOAD_ANOMALIES,
     AnomalyKind,
 )
 
@@ -173,14 +174,17 @@ def row_checks_run(*, table: str, run_id: int, after_key: int, last_key: int) ->
 
 def orders_scope(scope_after: int) -> str:
     """SQL over staged orders ``o`` (parameter ``%(scope)s``: ``scope_after``): every order on
-    a first run; on a later one, those it staged, or whose history or payment it staged. The
-    checks and the orders load take the same orders."""
+    a first run; on a later one, those it staged, or whose history or payment it staged, and
+    those an earlier load could not make an order of for want of a user (tried again: the
+    person may have one now). The checks and the orders load take the same orders."""
     if not scope_after:
         return "TRUE"
     return (
         f"(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
         f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
-        f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s))"
+        f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s)"
+        f" OR o.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
+        f" WHERE kind = '{A.PERSON_WITHOUT_USER}' AND legacy_table = 'transactions'))"
     )
 
 
@@ -323,12 +327,27 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
 
 
 def quarantine_refresh() -> None:
-    """Flag orders and payments that carry (or whose order carries) a blocking anomaly."""
+    """Flag orders and payments that carry (or whose order carries) a blocking anomaly, and
+    only those: a flag no anomaly justifies any more is lifted (an order held back only by an
+    anomaly of ``ORDER_LOAD_ANOMALIES``, flagged before that rule). Anomalies are kept, so a
+    flag is lifted only where no blocking anomaly of another kind remains."""
+    params = {"order_load": sorted(str(kind) for kind in ORDER_LOAD_ANOMALIES)}
+    blocked = (
+        f"SELECT 1 FROM {ANOMALIES} a WHERE a.is_blocking AND a.legacy_table = %(table)s"
+        " AND a.legacy_id = {row}.legacy_id::text AND a.kind <> ALL(%(order_load)s)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {ORDERS} o SET is_quarantined = true FROM {ANOMALIES} a"
             " WHERE a.is_blocking AND a.legacy_table = 'transactions'"
             " AND o.legacy_id = a.legacy_id::bigint AND NOT o.is_quarantined"
+            " AND a.kind <> ALL(%(order_load)s)",
+            params,
+        )
+        cursor.execute(
+            f"UPDATE {ORDERS} o SET is_quarantined = false WHERE o.is_quarantined"
+            f" AND NOT EXISTS ({blocked.format(row='o')})",
+            {**params, "table": "transactions"},
         )
         cursor.execute(
             f"UPDATE {PAYMENTS} pay SET is_quarantined = true FROM {ANOMALIES} a"
@@ -339,4 +358,11 @@ def quarantine_refresh() -> None:
             f"UPDATE {PAYMENTS} pay SET is_quarantined = true FROM {ORDERS} o"
             " WHERE o.is_quarantined AND pay.transaction_legacy_id = o.legacy_id"
             " AND NOT pay.is_quarantined"
+        )
+        cursor.execute(
+            f"UPDATE {PAYMENTS} pay SET is_quarantined = false WHERE pay.is_quarantined"
+            f" AND NOT EXISTS ({blocked.format(row='pay')})"
+            f" AND NOT EXISTS (SELECT 1 FROM {ORDERS} o"
+            " WHERE o.legacy_id = pay.transaction_legacy_id AND o.is_quarantined)",
+            {**params, "table": "stripe_payments"},
         )

@@ -143,6 +143,12 @@ BLOCKING_ANOMALIES = frozenset(
     }
 )
 
+# Blocking for the order only, and decided again by every orders load from the users there
+# then: never a quarantine flag. A transaction whose buyer had no user (an ``email_conflict``)
+# is tried again by each later run, and its payment, posted when it was found (the money
+# moved), is not held back afterwards.
+ORDER_LOAD_ANOMALIES = frozenset({AnomalyKind.PERSON_WITHOUT_USER})
+
 
 # Every legacy state -> the status of Gavel's order state machine (gavel.payments Order.Status)
 # and why. Only Stripe transactions become Gavel orders; "none" and "paypal" ones moved no

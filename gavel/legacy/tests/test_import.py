@@ -389,3 +389,74 @@ def test_a_person_without_a_user_is_reported_on_each_of_their_transactions(mysql
         ).exists()
     assert legacy_verify(database=mysql_source.database).difference_count == 0
     assert all(total == 0 for total in trial_balance().values())
+
+
+def test_a_person_without_a_user_gets_their_orders_once_they_have_one(mysql_source):
+    """Their payments, posted when the conflict was found, are not held back by a later run
+    (which would count them twice in the verification), and their transactions are tried
+    again by each run: once the portal resolves the conflict, the next delta makes the
+    orders, and the ledger does not change."""
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.id, p.email FROM people p WHERE p.deleted = 0 AND p.email LIKE '%%@%%'"
+            " AND EXISTS (SELECT 1 FROM transactions t WHERE t.starter_id = p.id"
+            " AND t.payment_gateway = 'stripe' AND t.deleted = 0)"
+            " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
+        )
+        later, own_email = cursor.fetchone()
+        cursor.execute(
+            "SELECT email FROM people WHERE id <> %s AND deleted = 0 AND email LIKE '%%@%%'"
+            " ORDER BY created_at, id LIMIT 1",
+            [later],
+        )
+        (taken,) = cursor.fetchone()
+        cursor.execute("UPDATE people SET email = %s WHERE id = %s", [taken.upper(), later])
+    run_import(mysql_source)
+    without_user = set(
+        LegacyAnomaly.objects.filter(kind=AnomalyKind.PERSON_WITHOUT_USER).values_list(
+            "legacy_id", flat=True
+        )
+    )
+    bought = [
+        str(legacy_id)
+        for legacy_id in LegacyOrder.objects.filter(
+            starter_legacy_id=later, payment_gateway="stripe", is_quarantined=False
+        ).values_list("legacy_id", flat=True)
+    ]
+    assert bought
+    assert without_user >= set(bought)
+    references = [f"legacy:transactions:{legacy_id}" for legacy_id in bought]
+    assert not Order.objects.filter(legacy_reference__in=references).exists()
+    ledger = snapshot()["ledger"]
+    # As an earlier version flagged them: the next run lifts flags no anomaly justifies.
+    LegacyOrder.objects.filter(legacy_id__in=bought).update(is_quarantined=True)
+    LegacyPayment.objects.filter(transaction_legacy_id__in=bought).update(is_quarantined=True)
+
+    again = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    assert again.status == ImportRun.Status.COMPLETED
+    assert not LegacyOrder.objects.filter(legacy_id__in=bought, is_quarantined=True).exists()
+    assert not LegacyPayment.objects.filter(
+        transaction_legacy_id__in=bought, is_quarantined=True
+    ).exists()
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    assert not Order.objects.filter(legacy_reference__in=references).exists()
+
+    with legacy.cursor() as cursor:  # the portal gives the person their own address back
+        cursor.execute(
+            "UPDATE people SET email = %s, updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [own_email, later],
+        )
+    legacy.close()
+    resolved = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    assert resolved.status == ImportRun.Status.COMPLETED
+    buyer = User.objects.get(legacy_person_id=later)
+    orders = Order.objects.filter(legacy_reference__in=references)
+    assert orders.count() == len(bought)
+    assert set(orders.values_list("buyer", flat=True)) == {buyer.pk}
+    assert all(order.transitions.exists() for order in orders)
+    assert snapshot()["ledger"] == ledger  # the money was posted once, by the first run
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    assert all(total == 0 for total in trial_balance().values())
