@@ -25,11 +25,19 @@ from django.db import connection
 
 from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.common.references import inserts_checked_in_bulk
+from gavel.legacy.checks import orders_scope
 from gavel.legacy.models import ImportedListingOrderLine, ImportRun
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
 
 _CURRENCY = "upper(trim(l.currency))"
-_IN_PAGE = "l.staged_run_id > %(after)s AND l.legacy_id > %(first)s AND l.legacy_id <= %(last)s"
+# The listings a run loads: those it staged, and those an earlier load held back for want of a
+# user (tried again: the author may have one now).
+_IN_SCOPE = (
+    "(l.staged_run_id > %(after)s OR l.legacy_id IN (SELECT a.legacy_id::bigint"
+    f" FROM legacy_legacyanomaly a WHERE a.kind = '{AnomalyKind.SELLER_WITHOUT_USER}'"
+    " AND a.legacy_table = 'listings'))"
+)
+_IN_PAGE = f"{_IN_SCOPE} AND l.legacy_id > %(first)s AND l.legacy_id <= %(last)s"
 
 # (kind, condition on a staged listing l, its author's person row p and Gavel user u, details).
 _CHECKS: tuple[tuple[AnomalyKind, str, str], ...] = (
@@ -103,12 +111,14 @@ class ListingsPage:
 
 
 def listings_page_next(*, scope_after: int, after_key: int, limit: int) -> ListingsPage | None:
-    """The next page of listings staged after ``scope_after``, or None when done."""
+    """The next page of listings to load after ``scope_after`` (``_IN_SCOPE``), or None when
+    done."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), max(legacy_id) FROM (SELECT legacy_id FROM legacy_legacylisting"
-            " WHERE staged_run_id > %s AND legacy_id > %s ORDER BY legacy_id LIMIT %s) page",
-            [scope_after, after_key, limit],
+            "SELECT count(*), max(legacy_id) FROM (SELECT l.legacy_id FROM legacy_legacylisting l"
+            f" WHERE {_IN_SCOPE} AND l.legacy_id > %(first)s ORDER BY l.legacy_id"
+            " LIMIT %(limit)s) page",
+            {"after": scope_after, "first": after_key, "limit": limit},
         )
         read, last = cursor.fetchone()
     if not read:
@@ -171,20 +181,24 @@ def listings_order_lines_link(
     modulo ``parts``: the parts are disjoint, so several connections can link them side by
     side. Returns the links added."""
     select = (
-        "SELECT ol.id, il.id FROM legacy_legacyorder t"
-        " JOIN payments_order o ON o.legacy_reference = 'legacy:transactions:' || t.legacy_id"
-        " JOIN payments_orderline ol ON ol.order_id = o.id"
-        " JOIN legacy_importedlisting il ON il.legacy_id = t.listing_legacy_id"
-        " WHERE t.legacy_id %% %(parts)s = %(part)s AND"
+        "SELECT ol.id, il.id FROM legacy_legacyorder o"
+        " JOIN payments_order po ON po.legacy_reference = 'legacy:transactions:' || o.legacy_id"
+        " JOIN payments_orderline ol ON ol.order_id = po.id"
+        " JOIN legacy_importedlisting il ON il.legacy_id = o.listing_legacy_id"
+        " WHERE o.legacy_id %% %(parts)s = %(part)s AND"
     )
+    # The orders this run loaded (the orders load's own scope), then the others whose
+    # listing this run loaded.
+    scope = orders_scope(scope_after)
     # Foreign keys checked in one statement each, not per link (ADR 0010).
     with inserts_checked_in_bulk(ImportedListingOrderLine), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO legacy_importedlistingorderline (order_line_id, listing_id)"
-            f" {select} t.staged_run_id > %(after)s"
+            f" {select} {scope}"
             f" UNION ALL {select} il.imported_run_id = %(run)s"
-            " AND t.staged_run_id <= %(after)s"  # disjoint halves: nothing to de-duplicate
+            # disjoint halves: nothing to de-duplicate (IS NOT TRUE: a NULL key is not in)
+            f" AND ({scope}) IS NOT TRUE"
             " ON CONFLICT (order_line_id) DO NOTHING",
-            {"after": scope_after, "run": run.pk, "part": part, "parts": parts},
+            {"scope": scope_after, "run": run.pk, "part": part, "parts": parts},
         )
         return int(cursor.rowcount)

@@ -19,6 +19,7 @@ from gavel.legacy.generator import legacy_advance
 from gavel.legacy.importer import ImportOptions, legacy_import
 from gavel.legacy.models import (
     ImportCheckpoint,
+    ImportedListing,
     ImportRun,
     LegacyAnomaly,
     LegacyIdMap,
@@ -457,6 +458,14 @@ def test_a_person_without_a_user_gets_their_orders_once_they_have_one(mysql_sour
     assert orders.count() == len(bought)
     assert set(orders.values_list("buyer", flat=True)) == {buyer.pk}
     assert all(order.transitions.exists() for order in orders)
+    loaded = set(ImportedListing.objects.values_list("legacy_id", flat=True))
+    for order in orders:  # linked to the listing they bought, loaded by the first run
+        line = order.lines.get()
+        bought_listing = LegacyOrder.objects.get(
+            legacy_id=int(str(order.legacy_reference).rsplit(":", 1)[1])
+        ).listing_legacy_id
+        if bought_listing in loaded:
+            assert line.imported_listing_link.listing.legacy_id == bought_listing
     assert snapshot()["ledger"] == ledger  # the money was posted once, by the first run
     assert legacy_verify(database=mysql_source.database).difference_count == 0
     assert all(total == 0 for total in trial_balance().values())

@@ -332,3 +332,76 @@ def test_a_sold_listing_released_from_quarantine_by_a_delta_gets_its_order_lines
         sold.values_list("id", flat=True)
     )
     assert delta.stats["steps"]["load:listing_order_lines"]["changed"] == sold.count()
+
+
+def test_a_sellers_listings_load_once_the_seller_has_a_user(mysql_source):
+    """An author whose address another person had (``email_conflict``) gets no user, so their
+    listings wait (``seller_without_user``). Once the portal fixes the address, the next delta
+    loads them, though the listings themselves did not change, and links the orders."""
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.id, p.email FROM people p WHERE p.deleted = 0 AND p.email LIKE '%%@%%'"
+            " AND EXISTS (SELECT 1 FROM listings l WHERE l.author_id = p.id AND l.deleted = 0"
+            " AND l.price_cents >= 0 AND l.currency IN ('EUR', 'USD', 'GBP'))"
+            " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
+        )
+        author, own_email = cursor.fetchone()
+        cursor.execute(
+            "SELECT email FROM people WHERE id <> %s AND deleted = 0 AND email LIKE '%%@%%'"
+            " ORDER BY created_at, id LIMIT 1",
+            [author],
+        )
+        (taken,) = cursor.fetchone()
+        cursor.execute("UPDATE people SET email = %s WHERE id = %s", [taken.upper(), author])
+    run_import(mysql_source)
+    waiting = set(
+        LegacyAnomaly.objects.filter(
+            kind=AnomalyKind.SELLER_WITHOUT_USER, legacy_table="listings"
+        ).values_list("legacy_id", flat=True)
+    )
+    theirs = {
+        str(legacy_id)
+        for legacy_id in LegacyListing.objects.filter(author_legacy_id=author).values_list(
+            "legacy_id", flat=True
+        )
+    }
+    assert theirs & waiting
+    assert not ImportedListing.objects.filter(seller__legacy_person_id=author).exists()
+
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "UPDATE people SET email = %s, updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [own_email, author],
+        )
+    legacy.close()
+    delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    assert delta.status == ImportRun.Status.COMPLETED
+    loaded = set(
+        ImportedListing.objects.filter(seller__legacy_person_id=author).values_list(
+            "legacy_id", flat=True
+        )
+    )
+    held_otherwise = set(
+        LegacyAnomaly.objects.filter(legacy_table="listings", is_blocking=True)
+        .exclude(kind=AnomalyKind.SELLER_WITHOUT_USER)
+        .values_list("legacy_id", flat=True)
+    )
+    expected = {int(legacy_id) for legacy_id in (theirs & waiting) - held_otherwise}
+    assert expected
+    assert expected <= loaded
+    sold = OrderLine.objects.filter(order__kind="legacy", seller__legacy_person_id=author)
+    assert (
+        not sold.filter(imported_listing_link__isnull=True)
+        .exclude(
+            order__legacy_reference__in=[
+                f"legacy:transactions:{legacy_id}"
+                for legacy_id in LegacyOrder.objects.exclude(
+                    listing_legacy_id__in=loaded
+                ).values_list("legacy_id", flat=True)
+            ]
+        )
+        .exists()
+    )
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
