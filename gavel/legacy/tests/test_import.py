@@ -469,3 +469,40 @@ def test_a_person_without_a_user_gets_their_orders_once_they_have_one(mysql_sour
     assert snapshot()["ledger"] == ledger  # the money was posted once, by the first run
     assert legacy_verify(database=mysql_source.database).difference_count == 0
     assert all(total == 0 for total in trial_balance().values())
+
+
+def test_a_payment_posted_before_a_delta_found_its_anomaly_is_counted_once(mysql_source):
+    """A delta finds an anomaly on a transaction whose payment the first run posted (the
+    portal's current_state no longer agrees with its history): the order and payment are
+    quarantined from then on, and the verification counts the money where it is, in the
+    ledger, not a second time in the quarantine column."""
+    run_import(mysql_source)
+    ledger = snapshot()["ledger"]
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.id, p.id FROM transactions t JOIN stripe_payments p"
+            " ON p.transaction_id = t.id WHERE t.current_state = 'confirmed'"
+            " AND p.status = 'transfered' ORDER BY t.id LIMIT 1"
+        )
+        transaction_id, payment_id = cursor.fetchone()
+        cursor.execute(
+            "UPDATE transactions SET current_state = 'paid', updated_at = UTC_TIMESTAMP()"
+            " WHERE id = %s",
+            [transaction_id],
+        )
+    legacy.close()
+    assert JournalEntry.objects.filter(
+        reference=f"legacy:stripe_payments:{payment_id}:payout"
+    ).exists()
+
+    delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    assert delta.status == ImportRun.Status.COMPLETED
+    assert LegacyAnomaly.objects.filter(
+        kind=AnomalyKind.STATE_MISMATCH, legacy_table="transactions", legacy_id=str(transaction_id)
+    ).exists()
+    assert LegacyPayment.objects.get(legacy_id=payment_id).is_quarantined
+    assert snapshot()["ledger"] == ledger
+    report = legacy_verify(database=mysql_source.database)
+    assert [row for row in report.rows if row["difference"]] == []
