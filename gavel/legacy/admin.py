@@ -57,8 +57,21 @@ class ImportRunAdmin(ReadOnlyAdmin[ImportRun]):
 
 @admin.register(LegacyAnomaly)
 class LegacyAnomalyAdmin(ReadOnlyAdmin[LegacyAnomaly]):
-    list_display = ("kind", "legacy_table", "legacy_id", "is_blocking", "details", "run")
-    list_filter = ("kind", "is_blocking", "legacy_table")
+    list_display = (
+        "kind",
+        "legacy_table",
+        "legacy_id",
+        "is_blocking",
+        "details",
+        "run",
+        "resolved_run",
+    )
+    list_filter = (
+        "kind",
+        "is_blocking",
+        "legacy_table",
+        ("resolved_run", admin.EmptyFieldListFilter),
+    )
     search_fields = ("legacy_id",)
 
 

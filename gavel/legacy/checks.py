@@ -74,15 +74,29 @@ def _expected_status_values() -> str:
     return _values(rows)
 
 
-def anomalies_insert(kind: AnomalyKind, table: str, select_sql: str, params: dict[str, Any]) -> int:
-    """``select_sql`` yields (legacy_id text, details jsonb)."""
+def anomalies_insert(
+    kind: AnomalyKind,
+    table: str,
+    select_sql: str,
+    params: dict[str, Any],
+    *,
+    reopen: bool = False,
+) -> int:
+    """``select_sql`` yields (legacy_id text, details jsonb). One anomaly per (kind, table,
+    id): one found before is kept as it is, or, with ``reopen``, opened again (with the
+    details found now) if a run had resolved it."""
+    conflict = (
+        "ON CONFLICT ON CONSTRAINT legacy_anomaly_unique DO UPDATE SET resolved_run_id = NULL,"
+        f" details = EXCLUDED.details WHERE {ANOMALIES}.resolved_run_id IS NOT NULL"
+        if reopen
+        else "ON CONFLICT DO NOTHING"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ANOMALIES} (kind, legacy_table, legacy_id, is_blocking, details,"
             " run_id, detected_at)"
             f" SELECT %(kind)s, %(table)s, found.legacy_id, %(blocking)s, found.details,"
-            f" %(run)s, now() FROM ({select_sql}) AS found(legacy_id, details)"
-            " ON CONFLICT DO NOTHING",
+            f" %(run)s, now() FROM ({select_sql}) AS found(legacy_id, details) {conflict}",
             {**params, "kind": kind.value, "table": table, "blocking": kind in BLOCKING_ANOMALIES},
         )
         return int(cursor.rowcount)
@@ -157,8 +171,40 @@ ROW_CHECKS_SQL: dict[str, tuple[tuple[AnomalyKind, str], ...]] = {
 assert set(ROW_CHECKS_SQL) == set(ROW_CHECKS), "every row check has its SQL form"
 
 
+# The staging table each row-checked legacy table is staged into.
+_ROW_CHECKED_STAGING = {
+    "stripe_payments": PAYMENTS,
+    "stripe_accounts": ACCOUNTS,
+    "transactions": ORDERS,
+}
+assert set(_ROW_CHECKED_STAGING) == set(ROW_CHECKS_SQL)
+
+
+def row_anomalies_resolve(*, table: str, run_id: int, after_key: int, last_key: int) -> int:
+    """Before a staged page's row checks run again (in the page's transaction): mark the
+    row-check anomalies of the rows this run staged (new or changed, keys in (after, last])
+    resolved by this run. The checks then open again those they still find: what is left
+    resolved is what the portal fixed, and no longer holds its row back
+    (``quarantine_refresh``). Returns how many were marked."""
+    kinds = [kind.value for kind, _ in ROW_CHECKS_SQL.get(table, ())]
+    if not kinds:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ANOMALIES} a SET resolved_run_id = %(run)s WHERE a.legacy_table = %(table)s"
+            " AND a.kind = ANY(%(kinds)s) AND a.resolved_run_id IS NULL AND a.legacy_id IN"
+            f" (SELECT s.legacy_id::text FROM {_ROW_CHECKED_STAGING[table]} s"
+            " WHERE s.legacy_id > %(after)s AND s.legacy_id <= %(last)s"
+            " AND s.staged_run_id = %(run)s)",
+            {"run": run_id, "table": table, "kinds": kinds, "after": after_key, "last": last_key},
+        )
+        return int(cursor.rowcount)
+
+
 def row_checks_run(*, table: str, run_id: int, after_key: int, last_key: int) -> int:
-    """Quarantine what the row checks find in a staged page; returns the anomalies added."""
+    """Quarantine what the row checks find in a staged page (anomalies its rows had before
+    and no longer have are resolved: ``row_anomalies_resolve``); returns the anomalies added
+    or opened again."""
     page = "legacy_id > %(after)s AND legacy_id <= %(last)s AND staged_run_id = %(run)s"
     params = {
         "run": run_id,
@@ -166,8 +212,9 @@ def row_checks_run(*, table: str, run_id: int, after_key: int, last_key: int) ->
         "last": last_key,
         "currencies": sorted(SUPPORTED_CURRENCIES),
     }
+    row_anomalies_resolve(table=table, run_id=run_id, after_key=after_key, last_key=last_key)
     return sum(
-        anomalies_insert(kind, table, select.replace("{page}", page), params)
+        anomalies_insert(kind, table, select.replace("{page}", page), params, reopen=True)
         for kind, select in ROW_CHECKS_SQL.get(table, ())
     )
 
@@ -327,21 +374,22 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
 
 
 def quarantine_refresh() -> None:
-    """Flag orders and payments that carry (or whose order carries) a blocking anomaly, and
-    only those: a flag no anomaly justifies any more is lifted (an order held back only by an
-    anomaly of ``ORDER_LOAD_ANOMALIES``, flagged before that rule). Anomalies are kept, so a
-    flag is lifted only where no blocking anomaly of another kind remains."""
+    """Flag orders and payments that carry (or whose order carries) an open blocking anomaly,
+    and only those: a flag no open anomaly justifies any more is lifted (the row checks found
+    the portal fixed the row, ``row_anomalies_resolve``; or an order held back only by an
+    anomaly of ``ORDER_LOAD_ANOMALIES``, flagged before that rule)."""
     params = {"order_load": sorted(str(kind) for kind in ORDER_LOAD_ANOMALIES)}
     blocked = (
         f"SELECT 1 FROM {ANOMALIES} a WHERE a.is_blocking AND a.legacy_table = %(table)s"
         " AND a.legacy_id = {row}.legacy_id::text AND a.kind <> ALL(%(order_load)s)"
+        " AND a.resolved_run_id IS NULL"
     )
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {ORDERS} o SET is_quarantined = true FROM {ANOMALIES} a"
             " WHERE a.is_blocking AND a.legacy_table = 'transactions'"
             " AND o.legacy_id = a.legacy_id::bigint AND NOT o.is_quarantined"
-            " AND a.kind <> ALL(%(order_load)s)",
+            " AND a.kind <> ALL(%(order_load)s) AND a.resolved_run_id IS NULL",
             params,
         )
         cursor.execute(
@@ -353,6 +401,7 @@ def quarantine_refresh() -> None:
             f"UPDATE {PAYMENTS} pay SET is_quarantined = true FROM {ANOMALIES} a"
             " WHERE a.is_blocking AND a.legacy_table = 'stripe_payments'"
             " AND pay.legacy_id = a.legacy_id::bigint AND NOT pay.is_quarantined"
+            " AND a.resolved_run_id IS NULL"
         )
         cursor.execute(
             f"UPDATE {PAYMENTS} pay SET is_quarantined = true FROM {ORDERS} o"

@@ -31,6 +31,7 @@ from gavel.legacy.checks import (
     history_checks_run,
     quarantine_refresh,
     reference_checks_run,
+    row_anomalies_resolve,
     row_checks_run,
 )
 from gavel.legacy.connections import LegacyDatabase
@@ -526,7 +527,16 @@ class _Importer:
                             run_id=run.pk,
                             is_new_range=is_new_range(after),
                         )
-                        anomalies_record(anomalies=page_anomalies(spec.table, page), run=run)
+                        if not spec.key_is_text:  # (no text-keyed table has row checks)
+                            row_anomalies_resolve(
+                                table=spec.table,
+                                run_id=run.pk,
+                                after_key=int(after),
+                                last_key=int(page[-1][0]),
+                            )
+                        anomalies_record(
+                            anomalies=page_anomalies(spec.table, page), run=run, reopen=True
+                        )
                         staged(str(page[-1][0]), len(page), result)
                     after = page[-1][0]
         ImportCheckpoint.objects.filter(pk=checkpoint.pk).update(is_finished=True)

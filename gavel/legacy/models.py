@@ -107,6 +107,16 @@ class LegacyAnomaly(models.Model):
     details = models.JSONField(default=dict)
     run = models.ForeignKey(ImportRun, on_delete=models.PROTECT, related_name="anomalies")
     detected_at = models.DateTimeField(auto_now_add=True)
+    # The run that staged the row again and no longer found the anomaly (the portal fixed the
+    # row): kept as the record of what was found, no longer holding the row back. A row check
+    # that finds it again opens it again.
+    resolved_run = models.ForeignKey(
+        ImportRun,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="resolved_anomalies",
+    )
 
     class Meta:
         verbose_name_plural = "legacy anomalies"

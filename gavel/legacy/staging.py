@@ -150,10 +150,20 @@ def _staging_write(
     return UpsertResult(inserted=inserted, updated=len(flags) - inserted), count
 
 
-def anomalies_record(*, anomalies: Sequence[Anomaly], run: ImportRun) -> int:
-    """Quarantine anomalies; one row per (kind, table, id) however often it is seen."""
+def anomalies_record(*, anomalies: Sequence[Anomaly], run: ImportRun, reopen: bool = False) -> int:
+    """Quarantine anomalies; one row per (kind, table, id) however often it is seen (with
+    ``reopen``, one a run had resolved is opened again, with the details seen now)."""
     if not anomalies:
         return 0
+    conflicts: dict[str, Any] = (
+        {
+            "update_conflicts": True,
+            "unique_fields": ["kind", "legacy_table", "legacy_id"],
+            "update_fields": ["resolved_run", "details"],
+        }
+        if reopen
+        else {"ignore_conflicts": True}
+    )
     created = LegacyAnomaly.objects.bulk_create(
         [
             LegacyAnomaly(
@@ -166,6 +176,6 @@ def anomalies_record(*, anomalies: Sequence[Anomaly], run: ImportRun) -> int:
             )
             for anomaly in anomalies
         ],
-        ignore_conflicts=True,
+        **conflicts,
     )
     return len(created)

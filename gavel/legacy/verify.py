@@ -331,7 +331,8 @@ LISTING_FIGURES = ("count", "price_cents", "shipping_price_cents")
 # Staged listings held back by the quarantine (a blocking anomaly) and not in the catalogue.
 QUARANTINED_LISTINGS = (
     "FROM legacy_legacylisting l WHERE EXISTS (SELECT 1 FROM legacy_legacyanomaly a"
-    " WHERE a.legacy_table = 'listings' AND a.legacy_id = l.legacy_id::text AND a.is_blocking)"
+    " WHERE a.legacy_table = 'listings' AND a.legacy_id = l.legacy_id::text AND a.is_blocking"
+    " AND a.resolved_run_id IS NULL)"
     " AND NOT EXISTS (SELECT 1 FROM legacy_importedlisting i WHERE i.legacy_id = l.legacy_id)"
 )
 

@@ -506,3 +506,93 @@ def test_a_payment_posted_before_a_delta_found_its_anomaly_is_counted_once(mysql
     assert snapshot()["ledger"] == ledger
     report = legacy_verify(database=mysql_source.database)
     assert [row for row in report.rows if row["difference"]] == []
+
+
+@pytest.mark.parametrize("records_in_python", [False, True])
+def test_a_payment_the_portal_fixed_is_posted_by_the_next_delta(mysql_source, records_in_python):
+    """A payment quarantined for a NULL amount, fixed in the portal after the rehearsal: the
+    delta stages it again, finds the row checks' anomaly gone (kept, resolved by the delta),
+    lifts the quarantine and posts it once; one still broken stays held back. On both paths
+    of stage one (COPY checked in SQL, records checked in Python)."""
+    run_import(mysql_source, records_in_python=records_in_python)
+    held = [
+        int(anomaly.legacy_id)
+        for anomaly in LegacyAnomaly.objects.filter(
+            kind=AnomalyKind.NULL_MONEY, legacy_table="stripe_payments"
+        ).order_by("legacy_id")
+        if LegacyAnomaly.objects.filter(legacy_id=anomaly.legacy_id)
+        .exclude(kind=AnomalyKind.NULL_MONEY)
+        .count()
+        == 0
+        and not LegacyAnomaly.objects.filter(
+            legacy_table="transactions",
+            legacy_id=str(
+                LegacyPayment.objects.get(legacy_id=anomaly.legacy_id).transaction_legacy_id
+            ),
+        ).exists()
+    ]
+    assert held
+    fixed = held[0]
+    # Another payment the portal touched without fixing it: its row check finds it again.
+    still_broken = int(
+        LegacyAnomaly.objects.filter(
+            kind=AnomalyKind.UNKNOWN_CURRENCY, legacy_table="stripe_payments"
+        )
+        .values_list("legacy_id", flat=True)
+        .first()
+        or 0
+    )
+    assert still_broken
+    assert LegacyPayment.objects.get(legacy_id=fixed).is_quarantined
+    assert not JournalEntry.objects.filter(reference__startswith=f"legacy:stripe_payments:{fixed}:")
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "UPDATE stripe_payments SET"
+            " sum_cents = COALESCE(sum_cents,"
+            " subtotal_cents + COALESCE(buyer_commission_cents, 0)),"
+            " subtotal_cents = COALESCE(subtotal_cents, sum_cents),"
+            " commission_cents = COALESCE(commission_cents, 0),"
+            " buyer_commission_cents = COALESCE(buyer_commission_cents, 0),"
+            " fee_cents = COALESCE(fee_cents, 0), updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [fixed],
+        )
+        cursor.execute(
+            "UPDATE stripe_payments SET updated_at = UTC_TIMESTAMP() WHERE id = %s", [still_broken]
+        )
+        cursor.execute("SELECT status FROM stripe_payments WHERE id = %s", [fixed])
+        (status,) = cursor.fetchone()
+    legacy.close()
+
+    delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA, records_in_python=records_in_python)
+
+    assert delta.status == ImportRun.Status.COMPLETED
+    resolved = LegacyAnomaly.objects.get(
+        kind=AnomalyKind.NULL_MONEY, legacy_table="stripe_payments", legacy_id=str(fixed)
+    )
+    assert resolved.resolved_run == delta
+    assert not LegacyPayment.objects.get(legacy_id=fixed).is_quarantined
+    posted = set(
+        JournalEntry.objects.filter(
+            reference__startswith=f"legacy:stripe_payments:{fixed}:"
+        ).values_list("kind", flat=True)
+    )
+    assert "legacy_capture" in posted
+    assert ("legacy_payout" in posted) == (status == "transfered")
+    broken = LegacyAnomaly.objects.get(
+        kind=AnomalyKind.UNKNOWN_CURRENCY,
+        legacy_table="stripe_payments",
+        legacy_id=str(still_broken),
+    )
+    assert broken.resolved_run is None
+    assert LegacyPayment.objects.get(legacy_id=still_broken).is_quarantined
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    assert all(total == 0 for total in trial_balance().values())
+    ledger = snapshot()["ledger"]
+
+    # Nothing changed since.
+    again = run_import(mysql_source, mode=ImportRun.Mode.DELTA, records_in_python=records_in_python)
+
+    assert again.status == ImportRun.Status.COMPLETED
+    assert snapshot()["ledger"] == ledger
+    assert LegacyAnomaly.objects.get(pk=resolved.pk).resolved_run == delta
