@@ -250,6 +250,16 @@ def order_people_select(condition: str, *, joins: str, where: str) -> str:
     )
 
 
+# What ``history_checks_run`` finds, on the orders and on their payments.
+HISTORY_ORDER_KINDS = (
+    A.STATE_MISMATCH,
+    A.TRANSITION_NOT_ALLOWED,
+    A.DEPRECATED_STATE,
+    A.TRANSITION_OUT_OF_ORDER,
+)
+HISTORY_PAYMENT_KINDS = (A.PAYMENT_STATUS_MISMATCH, A.STUCK_REQUIRES_ACTION)
+
+
 def history_checks_run(
     *, run_id: int, scope_after: int, watermark: datetime, stuck_hours: int
 ) -> int:
@@ -273,6 +283,23 @@ def history_checks_run(
         )
         cursor.execute("CREATE INDEX ON _legacy_steps (tx) WHERE is_last")
         cursor.execute("ANALYZE _legacy_steps")
+        # The orders in scope are checked whole again: what these checks found on them (or on
+        # their payments) before and do not find now is resolved by this run; what they find
+        # again is opened again (in this transaction: no moment without either).
+        cursor.execute(
+            f"UPDATE {ANOMALIES} a SET resolved_run_id = %(run)s WHERE a.resolved_run_id IS NULL"
+            " AND ((a.legacy_table = 'transactions' AND a.kind = ANY(%(order_kinds)s)"
+            f" AND a.legacy_id IN (SELECT o.legacy_id::text FROM {ORDERS} o"
+            f" WHERE {order_scope}))"
+            " OR (a.legacy_table = 'stripe_payments' AND a.kind = ANY(%(payment_kinds)s)"
+            f" AND a.legacy_id IN (SELECT pay.legacy_id::text FROM {PAYMENTS} pay"
+            f" JOIN {ORDERS} o ON o.legacy_id = pay.transaction_legacy_id WHERE {order_scope})))",
+            {
+                **params,
+                "order_kinds": [kind.value for kind in HISTORY_ORDER_KINDS],
+                "payment_kinds": [kind.value for kind in HISTORY_PAYMENT_KINDS],
+            },
+        )
     moves = f"(VALUES {_moves_values()}) AS m(from_state, to_state, move)"
     found += anomalies_insert(
         A.STATE_MISMATCH,
@@ -282,6 +309,7 @@ def history_checks_run(
         f" FROM {ORDERS} o LEFT JOIN _legacy_steps s ON s.tx = o.legacy_id AND s.is_last"
         f" WHERE {order_scope} AND o.current_state IS DISTINCT FROM s.to_state",
         params,
+        reopen=True,
     )
     for kind, condition in (
         (A.TRANSITION_NOT_ALLOWED, "m.move IS NULL"),
@@ -295,6 +323,7 @@ def history_checks_run(
             f" FROM _legacy_steps s LEFT JOIN {moves} ON m.from_state IS NOT DISTINCT FROM"
             f" s.prev_state AND m.to_state = s.to_state WHERE {condition} GROUP BY s.tx",
             params,
+            reopen=True,
         )
     found += anomalies_insert(
         A.TRANSITION_OUT_OF_ORDER,
@@ -303,6 +332,7 @@ def history_checks_run(
         "s.prev_state, s.to_state)))"
         " FROM _legacy_steps s WHERE s.legacy_created_at < s.prev_at GROUP BY s.tx",
         params,
+        reopen=True,
     )
     statuses = f"(VALUES {_expected_status_values()}) AS e(state, status)"
     found += anomalies_insert(
@@ -314,6 +344,7 @@ def history_checks_run(
         f" AND s.is_last LEFT JOIN {statuses} ON e.state = s.to_state AND e.status = pay.status"
         " WHERE e.state IS NULL",
         params,
+        reopen=True,
     )
     found += anomalies_insert(
         A.STUCK_REQUIRES_ACTION,
@@ -324,6 +355,7 @@ def history_checks_run(
         " AND s.is_last WHERE s.to_state = 'payment_intent_requires_action'"
         " AND s.legacy_created_at <= %(stuck_before)s",
         {**params, "stuck_before": watermark - timedelta(hours=stuck_hours)},
+        reopen=True,
     )
     return found
 

@@ -507,6 +507,43 @@ def test_a_payment_posted_before_a_delta_found_its_anomaly_is_counted_once(mysql
     report = legacy_verify(database=mysql_source.database)
     assert [row for row in report.rows if row["difference"]] == []
 
+    # The portal puts the state right: the next delta checks the history again, resolves the
+    # anomaly and lifts the quarantine; the money was in the ledger all along.
+    # Another mismatch the portal touches without fixing it is checked again, and stays open.
+    touched = (
+        LegacyAnomaly.objects.filter(kind=AnomalyKind.STATE_MISMATCH)
+        .exclude(legacy_id=str(transaction_id))
+        .values_list("legacy_id", flat=True)
+        .first()
+    )
+    assert touched is not None
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "UPDATE transactions SET current_state = 'confirmed', updated_at = UTC_TIMESTAMP()"
+            " WHERE id = %s",
+            [transaction_id],
+        )
+        cursor.execute(
+            "UPDATE transactions SET updated_at = UTC_TIMESTAMP() WHERE id = %s", [int(touched)]
+        )
+    legacy.close()
+    fixed = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+
+    mismatch = LegacyAnomaly.objects.get(
+        kind=AnomalyKind.STATE_MISMATCH, legacy_table="transactions", legacy_id=str(transaction_id)
+    )
+    assert mismatch.resolved_run == fixed
+    assert not LegacyOrder.objects.get(legacy_id=transaction_id).is_quarantined
+    assert not LegacyPayment.objects.get(legacy_id=payment_id).is_quarantined
+    assert snapshot()["ledger"] == ledger
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    still = LegacyAnomaly.objects.get(
+        kind=AnomalyKind.STATE_MISMATCH, legacy_table="transactions", legacy_id=touched
+    )
+    assert still.resolved_run is None
+    assert LegacyOrder.objects.get(legacy_id=int(touched)).is_quarantined
+
 
 @pytest.mark.parametrize("records_in_python", [False, True])
 def test_a_payment_the_portal_fixed_is_posted_by_the_next_delta(mysql_source, records_in_python):
