@@ -11,6 +11,10 @@ Environment:
                           gavel_legacy_bench; postgres://… works too)
   LEGACY_BENCH_REUSE      1: keep an already generated database of the same size and seed
   LEGACY_BENCH_BATCH      rows per page (default: the importer's, LEGACY_IMPORT_BATCH_SIZE)
+  LEGACY_BENCH_DELTA      1: then move the portal on (``legacy_advance``: pay out confirmed
+                          payments, capture preauthorized ones), time the delta import and its
+                          verification (the cutover's freeze window), and empty the legacy
+                          database afterwards (it no longer matches its seed)
 """
 
 from __future__ import annotations
@@ -136,3 +140,37 @@ def main() -> None:
         f"payments imported per second (with verification): {rate:,.0f}"
         f" (target {TARGET_PER_SECOND:,}: {'met' if rate >= TARGET_PER_SECOND else 'NOT met'})"
     )
+    if os.environ.get("LEGACY_BENCH_DELTA") == "1":
+        _delta(database, import_seconds=import_seconds)
+
+
+def _delta(database: object, *, import_seconds: float) -> None:
+    """The final sync: the portal moves on, a delta import takes what changed, verification."""
+    from datetime import UTC, datetime
+
+    from gavel.legacy.connections import LegacyDatabase, database_recreate
+    from gavel.legacy.generator import legacy_advance
+    from gavel.legacy.importer import ImportOptions, legacy_import
+    from gavel.legacy.models import ImportRun
+    from gavel.legacy.verify import legacy_verify
+
+    assert isinstance(database, LegacyDatabase)
+    changed = legacy_advance(database=database, at=datetime.now(UTC))
+    moved = sum(len(ids) for ids in changed.values())
+    started = time.perf_counter()
+    run = legacy_import(database=database, options=ImportOptions(mode=ImportRun.Mode.DELTA))
+    delta_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    report = legacy_verify(database=database)
+    verify_seconds = time.perf_counter() - started
+    database_recreate(database)  # moved on: no longer the seed's portal
+    print(
+        f"delta: the portal moved {moved:,} payments on"
+        f" ({', '.join(f'{step} {len(ids):,}' for step, ids in changed.items())});"
+        f" delta import {delta_seconds:.1f}s, verification {verify_seconds:.1f}s,"
+        f" {report.difference_count} differences; the first import took {import_seconds:.1f}s"
+        f" (delta / first: {delta_seconds / import_seconds:.0%})"
+    )
+    for step, seconds in run.stats["seconds"].items():
+        if seconds >= 0.5:
+            print(f"  {step:<26} {seconds:8.1f}s")

@@ -497,12 +497,13 @@ class _Importer:
                         return rows
 
                     with transaction.atomic():
+                        is_new = is_new_range(after)
                         result, rows = staging_copy(
                             table=spec.table,
                             fields=fields,
                             stream=stream,
                             run_id=run.pk,
-                            is_new_range=is_new_range(after),
+                            is_new_range=is_new,
                         )
                         if last[0] is not None:
                             if not spec.key_is_text:  # (no text-keyed table has row checks)
@@ -511,6 +512,7 @@ class _Importer:
                                     run_id=run.pk,
                                     after_key=int(after),
                                     last_key=int(last[0]),
+                                    is_new_range=is_new,
                                 )
                             staged(last[0], rows, result)
                     if last[0] is None or rows < self.batch_size:
@@ -520,14 +522,15 @@ class _Importer:
                 pages = source.pages(spec, after=after, limit=self.batch_size, since=since)
                 for page in pages:
                     with transaction.atomic():
+                        is_new = is_new_range(after)
                         result = staging_upsert(
                             table=spec.table,
                             fields=fields,
                             records=page,
                             run_id=run.pk,
-                            is_new_range=is_new_range(after),
+                            is_new_range=is_new,
                         )
-                        if not spec.key_is_text:  # (no text-keyed table has row checks)
+                        if not spec.key_is_text and not is_new:  # (none text-keyed is checked)
                             row_anomalies_resolve(
                                 table=spec.table,
                                 run_id=run.pk,
