@@ -417,9 +417,14 @@ class _Importer:
         anomalies = Counter(
             LegacyAnomaly.objects.filter(run=run).values_list("kind", flat=True).iterator()
         )
+        resolved = Counter(
+            LegacyAnomaly.objects.filter(resolved_run=run).values_list("kind", flat=True)
+        )
         run.stats = {
             "steps": checkpoints,
             "new_anomalies": dict(sorted(anomalies.items())),
+            # found before, no longer found on the rows this run checked again
+            "resolved_anomalies": dict(sorted(resolved.items())),
             "seconds": self.seconds,
         }
         run.status = ImportRun.Status.COMPLETED

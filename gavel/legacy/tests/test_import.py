@@ -608,6 +608,7 @@ def test_a_payment_the_portal_fixed_is_posted_by_the_next_delta(mysql_source, re
         kind=AnomalyKind.NULL_MONEY, legacy_table="stripe_payments", legacy_id=str(fixed)
     )
     assert resolved.resolved_run == delta
+    assert delta.stats["resolved_anomalies"] == {"null_money": 1}
     assert not LegacyPayment.objects.get(legacy_id=fixed).is_quarantined
     posted = set(
         JournalEntry.objects.filter(
