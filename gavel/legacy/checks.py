@@ -228,8 +228,9 @@ def row_checks_run(
 def orders_scope(scope_after: int) -> str:
     """SQL over staged orders ``o`` (parameter ``%(scope)s``: ``scope_after``): every order on
     a first run; on a later one, those it staged, or whose history or payment it staged, and
-    those an earlier load could not make an order of for want of a user (tried again: the
-    person may have one now). The checks and the orders load take the same orders."""
+    those an earlier load could not make an order of for want of a user (tried again, the
+    person may have one now, until a load makes the order and resolves the anomaly). The
+    checks, the orders load and the listing links take the same orders."""
     if not scope_after:
         return "TRUE"
     return (
@@ -237,7 +238,9 @@ def orders_scope(scope_after: int) -> str:
         f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
         f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s)"
         f" OR o.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
-        f" WHERE kind = '{A.PERSON_WITHOUT_USER}' AND legacy_table = 'transactions'))"
+        f" WHERE kind = '{A.PERSON_WITHOUT_USER}' AND legacy_table = 'transactions'"
+        # still open, or resolved by this run (its orders load): the later steps take it too
+        " AND (resolved_run_id IS NULL OR resolved_run_id > %(scope)s)))"
     )
 
 

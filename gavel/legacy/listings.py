@@ -35,7 +35,7 @@ _CURRENCY = "upper(trim(l.currency))"
 _IN_SCOPE = (
     "(l.staged_run_id > %(after)s OR l.legacy_id IN (SELECT a.legacy_id::bigint"
     f" FROM legacy_legacyanomaly a WHERE a.kind = '{AnomalyKind.SELLER_WITHOUT_USER}'"
-    " AND a.legacy_table = 'listings'))"
+    " AND a.legacy_table = 'listings' AND a.resolved_run_id IS NULL))"
 )
 _IN_PAGE = f"{_IN_SCOPE} AND l.legacy_id > %(first)s AND l.legacy_id <= %(last)s"
 
@@ -169,7 +169,17 @@ def listings_page_load(*, page: ListingsPage, run: ImportRun, scope_after: int) 
             f" WHERE ({old}) IS DISTINCT FROM ({new})",
             params,
         )
-        return int(cursor.rowcount)
+        written = int(cursor.rowcount)
+        # A listing held back for want of a user, loaded now: resolved.
+        cursor.execute(
+            "UPDATE legacy_legacyanomaly a SET resolved_run_id = %(run)s"
+            " FROM legacy_importedlisting il WHERE a.kind = %(kind)s"
+            " AND a.legacy_table = 'listings' AND a.resolved_run_id IS NULL"
+            " AND a.legacy_id = il.legacy_id::text AND il.legacy_id > %(first)s"
+            " AND il.legacy_id <= %(last)s",
+            {**params, "kind": AnomalyKind.SELLER_WITHOUT_USER.value},
+        )
+        return written
 
 
 def listings_order_lines_link(

@@ -363,6 +363,15 @@ def orders_page_load(
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
     with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
         result = orders_import_apply(is_move_allowed=True)
+    with connection.cursor() as cursor:
+        # A transaction an earlier load reported for want of a user, an order now (its buyer
+        # and seller have users: the page's import rows hold only such): resolved.
+        cursor.execute(
+            "UPDATE legacy_legacyanomaly a SET resolved_run_id = %(run)s"
+            f" FROM {IMPORT_ORDERS} s WHERE a.kind = %(kind)s AND a.legacy_table = 'transactions'"
+            " AND a.resolved_run_id IS NULL AND a.legacy_id = s.seq::text",
+            {"run": run.pk, "kind": AnomalyKind.PERSON_WITHOUT_USER.value},
+        )
     anomalies_record(
         anomalies=[
             Anomaly(

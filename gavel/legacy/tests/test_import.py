@@ -457,6 +457,13 @@ def test_a_person_without_a_user_gets_their_orders_once_they_have_one(mysql_sour
     orders = Order.objects.filter(legacy_reference__in=references)
     assert orders.count() == len(bought)
     assert set(orders.values_list("buyer", flat=True)) == {buyer.pk}
+    # Reported, kept, and marked resolved by the run that made the orders: not tried again.
+    assert set(
+        LegacyAnomaly.objects.filter(
+            kind=AnomalyKind.PERSON_WITHOUT_USER, legacy_id__in=bought
+        ).values_list("resolved_run", flat=True)
+    ) == {resolved.pk}
+    assert resolved.stats["resolved_anomalies"][AnomalyKind.PERSON_WITHOUT_USER] >= len(bought)
     assert all(order.transitions.exists() for order in orders)
     loaded = set(ImportedListing.objects.values_list("legacy_id", flat=True))
     for order in orders:  # linked to the listing they bought, loaded by the first run

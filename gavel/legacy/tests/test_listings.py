@@ -391,6 +391,11 @@ def test_a_sellers_listings_load_once_the_seller_has_a_user(mysql_source):
     expected = {int(legacy_id) for legacy_id in (theirs & waiting) - held_otherwise}
     assert expected
     assert expected <= loaded
+    assert set(
+        LegacyAnomaly.objects.filter(
+            kind=AnomalyKind.SELLER_WITHOUT_USER, legacy_id__in=[str(i) for i in expected]
+        ).values_list("resolved_run", flat=True)
+    ) == {delta.pk}
     sold = OrderLine.objects.filter(order__kind="legacy", seller__legacy_person_id=author)
     assert (
         not sold.filter(imported_listing_link__isnull=True)
