@@ -106,4 +106,8 @@ def test_admin_shows_the_verification_side_by_side(admin_client):
         "deferredindex",
     ):
         assert admin_client.get(reverse(f"admin:legacy_{name}_changelist")).status_code == 200
+    # The open anomalies (no run resolved them), as the runbook reviews them.
+    anomalies = reverse("admin:legacy_legacyanomaly_changelist")
+    for empty in ("0", "1"):
+        assert admin_client.get(anomalies, {"resolved_run__isempty": empty}).status_code == 200
     assert admin_client.get(reverse("admin:legacy_verificationreport_add")).status_code == 403
