@@ -15,6 +15,7 @@ staged after that run id (0: everything).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -171,6 +172,33 @@ ROW_CHECKS_SQL: dict[str, tuple[tuple[AnomalyKind, str], ...]] = {
 assert set(ROW_CHECKS_SQL) == set(ROW_CHECKS), "every row check has its SQL form"
 
 
+def anomalies_resolve(
+    *,
+    run_id: int,
+    table: str,
+    kinds: Sequence[AnomalyKind],
+    rows: str,
+    params: dict[str, Any] | None = None,
+) -> int:
+    """Mark the open anomalies of ``kinds`` on the legacy ``table`` resolved by the run, for
+    the rows ``rows`` selects (SQL yielding a ``legacy_id`` column, with ``params``). A join,
+    each open anomaly to its row, not ``IN (SELECT …)``: that was planned as a scan of the
+    rows for every anomaly (a minute a page of a million payments). Returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ANOMALIES} a SET resolved_run_id = %(resolving_run)s FROM ({rows}) r"
+            " WHERE a.resolved_run_id IS NULL AND a.legacy_table = %(resolving_table)s"
+            " AND a.kind = ANY(%(resolving_kinds)s) AND a.legacy_id = r.legacy_id::text",
+            {
+                **(params or {}),
+                "resolving_run": run_id,
+                "resolving_table": table,
+                "resolving_kinds": [kind.value for kind in kinds],
+            },
+        )
+        return int(cursor.rowcount)
+
+
 # The staging table each row-checked legacy table is staged into.
 _ROW_CHECKED_STAGING = {
     "stripe_payments": PAYMENTS,
@@ -186,22 +214,17 @@ def row_anomalies_resolve(*, table: str, run_id: int, after_key: int, last_key: 
     resolved by this run. The checks then open again those they still find: what is left
     resolved is what the portal fixed, and no longer holds its row back
     (``quarantine_refresh``). Returns how many were marked."""
-    kinds = [kind.value for kind, _ in ROW_CHECKS_SQL.get(table, ())]
+    kinds = [kind for kind, _ in ROW_CHECKS_SQL.get(table, ())]
     if not kinds:
         return 0
-    with connection.cursor() as cursor:
-        # A join (each open anomaly of the page's key range looks its row up by key), not
-        # ``IN (SELECT …)``: planned as a subplan scanning the page for every anomaly, that
-        # took a minute a page on a million payments.
-        cursor.execute(
-            f"UPDATE {ANOMALIES} a SET resolved_run_id = %(run)s"
-            f" FROM {_ROW_CHECKED_STAGING[table]} s WHERE a.legacy_table = %(table)s"
-            " AND a.kind = ANY(%(kinds)s) AND a.resolved_run_id IS NULL"
-            " AND a.legacy_id = s.legacy_id::text AND s.staged_run_id = %(run)s"
-            " AND s.legacy_id > %(after)s AND s.legacy_id <= %(last)s",
-            {"run": run_id, "table": table, "kinds": kinds, "after": after_key, "last": last_key},
-        )
-        return int(cursor.rowcount)
+    return anomalies_resolve(
+        run_id=run_id,
+        table=table,
+        kinds=kinds,
+        rows=f"SELECT s.legacy_id FROM {_ROW_CHECKED_STAGING[table]} s"
+        " WHERE s.staged_run_id = %(run)s AND s.legacy_id > %(after)s AND s.legacy_id <= %(last)s",
+        params={"run": run_id, "after": after_key, "last": last_key},
+    )
 
 
 def row_checks_run(
@@ -292,27 +315,25 @@ def history_checks_run(
         )
         cursor.execute("CREATE INDEX ON _legacy_steps (tx) WHERE is_last")
         cursor.execute("ANALYZE _legacy_steps")
-        # The orders in scope are checked whole again: what these checks found on them (or on
-        # their payments) before and do not find now is resolved by this run; what they find
-        # again is opened again (in this transaction: no moment without either).
-        # Joins, each open anomaly to its row in scope (not ``IN (SELECT …)``, which may be
-        # planned as a scan of the scope for every anomaly).
-        for table, kinds, rows in (
-            ("transactions", HISTORY_ORDER_KINDS, f"SELECT o.legacy_id FROM {ORDERS} o"),
-            (
-                "stripe_payments",
-                HISTORY_PAYMENT_KINDS,
-                f"SELECT pay.legacy_id FROM {PAYMENTS} pay"
-                f" JOIN {ORDERS} o ON o.legacy_id = pay.transaction_legacy_id",
-            ),
-        ):
-            cursor.execute(
-                f"UPDATE {ANOMALIES} a SET resolved_run_id = %(run)s"
-                f" FROM ({rows} WHERE {order_scope}) r WHERE a.resolved_run_id IS NULL"
-                " AND a.legacy_table = %(table)s AND a.kind = ANY(%(kinds)s)"
-                " AND a.legacy_id = r.legacy_id::text",
-                {**params, "table": table, "kinds": [kind.value for kind in kinds]},
-            )
+    # The orders in scope are checked whole again: what these checks found on them (or on
+    # their payments) before and do not find now is resolved by this run; what they find again
+    # is opened again (in this transaction: no moment without either).
+    for table, kinds, rows in (
+        ("transactions", HISTORY_ORDER_KINDS, f"SELECT o.legacy_id FROM {ORDERS} o"),
+        (
+            "stripe_payments",
+            HISTORY_PAYMENT_KINDS,
+            f"SELECT pay.legacy_id FROM {PAYMENTS} pay"
+            f" JOIN {ORDERS} o ON o.legacy_id = pay.transaction_legacy_id",
+        ),
+    ):
+        anomalies_resolve(
+            run_id=run_id,
+            table=table,
+            kinds=kinds,
+            rows=f"{rows} WHERE {order_scope}",
+            params=params,
+        )
     moves = f"(VALUES {_moves_values()}) AS m(from_state, to_state, move)"
     found += anomalies_insert(
         A.STATE_MISMATCH,

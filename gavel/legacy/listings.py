@@ -25,7 +25,7 @@ from django.db import connection
 
 from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.common.references import inserts_checked_in_bulk
-from gavel.legacy.checks import orders_scope
+from gavel.legacy.checks import anomalies_resolve, orders_scope
 from gavel.legacy.models import ImportedListingOrderLine, ImportRun
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
 
@@ -170,16 +170,16 @@ def listings_page_load(*, page: ListingsPage, run: ImportRun, scope_after: int) 
             params,
         )
         written = int(cursor.rowcount)
-        # A listing held back for want of a user, loaded now: resolved.
-        cursor.execute(
-            "UPDATE legacy_legacyanomaly a SET resolved_run_id = %(run)s"
-            " FROM legacy_importedlisting il WHERE a.kind = %(kind)s"
-            " AND a.legacy_table = 'listings' AND a.resolved_run_id IS NULL"
-            " AND a.legacy_id = il.legacy_id::text AND il.legacy_id > %(first)s"
-            " AND il.legacy_id <= %(last)s",
-            {**params, "kind": AnomalyKind.SELLER_WITHOUT_USER.value},
-        )
-        return written
+    # A listing held back for want of a user, loaded now: resolved.
+    anomalies_resolve(
+        run_id=run.pk,
+        table="listings",
+        kinds=[AnomalyKind.SELLER_WITHOUT_USER],
+        rows="SELECT il.legacy_id FROM legacy_importedlisting il"
+        " WHERE il.legacy_id > %(first)s AND il.legacy_id <= %(last)s",
+        params={"first": page.first, "last": page.last},
+    )
+    return written
 
 
 def listings_order_lines_link(

@@ -44,7 +44,12 @@ from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.common.references import inserts_checked_in_bulk
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
-from gavel.legacy.checks import anomalies_insert, order_people_select, orders_scope
+from gavel.legacy.checks import (
+    anomalies_insert,
+    anomalies_resolve,
+    order_people_select,
+    orders_scope,
+)
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.loader import seller_accounts_prepare
 from gavel.legacy.models import ImportRun
@@ -363,15 +368,14 @@ def orders_page_load(
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
     with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
         result = orders_import_apply(is_move_allowed=True)
-    with connection.cursor() as cursor:
-        # A transaction an earlier load reported for want of a user, an order now (its buyer
-        # and seller have users: the page's import rows hold only such): resolved.
-        cursor.execute(
-            "UPDATE legacy_legacyanomaly a SET resolved_run_id = %(run)s"
-            f" FROM {IMPORT_ORDERS} s WHERE a.kind = %(kind)s AND a.legacy_table = 'transactions'"
-            " AND a.resolved_run_id IS NULL AND a.legacy_id = s.seq::text",
-            {"run": run.pk, "kind": AnomalyKind.PERSON_WITHOUT_USER.value},
-        )
+    # A transaction an earlier load reported for want of a user, an order now (its buyer and
+    # seller have users: the page's import rows hold only such): resolved.
+    anomalies_resolve(
+        run_id=run.pk,
+        table="transactions",
+        kinds=[AnomalyKind.PERSON_WITHOUT_USER],
+        rows=f"SELECT s.seq AS legacy_id FROM {IMPORT_ORDERS} s",
+    )
     anomalies_record(
         anomalies=[
             Anomaly(
