@@ -11,6 +11,7 @@ from django.db import connection
 
 from gavel.legacy.connections import (
     LegacyDatabase,
+    database_connect,
     database_drop,
     database_parse,
     database_recreate,
@@ -120,3 +121,42 @@ def truncate_import(*, include_users: bool = True) -> None:
         if include_users:
             cursor.execute("DELETE FROM users_user WHERE legacy_person_id IS NOT NULL")
     account_cache_clear()
+
+
+def email_conflict_make(database: LegacyDatabase, *, having: str) -> tuple[str, str]:
+    """Give the newest person with an address who ``having`` (SQL over ``people p``, MySQL)
+    the address of the oldest other one, in another case: the import finds an
+    ``email_conflict`` and gives them no user. Returns their id and their own address."""
+    legacy = database_connect(database, autocommit=True)
+    try:
+        with legacy.cursor() as cursor:
+            # ``having`` is a test's own SQL, not input.
+            cursor.execute(
+                "SELECT p.id, p.email FROM people p"  # noqa: S608
+                " WHERE p.deleted = 0 AND p.email LIKE '%%@%%'"
+                f" AND {having} ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
+            )
+            person, own_email = cursor.fetchone()
+            cursor.execute(
+                "SELECT email FROM people WHERE id <> %s AND deleted = 0 AND email LIKE '%%@%%'"
+                " ORDER BY created_at, id LIMIT 1",
+                [person],
+            )
+            (taken,) = cursor.fetchone()
+            cursor.execute("UPDATE people SET email = %s WHERE id = %s", [taken.upper(), person])
+    finally:
+        legacy.close()
+    return person, own_email
+
+
+def email_give_back(database: LegacyDatabase, person: str, email: str) -> None:
+    """The portal gives the person their own address back (MySQL)."""
+    legacy = database_connect(database, autocommit=True)
+    try:
+        with legacy.cursor() as cursor:
+            cursor.execute(
+                "UPDATE people SET email = %s, updated_at = UTC_TIMESTAMP() WHERE id = %s",
+                [email, person],
+            )
+    finally:
+        legacy.close()

@@ -29,12 +29,25 @@ from gavel.legacy.models import (
     LegacyStripeAccount,
 )
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
-from gavel.legacy.tests.conftest import LegacySourceFixture, generated, truncate_import
+from gavel.legacy.tests.conftest import (
+    LegacySourceFixture,
+    email_conflict_make,
+    email_give_back,
+    generated,
+    truncate_import,
+)
 from gavel.legacy.verify import legacy_verify
 from gavel.payments.models import Order, OrderLine, OrderTransition
 from gavel.users.models import User
 
 pytestmark = pytest.mark.django_db
+
+
+# A person who bought with Stripe (SQL over ``people p``, for ``email_conflict_make``).
+BUYS_WITH_STRIPE = (
+    "EXISTS (SELECT 1 FROM transactions t WHERE t.starter_id = p.id"
+    " AND t.payment_gateway = 'stripe' AND t.deleted = 0)"
+)
 
 
 def snapshot() -> dict[str, object]:
@@ -350,23 +363,7 @@ def test_a_person_without_a_user_is_reported_on_each_of_their_transactions(mysql
     """Two people with one email (in another case): the later one gets no user
     (``email_conflict``), so their transactions cannot become orders. Each is listed as
     ``person_without_user`` instead of being left out in silence; the money still balances."""
-    legacy = database_connect(mysql_source.database, autocommit=True)
-    with legacy.cursor() as cursor:
-        cursor.execute(
-            "SELECT p.id, p.email FROM people p WHERE p.deleted = 0 AND p.email LIKE '%%@%%'"
-            " AND EXISTS (SELECT 1 FROM transactions t WHERE t.starter_id = p.id"
-            " AND t.payment_gateway = 'stripe' AND t.deleted = 0)"
-            " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
-        )
-        later, _ = cursor.fetchone()
-        cursor.execute(
-            "SELECT email FROM people WHERE id <> %s AND deleted = 0 AND email LIKE '%%@%%'"
-            " ORDER BY created_at, id LIMIT 1",
-            [later],
-        )
-        (taken,) = cursor.fetchone()
-        cursor.execute("UPDATE people SET email = %s WHERE id = %s", [taken.upper(), later])
-    legacy.close()
+    later, _ = email_conflict_make(mysql_source.database, having=BUYS_WITH_STRIPE)
 
     run_import(mysql_source)
 
@@ -397,22 +394,7 @@ def test_a_person_without_a_user_gets_their_orders_once_they_have_one(mysql_sour
     (which would count them twice in the verification), and their transactions are tried
     again by each run: once the portal resolves the conflict, the next delta makes the
     orders, and the ledger does not change."""
-    legacy = database_connect(mysql_source.database, autocommit=True)
-    with legacy.cursor() as cursor:
-        cursor.execute(
-            "SELECT p.id, p.email FROM people p WHERE p.deleted = 0 AND p.email LIKE '%%@%%'"
-            " AND EXISTS (SELECT 1 FROM transactions t WHERE t.starter_id = p.id"
-            " AND t.payment_gateway = 'stripe' AND t.deleted = 0)"
-            " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
-        )
-        later, own_email = cursor.fetchone()
-        cursor.execute(
-            "SELECT email FROM people WHERE id <> %s AND deleted = 0 AND email LIKE '%%@%%'"
-            " ORDER BY created_at, id LIMIT 1",
-            [later],
-        )
-        (taken,) = cursor.fetchone()
-        cursor.execute("UPDATE people SET email = %s WHERE id = %s", [taken.upper(), later])
+    later, own_email = email_conflict_make(mysql_source.database, having=BUYS_WITH_STRIPE)
     run_import(mysql_source)
     without_user = set(
         LegacyAnomaly.objects.filter(kind=AnomalyKind.PERSON_WITHOUT_USER).values_list(
@@ -444,12 +426,7 @@ def test_a_person_without_a_user_gets_their_orders_once_they_have_one(mysql_sour
     assert legacy_verify(database=mysql_source.database).difference_count == 0
     assert not Order.objects.filter(legacy_reference__in=references).exists()
 
-    with legacy.cursor() as cursor:  # the portal gives the person their own address back
-        cursor.execute(
-            "UPDATE people SET email = %s, updated_at = UTC_TIMESTAMP() WHERE id = %s",
-            [own_email, later],
-        )
-    legacy.close()
+    email_give_back(mysql_source.database, later, own_email)
     resolved = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
 
     assert resolved.status == ImportRun.Status.COMPLETED

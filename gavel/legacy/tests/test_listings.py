@@ -23,7 +23,11 @@ from gavel.legacy.models import (
     LegacyOrder,
 )
 from gavel.legacy.states import AnomalyKind
-from gavel.legacy.tests.conftest import LegacySourceFixture
+from gavel.legacy.tests.conftest import (
+    LegacySourceFixture,
+    email_conflict_make,
+    email_give_back,
+)
 from gavel.legacy.verify import legacy_verify
 from gavel.payments.models import OrderLine
 from gavel.users.models import User
@@ -338,22 +342,11 @@ def test_a_sellers_listings_load_once_the_seller_has_a_user(mysql_source):
     """An author whose address another person had (``email_conflict``) gets no user, so their
     listings wait (``seller_without_user``). Once the portal fixes the address, the next delta
     loads them, though the listings themselves did not change, and links the orders."""
-    legacy = database_connect(mysql_source.database, autocommit=True)
-    with legacy.cursor() as cursor:
-        cursor.execute(
-            "SELECT p.id, p.email FROM people p WHERE p.deleted = 0 AND p.email LIKE '%%@%%'"
-            " AND EXISTS (SELECT 1 FROM listings l WHERE l.author_id = p.id AND l.deleted = 0"
-            " AND l.price_cents >= 0 AND l.currency IN ('EUR', 'USD', 'GBP'))"
-            " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
-        )
-        author, own_email = cursor.fetchone()
-        cursor.execute(
-            "SELECT email FROM people WHERE id <> %s AND deleted = 0 AND email LIKE '%%@%%'"
-            " ORDER BY created_at, id LIMIT 1",
-            [author],
-        )
-        (taken,) = cursor.fetchone()
-        cursor.execute("UPDATE people SET email = %s WHERE id = %s", [taken.upper(), author])
+    author, own_email = email_conflict_make(
+        mysql_source.database,
+        having="EXISTS (SELECT 1 FROM listings l WHERE l.author_id = p.id AND l.deleted = 0"
+        " AND l.price_cents >= 0 AND l.currency IN ('EUR', 'USD', 'GBP'))",
+    )
     run_import(mysql_source)
     waiting = set(
         LegacyAnomaly.objects.filter(
@@ -369,12 +362,7 @@ def test_a_sellers_listings_load_once_the_seller_has_a_user(mysql_source):
     assert theirs & waiting
     assert not ImportedListing.objects.filter(seller__legacy_person_id=author).exists()
 
-    with legacy.cursor() as cursor:
-        cursor.execute(
-            "UPDATE people SET email = %s, updated_at = UTC_TIMESTAMP() WHERE id = %s",
-            [own_email, author],
-        )
-    legacy.close()
+    email_give_back(mysql_source.database, author, own_email)
     delta = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
 
     assert delta.status == ImportRun.Status.COMPLETED
