@@ -79,13 +79,24 @@ def _largest_key(model: type[models.Model]) -> int:
 def references_check(
     model: type[models.Model], *, where: str, params: Mapping[str, Any] | None = None
 ) -> None:
-    """For the rows of ``model`` that ``where`` selects: every foreign key points at a row
-    that exists, now locked ``FOR KEY SHARE``. Raises IntegrityError naming the first one that
-    does not, as PostgreSQL's own check would (the caller's transaction is then rolled back)."""
+    """For the rows of ``model`` that ``where`` selects: every foreign key the table has points
+    at a row that exists, now locked ``FOR KEY SHARE``. Raises IntegrityError naming the first
+    one that does not, as PostgreSQL's own check would (the caller's transaction is then
+    rolled back)."""
     table = model._meta.db_table
     with connection.cursor() as cursor:
+        # Only the foreign keys the table has now, as PostgreSQL would: a first legacy import
+        # drops those of the empty tables it fills and checks them when it adds them back
+        # (docs/adr/0012).
+        cursor.execute(
+            "SELECT a.attname FROM pg_constraint c"
+            " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
+            " WHERE c.conrelid = %s::regclass AND c.contype = 'f'",
+            [table],
+        )
+        constrained = {column for (column,) in cursor.fetchall()}
         for field in model._meta.concrete_fields:
-            if not isinstance(field, models.ForeignKey):
+            if not isinstance(field, models.ForeignKey) or field.column not in constrained:
                 continue
             column = field.column
             target = field.related_model._meta.db_table  # type: ignore[union-attr]

@@ -77,10 +77,12 @@ class LegacyAnomalyAdmin(ReadOnlyAdmin[LegacyAnomaly]):
 
 @admin.register(DeferredIndex)
 class DeferredIndexAdmin(ReadOnlyAdmin[DeferredIndex]):
-    """Indexes a first import dropped and has not built again yet (ADR 0011): empty except
-    while one runs, or after one stopped (``manage.py legacy_import --restore-indexes``)."""
+    """Indexes and foreign keys a first import dropped and has not restored yet (ADR 0011,
+    ADR 0012): empty except while one runs, or after one stopped (``manage.py legacy_import
+    --restore-indexes``)."""
 
-    list_display = ("name", "table", "run", "deferred_at")
+    list_display = ("name", "kind", "table", "run", "deferred_at")
+    list_filter = ("kind",)
 
 
 @admin.register(LegacyIdMap)

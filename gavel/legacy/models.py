@@ -63,19 +63,26 @@ class ImportCheckpoint(models.Model):
 
 
 class DeferredIndex(models.Model):
-    """A secondary index a first import dropped from an empty Gavel table, to build it once
-    after loading instead of keeping it up to date row by row (ADR 0011). Recorded in the
-    transaction that drops it and deleted in the one that builds it again, so the database
-    always knows which indexes are missing, whatever stops the run."""
+    """A secondary index (ADR 0011) or a foreign key (ADR 0012) a first import dropped from an
+    empty Gavel table, to build or validate it once after loading instead of keeping it up to
+    date row by row. Recorded in the transaction that drops it and deleted in the one that
+    restores it, so the database always knows what is missing, whatever stops the run."""
+
+    class Kind(models.TextChoices):
+        INDEX = "index"
+        FOREIGN_KEY = "foreign_key"
 
     name = models.CharField(max_length=63, unique=True)
     table = models.CharField(max_length=63)
-    definition = models.TextField()  # pg_get_indexdef(): CREATE INDEX <name> ON ...
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INDEX)
+    # An index: pg_get_indexdef(), CREATE INDEX <name> ON ...; a foreign key:
+    # pg_get_constraintdef(), FOREIGN KEY (<column>) REFERENCES <table>(<column>) ...
+    definition = models.TextField()
     run = models.ForeignKey(ImportRun, on_delete=models.PROTECT, related_name="deferred_indexes")
     deferred_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"{self.name} on {self.table} (deferred by run {self.run_id})"
+        return f"{self.kind} {self.name} on {self.table} (deferred by run {self.run_id})"
 
 
 class LegacyIdMap(models.Model):

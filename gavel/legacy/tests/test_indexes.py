@@ -1,5 +1,6 @@
 """A first import builds the secondary indexes of the empty tables it fills after loading them
-(ADR 0011): the same indexes as before, whatever stops the run."""
+(ADR 0011), and adds their foreign keys back then (ADR 0012): the same indexes and keys as
+before, whatever stops the run."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
+from gavel.common.references import inserts_checked_in_bulk
 from gavel.ledger.models import LedgerAccount
 from gavel.ledger.services import credit, debit, entry_post
 from gavel.legacy.importer import (
@@ -25,6 +27,8 @@ from gavel.legacy.models import DeferredIndex, ImportCheckpoint, ImportRun
 from gavel.legacy.staging import STAGING_MODELS
 from gavel.legacy.tests.conftest import truncate_import
 from gavel.legacy.verify import legacy_verify
+from gavel.payments.models import Order
+from gavel.users.models import User
 
 TABLES = [model._meta.db_table for model in DEFERRABLE]
 STAGING_TABLES = [model._meta.db_table for model in STAGING_MODELS.values()]
@@ -40,6 +44,17 @@ def _indexes(tables: list[str] = TABLES) -> dict[str, str]:
         return dict(cursor.fetchall())
 
 
+def _foreign_keys(tables: list[str] = TABLES) -> dict[str, tuple[str, bool]]:
+    """Every foreign key of the deferrable tables: name -> (definition, validated)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint"
+            " WHERE conrelid::regclass::text = ANY(%s) AND contype = 'f'",
+            [tables],
+        )
+        return {name: (definition, validated) for name, definition, validated in cursor}
+
+
 def _run() -> ImportRun:
     return ImportRun.objects.create(
         mode=ImportRun.Mode.FULL, source="test", watermark="2026-01-01T00:00:00Z"
@@ -48,12 +63,15 @@ def _run() -> ImportRun:
 
 @pytest.mark.django_db(transaction=True)
 def test_deferred_indexes_are_the_secondary_ones_and_come_back_the_same():
-    before = _indexes()
+    before, keys_before = _indexes(), _foreign_keys()
+    assert "payments_ordertransition_order_id_d7dc1c06_fk_payments_order_id" in keys_before
 
     deferred = indexes_defer(run=_run())
 
     after_drop = _indexes()
-    assert set(deferred) == set(before) - set(after_drop)
+    # The tables' own foreign keys go with their indexes (ADR 0012).
+    assert _foreign_keys() == {}
+    assert set(deferred) == (set(before) - set(after_drop)) | set(keys_before)
     assert set(deferred) == set(indexes_missing())
     # Kept: primary keys and unique indexes (ON CONFLICT relies on them); every other index
     # is deferred, the postings' entry index included (the balance trigger reads only the
@@ -68,8 +86,45 @@ def test_deferred_indexes_are_the_secondary_ones_and_come_back_the_same():
 
     assert sorted(index.name for index in built) == sorted(deferred)
     assert _indexes() == before
+    assert _foreign_keys() == keys_before  # the same definitions, validated
     assert not DeferredIndex.objects.exists()
     assert indexes_restore() == []  # nothing left: a second call builds nothing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_breaking_a_deferred_foreign_key_stops_its_restore():
+    deferred = indexes_defer(run=_run())
+    key = "payments_order_buyer_id_5f94ded7_fk_users_user_id"
+    assert key in deferred
+
+    def order_insert(buyer_id: int) -> None:
+        with transaction.atomic(), inserts_checked_in_bulk(Order) as is_set_based:
+            assert is_set_based
+            Order.objects.create(
+                buyer_id=buyer_id,
+                kind=Order.Kind.LEGACY,
+                funds_flow=Order.FundsFlow.DESTINATION_CHARGE,
+                currency="EUR",
+                subtotal_minor=100,
+                total_minor=100,
+            )
+
+    # While the key is deferred, the page's checks check what PostgreSQL would: not it.
+    order_insert(987654321)
+
+    with pytest.raises(IntegrityError, match="987654321"):
+        indexes_restore()
+
+    # Nothing is lost: the key is still recorded as missing, and restored once the buyer
+    # exists; from then on the page's checks check it again.
+    assert key in indexes_missing()
+    assert key not in _foreign_keys()
+    User.objects.create(id=987654321, username="late-buyer", email="late-buyer@example.com")
+    indexes_restore()
+    assert _foreign_keys()[key][1] is True
+    assert not DeferredIndex.objects.exists()
+    with pytest.raises(IntegrityError, match="987654322"):
+        order_insert(987654322)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -97,6 +152,7 @@ def test_a_table_with_rows_keeps_its_indexes():
 @pytest.mark.django_db(transaction=True)
 def test_a_first_import_defers_and_builds_them(legacy_source):
     before, staging_before = _indexes(), _indexes(STAGING_TABLES)
+    keys_before = _foreign_keys()
 
     run = legacy_import(database=legacy_source.database, options=ImportOptions(batch_size=200))
 
@@ -104,6 +160,7 @@ def test_a_first_import_defers_and_builds_them(legacy_source):
     assert steps[DEFER_INDEXES]["changed"] > 0
     assert steps[RESTORE_INDEXES]["changed"] == steps[DEFER_INDEXES]["changed"]
     assert _indexes() == before
+    assert _foreign_keys() == keys_before
     # The staging tables' too, built after stage one.
     assert steps[STAGE_DEFER_INDEXES]["changed"] > 0
     assert steps[STAGE_RESTORE_INDEXES]["changed"] == steps[STAGE_DEFER_INDEXES]["changed"]

@@ -39,7 +39,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--restore-indexes",
             action="store_true",
-            help="only build the indexes an unfinished first import deferred (ADR 0011)",
+            help="only restore the indexes and foreign keys an unfinished first import deferred"
+            " (ADR 0011, ADR 0012)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
