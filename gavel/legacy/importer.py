@@ -211,12 +211,14 @@ class _Importer:
                 ),
             ],
         )
-        if self._step_pending(run, RESTORE_INDEXES):
-            self._indexes_build(run, RESTORE_INDEXES, tables=None)
+        # The links join order lines by hash: they need none of the deferred indexes, and
+        # the link table's own are deferred with them (a first run's links fill it).
         if self._step_pending(run, LINK_LISTINGS):
             with self._timed(LINK_LISTINGS):
                 self._listings_link(run, scope_after)
         self._id_map_load(run, scope_after)  # when the links' lanes did not build it
+        if self._step_pending(run, RESTORE_INDEXES):
+            self._indexes_build(run, RESTORE_INDEXES, tables=None)
         return self._run_close(run)
 
     def _indexes_defer(

@@ -1,17 +1,17 @@
 """Secondary indexes of empty Gavel tables built after a first import, not row by row (ADR 0011).
 
-A first import writes millions of orders, order lines, history rows, journal entries and
-postings. Keeping each secondary index up to date costs a B-tree descent per row and index;
-building the index once from the loaded table is a sort, several times cheaper. So before
-stage two, ``indexes_defer`` drops the secondary indexes of every table that is still empty
-(one that holds a row is left alone: a Gavel already in use keeps its indexes), and
-``indexes_restore`` builds them again once the load is done. Stage one does the same for the
-staging tables it fills (their indexes are built before the cross-table checks, which read
-them).
+A first import writes millions of orders, order lines, history rows, journal entries,
+postings and links from order lines to listings. Keeping each secondary index up to date
+costs a B-tree descent per row and index; building the index once from the loaded table is a
+sort, several times cheaper. So before stage two, ``indexes_defer`` drops the secondary
+indexes of every table that is still empty (one that holds a row is left alone: a Gavel
+already in use keeps its indexes), and ``indexes_restore`` builds them again once the load
+and the links are done. Stage one does the same for the staging tables it fills (their
+indexes are built before the cross-table checks, which read them).
 
-Their foreign keys too (ADR 0012): dropped with the indexes, they are added again after the load,
-PostgreSQL checking every row in one query, where the load would check them a page at a time
-(ADR 0010) against a million rows it wrote itself.
+Their foreign keys too (ADR 0012): dropped with the indexes, they are added again after the
+load, PostgreSQL checking every row in one query, where the load would check them a page at a
+time (ADR 0010) against a million rows it wrote itself.
 
 Never deferred: primary keys and unique indexes (constraints, and what the load's
 ``ON CONFLICT`` relies on for idempotence), and any index the load reads while it writes
@@ -22,8 +22,9 @@ the database knows which indexes and foreign keys are missing, and the next run 
 ``manage.py legacy_import --restore-indexes``) restores them.
 """
 
-# SQL here is built from catalog names (tables and indexes read from pg_index) and the
-# definitions PostgreSQL itself printed (pg_get_indexdef), never from input.
+# SQL here is built from catalog names (tables, indexes and constraints read from pg_index and
+# pg_constraint) and the definitions PostgreSQL itself printed (pg_get_indexdef,
+# pg_get_constraintdef), never from input.
 # ruff: noqa: S608
 
 from __future__ import annotations
@@ -38,18 +39,19 @@ from django.db import connection, models, transaction
 from django.db.backends.utils import CursorWrapper
 
 from gavel.ledger.models import JournalEntry, Posting
-from gavel.legacy.models import DeferredIndex, ImportRun
+from gavel.legacy.models import DeferredIndex, ImportedListingOrderLine, ImportRun
 from gavel.payments.models import Order, OrderLine, OrderTransition
 
 logger = logging.getLogger(__name__)
 
-# The Gavel tables a first import fills.
+# The Gavel tables a first import fills, and its links from order lines to listings.
 DEFERRABLE: tuple[type[models.Model], ...] = (
     Order,
     OrderLine,
     OrderTransition,
     JournalEntry,
     Posting,
+    ImportedListingOrderLine,
 )
 # (table, indexed columns) the load reads while it writes. None now: the ledger's balance
 # trigger reads only the rows each statement inserts (ledger migration 0007), not the
