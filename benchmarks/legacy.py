@@ -86,11 +86,16 @@ def _existing_payments(database: object) -> int:
 
 
 def main() -> None:
+    from gavel.celery import app
     from gavel.legacy.connections import database_parse, database_recreate
     from gavel.legacy.generator import GeneratorConfig, legacy_generate
     from gavel.legacy.importer import ImportOptions, legacy_import
     from gavel.legacy.verify import legacy_verify
 
+    # The import's outbox publishes a Stripe refresh task per batch of connected accounts,
+    # naming accounts of this run's throwaway database: an in-process broker that ends with
+    # the run takes them, not one that a worker on the developer's own database reads.
+    app.conf.broker_url = "memory://"
     payments = int(os.environ.get("LEGACY_BENCH_PAYMENTS", "1000000"))
     url = os.environ.get("LEGACY_BENCH_URL", "mysql://root@127.0.0.1:3306/gavel_legacy_bench")
     batch = int(os.environ.get("LEGACY_BENCH_BATCH", "0"))  # 0: the importer's own default
