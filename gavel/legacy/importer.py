@@ -224,18 +224,19 @@ class _Importer:
     def _indexes_defer(
         self, run: ImportRun, scope_after: int, written: Iterable[type[Model]] = DEFERRABLE
     ) -> list[str]:
-        """A first run defers the secondary indexes of the empty tables it fills (ADR 0011);
-        not a later run, not with ``LEGACY_IMPORT_DEFER_INDEXES`` off, and not inside an open
-        transaction (a dry run, a caller's): it would hold the tables locked to its end, and
-        its deferred foreign key checks would keep the indexes from being built in it."""
+        """A first run defers the secondary indexes and foreign keys of the empty tables it
+        fills (ADR 0011, ADR 0012); not a later run, not with ``LEGACY_IMPORT_DEFER_INDEXES``
+        off, and not inside an open transaction (a dry run, a caller's): it would hold the
+        tables locked to its end, and its deferred foreign key checks would keep the indexes
+        from being built in it."""
         if connection.in_atomic_block or scope_after or not settings.LEGACY_IMPORT_DEFER_INDEXES:
             return []
         return indexes_defer(run=run, written=written)
 
     def _indexes_build(self, run: ImportRun, step: str, tables: Collection[str] | None) -> None:
-        """Every index still recorded as deferred (of ``tables`` when given; this run's, or
-        one an earlier run left), two builds at a time; none inside an open transaction,
-        which defers none."""
+        """Every index and foreign key still recorded as deferred (of ``tables`` when given;
+        this run's, or one an earlier run left), two at a time; none inside an open
+        transaction, which defers none."""
         with self._timed(step):
             built: list[IndexBuilt] = []
             if not connection.in_atomic_block:

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.backends.utils import CursorWrapper
 
 from gavel.ledger.models import JournalEntry, Posting
 from gavel.legacy.models import DeferredIndex, ImportedListingOrderLine, ImportRun
@@ -69,10 +68,10 @@ class IndexBuilt:
 def indexes_defer(
     *, run: ImportRun, written: Iterable[type[models.Model]] = DEFERRABLE
 ) -> list[str]:
-    """Drop the secondary indexes of each ``written`` model's table that is empty (Gavel's
-    ``DEFERRABLE`` tables, or the staging tables before stage one), recording each; returns
-    their names. One transaction: each table is locked against writes while it is found
-    empty and its indexes dropped."""
+    """Drop the secondary indexes and foreign keys of each ``written`` model's table that is
+    empty (Gavel's ``DEFERRABLE`` tables, or the staging tables before stage one), recording
+    each; returns their names. One transaction: each table is locked against writes while it
+    is found empty and they are dropped."""
     if connection.vendor != "postgresql":
         return []
     deferred: list[str] = []
@@ -158,21 +157,21 @@ def indexes_restore(*, tables: Collection[str] | None = None) -> list[IndexBuilt
                 recorded = DeferredIndex.objects.select_for_update(skip_locked=True)
                 if tables is not None:
                     recorded = recorded.filter(table__in=tables)
-                index = recorded.order_by("pk").first()
-                if index is None:
+                deferred = recorded.order_by("pk").first()
+                if deferred is None:
                     break
                 started = time.perf_counter()
-                with connection.cursor() as cursor:
-                    if index.kind == DeferredIndex.Kind.FOREIGN_KEY:
-                        _foreign_key_add(cursor, index)
-                    else:
+                if deferred.kind == DeferredIndex.Kind.FOREIGN_KEY:
+                    _foreign_key_add(deferred)
+                else:
+                    with connection.cursor() as cursor:
                         cursor.execute(
-                            index.definition.replace(
+                            deferred.definition.replace(
                                 "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1
                             )
                         )
-                index.delete()
-            built.append(IndexBuilt(index.name, index.table, time.perf_counter() - started))
+                deferred.delete()
+            built.append(IndexBuilt(deferred.name, deferred.table, time.perf_counter() - started))
     finally:
         if not connection.needs_rollback:
             with connection.cursor() as cursor:
@@ -180,17 +179,13 @@ def indexes_restore(*, tables: Collection[str] | None = None) -> list[IndexBuilt
     return built
 
 
-def _foreign_key_add(cursor: CursorWrapper, deferred: DeferredIndex) -> None:
+def _foreign_key_add(deferred: DeferredIndex) -> None:
     """Add a deferred foreign key again, checking every row of its table in one query
     (PostgreSQL's own validation scan; IntegrityError names a row that breaks it, and the
-    record stays for the next try). Nothing to do for one that exists already."""
-    cursor.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass"
-        " AND conname = %s)",
-        [deferred.table, deferred.name],
-    )
-    (exists,) = cursor.fetchone()
-    if not exists:
+    record stays for the next try). Nothing to do for one the table has already."""
+    if deferred.name in dict(_foreign_keys(deferred.table)):
+        return
+    with connection.cursor() as cursor:
         cursor.execute(
             f'ALTER TABLE {deferred.table} ADD CONSTRAINT "{deferred.name}" {deferred.definition}'
         )
