@@ -27,7 +27,6 @@ from django.db.models import Max, Model
 from django.utils import timezone
 from tqdm import tqdm
 
-from gavel.ledger.models import JournalEntry, Posting
 from gavel.legacy.checks import (
     history_checks_run,
     quarantine_refresh,
@@ -54,12 +53,7 @@ from gavel.legacy.loader import (
     ledger_page_post,
     users_load,
 )
-from gavel.legacy.models import (
-    ImportCheckpoint,
-    ImportedListingOrderLine,
-    ImportRun,
-    LegacyAnomaly,
-)
+from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
 from gavel.legacy.orders import orders_page_load, orders_split_key
 from gavel.legacy.reader import (
     SPECS_BY_TABLE,
@@ -76,7 +70,6 @@ from gavel.legacy.staging import (
     staging_is_new_range,
     staging_upsert,
 )
-from gavel.payments.models import Order, OrderLine, OrderTransition
 
 logger = logging.getLogger(__name__)
 PageT = TypeVar("PageT")
@@ -96,16 +89,14 @@ LOAD_CUSTOMERS = "load:buyer_customers"
 LOAD_LEDGER = "load:stripe_payments"
 LOAD_ORDERS = "load:transactions"
 LOAD_ORDERS_TAIL = "load:transactions:tail"
-# The share of the orders loaded as a task of its own (LOAD_ORDERS_TAIL), taken by the lane of
-# the catalogue and the Stripe ids once they are done. On one million payments with two cores
-# the ledger took 90 s, the orders 126 s and that lane's steps 43 s: the orders ran alone at
-# the end, one core idle.
+# The share of the orders loaded in the third lane (LOAD_ORDERS_TAIL). On one million payments
+# with two cores the ledger took 90 s, the orders 126 s and the third lane's steps 43 s: the
+# orders ran alone at the end, one core idle.
 ORDERS_TAIL_SHARE = 0.35
 LOAD_ID_MAP = "load:id_map"
 LOAD_LISTINGS = "load:listings"
 LINK_LISTINGS = "load:listing_order_lines"
 LINK_PARTS = 2  # the listing links in halves side by side
-LOAD_LANES = 3  # stage two's lanes: the ledger, the orders, and the rest beside them
 DEFER_INDEXES = "load:indexes_deferred"
 RESTORE_INDEXES = "load:indexes_built"
 STAGE_DEFER_INDEXES = "stage:indexes_deferred"
@@ -200,12 +191,34 @@ class _Importer:
             with self._timed(DEFER_INDEXES):
                 deferred = self._indexes_defer(run, scope_after)
                 self._step_done(run, DEFER_INDEXES, changed=len(deferred))
-        # After the users: the rest of stage two as tasks in three lanes (``_load_tasks``).
+        # After the users, the ledger, the orders, and the catalogue with the Stripe ids read
+        # staging and write apart (ledger tables, payments tables, listings, connect and
+        # auctions; each step its own checkpoints): three lanes side by side, each on its own
+        # database connection.
+        # The orders take longest: their last ORDERS_TAIL_SHARE goes to the third lane, after
+        # the catalogue and the Stripe ids, so that no core waits for the orders alone.
         split = orders_split_key(scope_after=scope_after, share=ORDERS_TAIL_SHARE)
-        restored: list[IndexBuilt] = []
-        self._graph_run(self._load_tasks(run, scope_after, split, restored), lanes=LOAD_LANES)
-        if self._step_pending(run, RESTORE_INDEXES):  # and whatever the tasks did not take
-            self._indexes_build(run, RESTORE_INDEXES, tables=None, built_before=restored)
+        self._side_by_side(
+            [(LOAD_LEDGER, lambda: self._ledger_load(run, scope_after))],
+            [(LOAD_ORDERS, lambda: self._orders_load(run, scope_after, LOAD_ORDERS, 0, split))],
+            [
+                (LOAD_LISTINGS, lambda: self._listings_load(run, scope_after)),
+                (LOAD_ACCOUNTS, lambda: self._accounts_load(run, scope_after)),
+                (LOAD_CUSTOMERS, lambda: self._customers_load(run, scope_after)),
+                (
+                    LOAD_ORDERS_TAIL,
+                    lambda: self._orders_load(run, scope_after, LOAD_ORDERS_TAIL, split, None),
+                ),
+            ],
+        )
+        # The links join order lines by hash: they need none of the deferred indexes, and
+        # the link table's own are deferred with them (a first run's links fill it).
+        if self._step_pending(run, LINK_LISTINGS):
+            with self._timed(LINK_LISTINGS):
+                self._listings_link(run, scope_after)
+        self._id_map_load(run, scope_after)  # when the links' lanes did not build it
+        if self._step_pending(run, RESTORE_INDEXES):
+            self._indexes_build(run, RESTORE_INDEXES, tables=None)
         return self._run_close(run)
 
     def _indexes_defer(
@@ -220,19 +233,12 @@ class _Importer:
             return []
         return indexes_defer(run=run, written=written)
 
-    def _indexes_build(
-        self,
-        run: ImportRun,
-        step: str,
-        tables: Collection[str] | None,
-        built_before: Sequence[IndexBuilt] = (),
-    ) -> None:
+    def _indexes_build(self, run: ImportRun, step: str, tables: Collection[str] | None) -> None:
         """Every index and foreign key still recorded as deferred (of ``tables`` when given;
         this run's, or one an earlier run left), two at a time; none inside an open
-        transaction, which defers none. The step counts them with ``built_before``, those
-        its tasks built already."""
+        transaction, which defers none."""
         with self._timed(step):
-            built: list[IndexBuilt] = list(built_before)
+            built: list[IndexBuilt] = []
             if not connection.in_atomic_block:
                 self._side_by_side(
                     *[
@@ -283,129 +289,26 @@ class _Importer:
                 self._step_done(run, LOAD_USERS, changed=result["users_changed"])
             _tables_analyze(("users_user",))  # the loads join by it, 100,000 rows a page
 
-    def _load_tasks(
-        self, run: ImportRun, scope_after: int, split: int, restored: list[IndexBuilt]
-    ) -> list[_Task]:
-        """Stage two after the users, as tasks for ``_graph_run``, in the order lanes take
-        them. The ledger, the orders, and the catalogue with the Stripe ids read staging and
-        write apart (ledger tables, payments tables, listings, connect and auctions; each its
-        own checkpoints). The orders take longest: their last ORDERS_TAIL_SHARE is a task of
-        its own. The links from order lines to listings, in halves, follow the orders and the
-        listings (they join order lines by hash: they need none of the deferred indexes), the
-        id map the catalogue and the accounts. A first run's deferred indexes and foreign keys
-        of a group of tables are restored as soon as what writes them is done, by each lane
-        that is free, while the other lanes still load (into ``restored``)."""
-        tasks = [
-            _Task(LOAD_LEDGER, lambda: self._ledger_load(run, scope_after)),
-            _Task(LOAD_ORDERS, lambda: self._orders_load(run, scope_after, LOAD_ORDERS, 0, split)),
-            _Task(LOAD_LISTINGS, lambda: self._listings_load(run, scope_after)),
-            _Task(LOAD_ACCOUNTS, lambda: self._accounts_load(run, scope_after)),
-            _Task(LOAD_CUSTOMERS, lambda: self._customers_load(run, scope_after)),
-            _Task(
-                LOAD_ORDERS_TAIL,
-                lambda: self._orders_load(run, scope_after, LOAD_ORDERS_TAIL, split, None),
-            ),
-            _Task(
-                LOAD_ID_MAP,
-                lambda: self._id_map_load(run, scope_after),
-                after=(LOAD_LISTINGS, LOAD_ACCOUNTS),
-            ),
-        ]
-        if self._step_pending(run, LINK_LISTINGS):
-            linked = [0] * LINK_PARTS
+    def _listings_link(self, run: ImportRun, scope_after: int) -> None:
+        """The order lines' listing links in two disjoint halves side by side, each in its own
+        transaction (both idempotent: a run killed between them links both again)."""
+        linked = [0] * LINK_PARTS
 
-            def link(part: int) -> None:
-                # Each half in its own transaction (both idempotent: a run killed between
-                # them links both again).
-                with transaction.atomic():
-                    linked[part] = listings_order_lines_link(
-                        run=run, scope_after=scope_after, part=part, parts=LINK_PARTS
-                    )
-
-            def linked_all() -> None:
-                with transaction.atomic():
-                    self._step_done(run, LINK_LISTINGS, changed=sum(linked))
-
-            parts = [f"{LINK_LISTINGS}:{part + 1}" for part in range(LINK_PARTS)]
-            tasks += [
-                _Task(
-                    name,
-                    functools.partial(link, part),
-                    after=(LOAD_ORDERS, LOAD_ORDERS_TAIL, LOAD_LISTINGS),
+        def link(part: int) -> None:
+            with transaction.atomic():
+                linked[part] = listings_order_lines_link(
+                    run=run, scope_after=scope_after, part=part, parts=LINK_PARTS
                 )
-                for part, name in enumerate(parts)
-            ]
-            tasks.append(_Task(LINK_LISTINGS, linked_all, after=tuple(parts)))
-        if self._step_pending(run, RESTORE_INDEXES) and not connection.in_atomic_block:
-            for group, tables, after in (
-                ("ledger", RESTORE_LEDGER_TABLES, (LOAD_LEDGER,)),
-                ("orders", RESTORE_ORDER_TABLES, (LOAD_ORDERS, LOAD_ORDERS_TAIL, LINK_LISTINGS)),
-            ):
-                tasks += [
-                    _Task(
-                        f"{RESTORE_INDEXES}:{group}:{lane}",
-                        functools.partial(_restore_into, restored, tables),
-                        after=after,
-                    )
-                    for lane in range(1, LOAD_LANES + 1)
-                ]
-        return tasks
 
-    def _graph_run(self, tasks: Sequence[_Task], *, lanes: int) -> None:
-        """Run ``tasks`` in ``lanes`` threads, each on its own database connection (and so in
-        its own transactions): a free lane takes the first task, in list order, whose
-        ``after`` are all done. A task that fails stops the lanes taking new ones; its error
-        is raised once the running ones end. Inside an open transaction (a dry run, a test)
-        another connection could not see what it holds: the tasks run in line, in list
-        order, each after what it follows."""
-        names = {task.name for task in tasks}
-        if not connection.in_atomic_block:
-            state = _GraphState()
-            self._side_by_side(
-                *[
-                    [(f"load:lane:{lane + 1}", lambda: self._lane_take(tasks, names, state))]
-                    for lane in range(lanes)
-                ]
-            )
-            return
-        done: set[str] = set()
-        for task in tasks:
-            assert all(name in done or name not in names for name in task.after), task.name
-            with self._timed(task.name):
-                task.run()
-            done.add(task.name)
-
-    def _lane_take(self, tasks: Sequence[_Task], names: set[str], state: _GraphState) -> None:
-        """One lane of ``_graph_run``: take and run ready tasks until none is left."""
-        while True:
-            with state.changed:
-                while True:
-                    if state.failed:
-                        return
-                    ready = [
-                        task
-                        for task in tasks
-                        if task.name not in state.taken
-                        and all(name in state.done or name not in names for name in task.after)
-                    ]
-                    if ready:
-                        task = ready[0]
-                        state.taken.add(task.name)
-                        break
-                    if len(state.taken) == len(tasks):
-                        return
-                    state.changed.wait()
-            try:
-                with self._timed(task.name):
-                    task.run()
-            except BaseException:
-                with state.changed:
-                    state.failed = True
-                    state.changed.notify_all()
-                raise
-            with state.changed:
-                state.done.add(task.name)
-                state.changed.notify_all()
+        lanes = [
+            [(f"{LINK_LISTINGS}:{part + 1}", functools.partial(link, part))]
+            for part in range(LINK_PARTS)
+        ]
+        # The id map reads staging and the users, accounts and listings, not the links.
+        lanes[-1].append((LOAD_ID_MAP, functools.partial(self._id_map_load, run, scope_after)))
+        self._side_by_side(*lanes)
+        with transaction.atomic():
+            self._step_done(run, LINK_LISTINGS, changed=sum(linked))
 
     def _id_map_load(self, run: ImportRun, scope_after: int) -> None:
         if not self._step_pending(run, LOAD_ID_MAP):
@@ -824,36 +727,6 @@ class _Prefetcher(Generic[PageT]):
 
 STAGING_TABLES = tuple(model._meta.db_table for model in STAGING_MODELS.values())
 LEDGER_TABLES = ("ledger_journalentry", "ledger_posting", "ledger_ledgeraccount")
-# The deferred tables (indexes.DEFERRABLE) by what writes them: the ledger pages, and the
-# orders pages with the links (which write the link table).
-RESTORE_LEDGER_TABLES = tuple(model._meta.db_table for model in (JournalEntry, Posting))
-RESTORE_ORDER_TABLES = tuple(
-    model._meta.db_table for model in (Order, OrderLine, OrderTransition, ImportedListingOrderLine)
-)
-assert set(RESTORE_LEDGER_TABLES + RESTORE_ORDER_TABLES) == {
-    model._meta.db_table for model in DEFERRABLE
-}
-
-
-def _restore_into(built: list[IndexBuilt], tables: Collection[str]) -> None:
-    built.extend(indexes_restore(tables=tables))  # (list.extend holds the GIL: thread-safe)
-
-
-@dataclass(frozen=True, slots=True)
-class _Task:
-    name: str
-    run: Callable[[], object]
-    after: tuple[str, ...] = ()  # tasks it follows (one not in the graph counts as done)
-
-
-class _GraphState:
-    """What the lanes of ``_graph_run`` share: tasks taken and done, and whether one failed."""
-
-    def __init__(self) -> None:
-        self.changed = threading.Condition()
-        self.taken: set[str] = set()
-        self.done: set[str] = set()
-        self.failed = False
 
 
 def _tables_analyze(tables: tuple[str, ...]) -> None:
