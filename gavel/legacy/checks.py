@@ -256,14 +256,38 @@ def orders_scope(scope_after: int) -> str:
     checks, the orders load and the listing links take the same orders."""
     if not scope_after:
         return "TRUE"
+    # still open, or resolved by this run (its checks or its orders load): the later steps
+    # take it too
+    open_or_now = "(resolved_run_id IS NULL OR resolved_run_id > %(scope)s)"
+    retried = ", ".join(f"'{kind}'" for kind in (A.PERSON_WITHOUT_USER, *REFERENCE_ORDER_KINDS))
+    payment_kinds = ", ".join(f"'{kind}'" for kind in REFERENCE_PAYMENT_KINDS)
     return (
         f"(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
         f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
         f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s)"
         f" OR o.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
-        f" WHERE kind = '{A.PERSON_WITHOUT_USER}' AND legacy_table = 'transactions'"
-        # still open, or resolved by this run (its orders load): the later steps take it too
-        " AND (resolved_run_id IS NULL OR resolved_run_id > %(scope)s)))"
+        f" WHERE kind IN ({retried}) AND legacy_table = 'transactions' AND {open_or_now})"
+        f" OR o.legacy_id IN (SELECT pay.transaction_legacy_id FROM {PAYMENTS} pay"
+        f" JOIN {ANOMALIES} a ON a.legacy_id = pay.legacy_id::text"
+        f" WHERE a.kind IN ({payment_kinds}) AND a.legacy_table = 'stripe_payments'"
+        f" AND (a.resolved_run_id IS NULL OR a.resolved_run_id > %(scope)s)))"
+    )
+
+
+def payments_rechecked(scope_after: int) -> str:
+    """SQL over staged payments ``pay`` (parameter ``%(scope)s``): those whose reference
+    anomalies (``REFERENCE_PAYMENT_KINDS``) are still open or were resolved by this run, and
+    those whose order's (``REFERENCE_ORDER_KINDS``) were: a later run checks them again, and
+    posts those it releases, though the portal did not change them."""
+    payment_kinds = ", ".join(f"'{kind}'" for kind in REFERENCE_PAYMENT_KINDS)
+    order_kinds = ", ".join(f"'{kind}'" for kind in REFERENCE_ORDER_KINDS)
+    open_or_now = "(resolved_run_id IS NULL OR resolved_run_id > %(scope)s)"
+    return (
+        f"(pay.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
+        f" WHERE kind IN ({payment_kinds}) AND legacy_table = 'stripe_payments'"
+        f" AND {open_or_now}) OR pay.transaction_legacy_id IN (SELECT legacy_id::bigint"
+        f" FROM {ANOMALIES} WHERE kind IN ({order_kinds}) AND legacy_table = 'transactions'"
+        f" AND {open_or_now}))"
     )
 
 
@@ -282,6 +306,11 @@ def order_people_select(condition: str, *, joins: str, where: str) -> str:
     )
 
 
+# What ``reference_checks_run`` finds, on the orders and on the payments: checked again on
+# every run, with the rows whose anomaly is still open, so that what the portal fixed (the
+# person or the transaction arrives, one of two payments gets its own Stripe id) is released.
+REFERENCE_ORDER_KINDS = (A.PERSON_MISSING, A.PERSON_DELETED)
+REFERENCE_PAYMENT_KINDS = (A.ORPHAN_PAYMENT, A.DUPLICATE_STRIPE_ID)
 # What ``history_checks_run`` finds, on the orders and on their payments.
 HISTORY_ORDER_KINDS = (
     A.STATE_MISMATCH,
@@ -396,9 +425,39 @@ def history_checks_run(
 
 def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     """The checks of what rows point at: orders whose buyer or seller is missing or deleted,
-    payments without an order, and Stripe ids more than one payment claims."""
+    payments without an order, and Stripe ids more than one payment claims. As the history
+    checks do, the rows checked are checked whole again: what they found on them before and
+    do not find now is resolved by this run, what they find again stays (or is opened again),
+    in this transaction. The rows checked: a run's orders (``orders_scope``, which takes
+    those with a reference anomaly still open), its payments and those with one still open,
+    and every payment for Stripe ids claimed twice."""
     params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
     order_scope = orders_scope(scope_after)
+    payment_scope = f"(pay.staged_run_id > %(after)s OR {payments_rechecked(scope_after)})"
+    anomalies_resolve(
+        run_id=run_id,
+        table="transactions",
+        kinds=REFERENCE_ORDER_KINDS,
+        rows=f"SELECT o.legacy_id FROM {ORDERS} o WHERE {order_scope}",
+        params=params,
+    )
+    anomalies_resolve(
+        run_id=run_id,
+        table="stripe_payments",
+        kinds=[A.ORPHAN_PAYMENT],
+        rows=f"SELECT pay.legacy_id FROM {PAYMENTS} pay WHERE {payment_scope}",
+        params=params,
+    )
+    # Every payment is checked for ids claimed twice: every open one is resolved, and those
+    # found again opened again.
+    anomalies_resolve(
+        run_id=run_id,
+        table="stripe_payments",
+        kinds=[A.DUPLICATE_STRIPE_ID],
+        rows=f"SELECT legacy_id::bigint AS legacy_id FROM {ANOMALIES}"
+        f" WHERE kind = '{A.DUPLICATE_STRIPE_ID}' AND legacy_table = 'stripe_payments'"
+        " AND resolved_run_id IS NULL",
+    )
     found = 0
     # Each order's buyer (b) and seller (s) in the staged people.
     for kind, condition in (
@@ -415,6 +474,7 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
                 where=order_scope,
             ),
             params,
+            reopen=True,
         )
     found += anomalies_insert(
         A.ORPHAN_PAYMENT,
@@ -422,8 +482,9 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
         "SELECT pay.legacy_id::text, jsonb_build_object('transaction_id',"
         " pay.transaction_legacy_id)"
         f" FROM {PAYMENTS} pay LEFT JOIN {ORDERS} o ON o.legacy_id = pay.transaction_legacy_id"
-        " WHERE pay.staged_run_id > %(after)s AND o.legacy_id IS NULL",
+        f" WHERE {payment_scope} AND o.legacy_id IS NULL",
         params,
+        reopen=True,
     )
     for column in ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id"):
         pattern = STRIPE_ID_PATTERNS[column].pattern
@@ -435,6 +496,7 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
             f" FROM {PAYMENTS} WHERE {column} ~ '{pattern}' GROUP BY {column}"
             " HAVING COUNT(*) > 1)",
             params,
+            reopen=True,
         )
     return found
 

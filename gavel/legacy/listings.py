@@ -30,11 +30,13 @@ from gavel.legacy.models import ImportedListingOrderLine, ImportRun
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
 
 _CURRENCY = "upper(trim(l.currency))"
-# The listings a run loads: those it staged, and those an earlier load held back for want of a
-# user (tried again: the author may have one now).
+# The listings a run loads: those it staged, and those an earlier load held back for want of
+# an author or of a user (tried again: the author may be in the portal, or have one, now).
+_RETRIED = (AnomalyKind.SELLER_WITHOUT_USER, AnomalyKind.PERSON_MISSING)
+_RETRIED_SQL = ", ".join(f"'{kind}'" for kind in _RETRIED)
 _IN_SCOPE = (
     "(l.staged_run_id > %(after)s OR l.legacy_id IN (SELECT a.legacy_id::bigint"
-    f" FROM legacy_legacyanomaly a WHERE a.kind = '{AnomalyKind.SELLER_WITHOUT_USER}'"
+    f" FROM legacy_legacyanomaly a WHERE a.kind IN ({_RETRIED_SQL})"
     " AND a.legacy_table = 'listings' AND a.resolved_run_id IS NULL))"
 )
 _IN_PAGE = f"{_IN_SCOPE} AND l.legacy_id > %(first)s AND l.legacy_id <= %(last)s"
@@ -170,11 +172,11 @@ def listings_page_load(*, page: ListingsPage, run: ImportRun, scope_after: int) 
             params,
         )
         written = int(cursor.rowcount)
-    # A listing held back for want of a user, loaded now: resolved.
+    # A listing held back for want of an author or of a user, loaded now: resolved.
     anomalies_resolve(
         run_id=run.pk,
         table="listings",
-        kinds=[AnomalyKind.SELLER_WITHOUT_USER],
+        kinds=_RETRIED,
         rows="SELECT il.legacy_id FROM legacy_importedlisting il"
         " WHERE il.legacy_id > %(first)s AND il.legacy_id <= %(last)s",
         params={"first": page.first, "last": page.last},

@@ -25,6 +25,7 @@ from gavel.common.references import inserts_checked_in_bulk
 from gavel.connect.services import AccountImport, connected_accounts_import
 from gavel.ledger.models import LedgerAccount, Posting
 from gavel.ledger.services import LedgerError, Line, entry_post
+from gavel.legacy.checks import payments_rechecked
 from gavel.legacy.commission import amounts_compute, amounts_expected_sql
 from gavel.legacy.ledger_plan import (
     DISPUTE_HOLDS,
@@ -272,14 +273,17 @@ LIMIT %(limit)s
 
 def _payments_scope(scope_after: int) -> str:
     """The payments a run posts: all on a first run; later, those it staged, or whose
-    transaction or history it staged (a dispute moves the transaction, not the payment)."""
+    transaction or history it staged (a dispute moves the transaction, not the payment), and
+    those its reference checks released (``payments_rechecked``: unchanged in the portal, but
+    the person, the transaction or the other payment that held them back was fixed)."""
     if not scope_after:
         return "TRUE"
     return (
         "(pay.staged_run_id > %(scope)s OR pay.transaction_legacy_id IN (SELECT legacy_id"
         " FROM legacy_legacyorder WHERE staged_run_id > %(scope)s)"
         " OR pay.transaction_legacy_id IN (SELECT transaction_legacy_id"
-        " FROM legacy_legacyordertransition WHERE staged_run_id > %(scope)s))"
+        f" FROM legacy_legacyordertransition WHERE staged_run_id > %(scope)s)"
+        f" OR {payments_rechecked(scope_after)})"
     )
 
 
