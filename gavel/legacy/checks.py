@@ -267,10 +267,10 @@ def orders_scope(scope_after: int) -> str:
         f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s)"
         f" OR o.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
         f" WHERE kind IN ({retried}) AND legacy_table = 'transactions' AND {open_or_now})"
-        f" OR o.legacy_id IN (SELECT pay.transaction_legacy_id FROM {PAYMENTS} pay"
-        f" JOIN {ANOMALIES} a ON a.legacy_id = pay.legacy_id::text"
-        f" WHERE a.kind IN ({payment_kinds}) AND a.legacy_table = 'stripe_payments'"
-        f" AND (a.resolved_run_id IS NULL OR a.resolved_run_id > %(scope)s)))"
+        f" OR o.legacy_id IN (SELECT transaction_legacy_id FROM {PAYMENTS}"
+        f" WHERE legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
+        f" WHERE kind IN ({payment_kinds}) AND legacy_table = 'stripe_payments'"
+        f" AND {open_or_now})))"
     )
 
 
