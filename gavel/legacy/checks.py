@@ -259,8 +259,8 @@ def orders_scope(scope_after: int) -> str:
     # still open, or resolved by this run (its checks or its orders load): the later steps
     # take it too
     open_or_now = "(resolved_run_id IS NULL OR resolved_run_id > %(scope)s)"
-    retried = ", ".join(f"'{kind}'" for kind in (A.PERSON_WITHOUT_USER, *REFERENCE_ORDER_KINDS))
-    payment_kinds = ", ".join(f"'{kind}'" for kind in REFERENCE_PAYMENT_KINDS)
+    retried = _kinds_sql([A.PERSON_WITHOUT_USER, *REFERENCE_ORDER_KINDS])
+    payment_kinds = _kinds_sql(REFERENCE_PAYMENT_KINDS)
     return (
         f"(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
         f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
@@ -274,13 +274,17 @@ def orders_scope(scope_after: int) -> str:
     )
 
 
+def _kinds_sql(kinds: Sequence[AnomalyKind]) -> str:
+    return ", ".join(f"'{kind}'" for kind in kinds)
+
+
 def payments_rechecked(scope_after: int) -> str:
     """SQL over staged payments ``pay`` (parameter ``%(scope)s``): those whose reference
     anomalies (``REFERENCE_PAYMENT_KINDS``) are still open or were resolved by this run, and
     those whose order's (``REFERENCE_ORDER_KINDS``) were: a later run checks them again, and
     posts those it releases, though the portal did not change them."""
-    payment_kinds = ", ".join(f"'{kind}'" for kind in REFERENCE_PAYMENT_KINDS)
-    order_kinds = ", ".join(f"'{kind}'" for kind in REFERENCE_ORDER_KINDS)
+    payment_kinds = _kinds_sql(REFERENCE_PAYMENT_KINDS)
+    order_kinds = _kinds_sql(REFERENCE_ORDER_KINDS)
     open_or_now = "(resolved_run_id IS NULL OR resolved_run_id > %(scope)s)"
     return (
         f"(pay.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
@@ -434,18 +438,27 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
     order_scope = orders_scope(scope_after)
     payment_scope = f"(pay.staged_run_id > %(after)s OR {payments_rechecked(scope_after)})"
+    # The rows checked that an open anomaly of the kinds names: a few, where the rows checked
+    # may be a million (a join of the anomalies to every row by the text of its id may be
+    # planned as a loop over the rows for each anomaly).
+    named = (
+        "{row}.legacy_id IN (SELECT legacy_id::bigint FROM " + ANOMALIES + " WHERE kind IN"
+        " ({kinds}) AND legacy_table = '{table}' AND resolved_run_id IS NULL)"
+    )
     anomalies_resolve(
         run_id=run_id,
         table="transactions",
         kinds=REFERENCE_ORDER_KINDS,
-        rows=f"SELECT o.legacy_id FROM {ORDERS} o WHERE {order_scope}",
+        rows=f"SELECT o.legacy_id FROM {ORDERS} o WHERE {order_scope} AND "
+        + named.format(row="o", kinds=_kinds_sql(REFERENCE_ORDER_KINDS), table="transactions"),
         params=params,
     )
     anomalies_resolve(
         run_id=run_id,
         table="stripe_payments",
         kinds=[A.ORPHAN_PAYMENT],
-        rows=f"SELECT pay.legacy_id FROM {PAYMENTS} pay WHERE {payment_scope}",
+        rows=f"SELECT pay.legacy_id FROM {PAYMENTS} pay WHERE {payment_scope} AND "
+        + named.format(row="pay", kinds=_kinds_sql([A.ORPHAN_PAYMENT]), table="stripe_payments"),
         params=params,
     )
     # Every payment is checked for ids claimed twice: every open one is resolved, and those
