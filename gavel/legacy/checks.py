@@ -258,24 +258,27 @@ def orders_scope(scope_after: int) -> str:
         return "TRUE"
     # still open, or resolved by this run (its checks or its orders load): the later steps
     # take it too
-    open_or_now = "(resolved_run_id IS NULL OR resolved_run_id > %(scope)s)"
-    retried = _kinds_sql([A.PERSON_WITHOUT_USER, *REFERENCE_ORDER_KINDS])
-    payment_kinds = _kinds_sql(REFERENCE_PAYMENT_KINDS)
+    retried = [A.PERSON_WITHOUT_USER, *REFERENCE_ORDER_KINDS]
     return (
         f"(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
         f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
         f" (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE staged_run_id > %(scope)s)"
-        f" OR o.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
-        f" WHERE kind IN ({retried}) AND legacy_table = 'transactions' AND {open_or_now})"
-        f" OR o.legacy_id IN (SELECT transaction_legacy_id FROM {PAYMENTS}"
-        f" WHERE legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
-        f" WHERE kind IN ({payment_kinds}) AND legacy_table = 'stripe_payments'"
-        f" AND {open_or_now})))"
+        f" OR o.legacy_id IN ({anomaly_ids_sql(retried, 'transactions', or_resolved=True)})"
+        f" OR o.legacy_id IN (SELECT transaction_legacy_id FROM {PAYMENTS} WHERE legacy_id IN"
+        f" ({anomaly_ids_sql(REFERENCE_PAYMENT_KINDS, 'stripe_payments', or_resolved=True)})))"
     )
 
 
-def _kinds_sql(kinds: Sequence[AnomalyKind]) -> str:
-    return ", ".join(f"'{kind}'" for kind in kinds)
+def anomaly_ids_sql(kinds: Sequence[AnomalyKind], table: str, *, or_resolved: bool = False) -> str:
+    """SQL yielding the legacy ids (bigint) of the rows of ``table`` that an open anomaly of
+    ``kinds`` names; with ``or_resolved``, one resolved by this run too (parameter
+    ``%(scope)s``: the runs after it)."""
+    names = ", ".join(f"'{kind}'" for kind in kinds)
+    resolved = " OR resolved_run_id > %(scope)s" if or_resolved else ""
+    return (
+        f"SELECT legacy_id::bigint FROM {ANOMALIES} WHERE kind IN ({names})"
+        f" AND legacy_table = '{table}' AND (resolved_run_id IS NULL{resolved})"
+    )
 
 
 def payments_rechecked(scope_after: int) -> str:
@@ -283,15 +286,11 @@ def payments_rechecked(scope_after: int) -> str:
     anomalies (``REFERENCE_PAYMENT_KINDS``) are still open or were resolved by this run, and
     those whose order's (``REFERENCE_ORDER_KINDS``) were: a later run checks them again, and
     posts those it releases, though the portal did not change them."""
-    payment_kinds = _kinds_sql(REFERENCE_PAYMENT_KINDS)
-    order_kinds = _kinds_sql(REFERENCE_ORDER_KINDS)
-    open_or_now = "(resolved_run_id IS NULL OR resolved_run_id > %(scope)s)"
     return (
-        f"(pay.legacy_id IN (SELECT legacy_id::bigint FROM {ANOMALIES}"
-        f" WHERE kind IN ({payment_kinds}) AND legacy_table = 'stripe_payments'"
-        f" AND {open_or_now}) OR pay.transaction_legacy_id IN (SELECT legacy_id::bigint"
-        f" FROM {ANOMALIES} WHERE kind IN ({order_kinds}) AND legacy_table = 'transactions'"
-        f" AND {open_or_now}))"
+        "(pay.legacy_id IN"
+        f" ({anomaly_ids_sql(REFERENCE_PAYMENT_KINDS, 'stripe_payments', or_resolved=True)})"
+        " OR pay.transaction_legacy_id IN"
+        f" ({anomaly_ids_sql(REFERENCE_ORDER_KINDS, 'transactions', or_resolved=True)}))"
     )
 
 
@@ -438,27 +437,23 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
     order_scope = orders_scope(scope_after)
     payment_scope = f"(pay.staged_run_id > %(after)s OR {payments_rechecked(scope_after)})"
-    # The rows checked that an open anomaly of the kinds names: a few, where the rows checked
-    # may be a million (a join of the anomalies to every row by the text of its id may be
-    # planned as a loop over the rows for each anomaly).
-    named = (
-        "{row}.legacy_id IN (SELECT legacy_id::bigint FROM " + ANOMALIES + " WHERE kind IN"
-        " ({kinds}) AND legacy_table = '{table}' AND resolved_run_id IS NULL)"
-    )
+    # Only the rows checked that an open anomaly of the kinds names: a few, where the rows
+    # checked may be a million (a join of the anomalies to every row by the text of its id
+    # may be planned as a loop over the rows for each anomaly).
     anomalies_resolve(
         run_id=run_id,
         table="transactions",
         kinds=REFERENCE_ORDER_KINDS,
-        rows=f"SELECT o.legacy_id FROM {ORDERS} o WHERE {order_scope} AND "
-        + named.format(row="o", kinds=_kinds_sql(REFERENCE_ORDER_KINDS), table="transactions"),
+        rows=f"SELECT o.legacy_id FROM {ORDERS} o WHERE {order_scope} AND o.legacy_id IN"
+        f" ({anomaly_ids_sql(REFERENCE_ORDER_KINDS, 'transactions')})",
         params=params,
     )
     anomalies_resolve(
         run_id=run_id,
         table="stripe_payments",
         kinds=[A.ORPHAN_PAYMENT],
-        rows=f"SELECT pay.legacy_id FROM {PAYMENTS} pay WHERE {payment_scope} AND "
-        + named.format(row="pay", kinds=_kinds_sql([A.ORPHAN_PAYMENT]), table="stripe_payments"),
+        rows=f"SELECT pay.legacy_id FROM {PAYMENTS} pay WHERE {payment_scope} AND pay.legacy_id"
+        f" IN ({anomaly_ids_sql([A.ORPHAN_PAYMENT], 'stripe_payments')})",
         params=params,
     )
     # Every payment is checked for ids claimed twice: every open one is resolved, and those
@@ -467,9 +462,8 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
         run_id=run_id,
         table="stripe_payments",
         kinds=[A.DUPLICATE_STRIPE_ID],
-        rows=f"SELECT legacy_id::bigint AS legacy_id FROM {ANOMALIES}"
-        f" WHERE kind = '{A.DUPLICATE_STRIPE_ID}' AND legacy_table = 'stripe_payments'"
-        " AND resolved_run_id IS NULL",
+        rows=f"SELECT ids.legacy_id FROM"
+        f" ({anomaly_ids_sql([A.DUPLICATE_STRIPE_ID], 'stripe_payments')}) AS ids(legacy_id)",
     )
     found = 0
     # Each order's buyer (b) and seller (s) in the staged people.

@@ -25,7 +25,7 @@ from django.db import connection
 
 from gavel.common.money import SUPPORTED_CURRENCIES
 from gavel.common.references import inserts_checked_in_bulk
-from gavel.legacy.checks import anomalies_resolve, orders_scope
+from gavel.legacy.checks import anomalies_resolve, anomaly_ids_sql, orders_scope
 from gavel.legacy.models import ImportedListingOrderLine, ImportRun
 from gavel.legacy.states import BLOCKING_ANOMALIES, AnomalyKind
 
@@ -33,12 +33,8 @@ _CURRENCY = "upper(trim(l.currency))"
 # The listings a run loads: those it staged, and those an earlier load held back for want of
 # an author or of a user (tried again: the author may be in the portal, or have one, now).
 _RETRIED = (AnomalyKind.SELLER_WITHOUT_USER, AnomalyKind.PERSON_MISSING)
-_RETRIED_SQL = ", ".join(f"'{kind}'" for kind in _RETRIED)
-_IN_SCOPE = (
-    "(l.staged_run_id > %(after)s OR l.legacy_id IN (SELECT a.legacy_id::bigint"
-    f" FROM legacy_legacyanomaly a WHERE a.kind IN ({_RETRIED_SQL})"
-    " AND a.legacy_table = 'listings' AND a.resolved_run_id IS NULL))"
-)
+_RETRIED_IDS = anomaly_ids_sql(_RETRIED, "listings")
+_IN_SCOPE = f"(l.staged_run_id > %(after)s OR l.legacy_id IN ({_RETRIED_IDS}))"
 _IN_PAGE = f"{_IN_SCOPE} AND l.legacy_id > %(first)s AND l.legacy_id <= %(last)s"
 
 # (kind, condition on a staged listing l, its author's person row p and Gavel user u, details).
@@ -182,9 +178,7 @@ def listings_page_load(*, page: ListingsPage, run: ImportRun, scope_after: int) 
         # the text of its id, 250 anomalies took 30 s on 250,000 listings).
         rows="SELECT il.legacy_id FROM legacy_importedlisting il"
         " WHERE il.legacy_id > %(first)s AND il.legacy_id <= %(last)s"
-        " AND il.legacy_id IN (SELECT a.legacy_id::bigint FROM legacy_legacyanomaly a"
-        f" WHERE a.kind IN ({_RETRIED_SQL}) AND a.legacy_table = 'listings'"
-        " AND a.resolved_run_id IS NULL)",
+        f" AND il.legacy_id IN ({_RETRIED_IDS})",
         params={"first": page.first, "last": page.last},
     )
     return written
