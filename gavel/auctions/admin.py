@@ -5,6 +5,8 @@ from gavel.auctions.models import (
     AuctionExtension,
     AuctionTransition,
     Bid,
+    BuyerCustomer,
+    BuyerCustomerTransition,
     PaymentMethodSetup,
     PaymentMethodSetupTransition,
     Sale,
@@ -113,6 +115,21 @@ class PaymentMethodSetupAdmin(admin.ModelAdmin[PaymentMethodSetup]):
     search_fields = ("stripe_setup_intent_id", "user__email")
     readonly_fields = [field.name for field in PaymentMethodSetup._meta.fields]
     inlines = (SetupTransitionInline,)
+
+
+class CustomerTransitionInline(_ReadOnlyInline):
+    model = BuyerCustomerTransition
+    fields = ("from_status", "to_status", "reason", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(BuyerCustomer)
+class BuyerCustomerAdmin(admin.ModelAdmin[BuyerCustomer]):
+    list_display = ("id", "user", "stripe_customer_id", "status", "generation", "synced_at")
+    list_filter = ("status",)
+    search_fields = ("stripe_customer_id", "user__email")
+    readonly_fields = [field.name for field in BuyerCustomer._meta.fields]
+    inlines = (CustomerTransitionInline,)
 
 
 @admin.register(VerifiedPaymentMethod)

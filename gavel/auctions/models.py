@@ -291,16 +291,47 @@ class SecondChanceOfferTransition(_TransitionRecord):
 
 
 class BuyerCustomer(models.Model):
-    """A bidder's Stripe customer. The row id is the customer_create operation id."""
+    """A bidder's Stripe customer. The row id (with ``generation``) is the customer_create
+    operation id.
+
+    A customer brought from elsewhere (the legacy portal) starts ``unsynced`` until a refresh
+    reads it from Stripe. One Stripe no longer has (deleted, or never in this Stripe account)
+    is forgotten: the row goes back to ``creating`` with its ``generation`` raised, so the next
+    ``buyer_customer_ensure`` creates a new customer under a new idempotency key.
+    """
+
+    class Status(models.TextChoices):
+        CREATING = "creating"  # no Stripe customer yet (or the last one is gone)
+        ACTIVE = "active"  # created by Gavel, or read from Stripe by a refresh
+        UNSYNCED = "unsynced"  # imported, not read from Stripe yet
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stripe_customer"
     )
     stripe_customer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATING)
+    generation = models.PositiveIntegerField(
+        default=1, help_text="Raised each time a customer Stripe no longer has is forgotten"
+    )
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last read from Stripe")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"], name="auctions_customer_unsynced", condition=Q(status="unsynced")
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Customer {self.stripe_customer_id or '(pending)'} of user {self.user_id}"
+
+
+class BuyerCustomerTransition(_TransitionRecord):
+    """Append-only history of a buyer's Stripe customer (the reason names a forgotten id)."""
+
+    subject = models.ForeignKey(BuyerCustomer, on_delete=models.PROTECT, related_name="transitions")
 
 
 class PaymentMethodSetup(models.Model):

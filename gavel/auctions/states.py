@@ -14,6 +14,8 @@ from django.db import models
 from gavel.auctions.models import (
     Auction,
     AuctionTransition,
+    BuyerCustomer,
+    BuyerCustomerTransition,
     PaymentMethodSetup,
     PaymentMethodSetupTransition,
     Sale,
@@ -27,6 +29,7 @@ AuctionStatus = Auction.Status
 SaleStatus = Sale.Status
 OfferStatus = SecondChanceOffer.Status
 SetupStatus = PaymentMethodSetup.Status
+CustomerStatus = BuyerCustomer.Status
 
 AUCTION_TRANSITIONS: Mapping[str, frozenset[str]] = {
     AuctionStatus.ACTIVE: frozenset(
@@ -64,17 +67,27 @@ SETUP_TRANSITIONS: Mapping[str, frozenset[str]] = {
     for status in SetupStatus.values
 }
 
+# A customer Stripe no longer has is forgotten (back to creating, a new one made when needed);
+# an imported one becomes active once Stripe confirms it.
+CUSTOMER_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    CustomerStatus.CREATING: frozenset({CustomerStatus.ACTIVE}),
+    CustomerStatus.ACTIVE: frozenset({CustomerStatus.CREATING}),
+    CustomerStatus.UNSYNCED: frozenset({CustomerStatus.ACTIVE, CustomerStatus.CREATING}),
+}
+
 _TABLES: Mapping[type[models.Model], Mapping[str, frozenset[str]]] = {
     Auction: AUCTION_TRANSITIONS,
     Sale: SALE_TRANSITIONS,
     SecondChanceOffer: OFFER_TRANSITIONS,
     PaymentMethodSetup: SETUP_TRANSITIONS,
+    BuyerCustomer: CUSTOMER_TRANSITIONS,
 }
 _HISTORY: Mapping[type[models.Model], type[models.Model]] = {
     Auction: AuctionTransition,
     Sale: SaleTransition,
     SecondChanceOffer: SecondChanceOfferTransition,
     PaymentMethodSetup: PaymentMethodSetupTransition,
+    BuyerCustomer: BuyerCustomerTransition,
 }
 
 
@@ -82,11 +95,13 @@ class IllegalTransition(ConflictError):
     code = "illegal_transition"
 
 
-def status_is_terminal(instance: Auction | Sale | SecondChanceOffer | PaymentMethodSetup) -> bool:
+def status_is_terminal(
+    instance: Auction | Sale | SecondChanceOffer | PaymentMethodSetup | BuyerCustomer,
+) -> bool:
     return not _TABLES[type(instance)][instance.status]
 
 
-_Subject = TypeVar("_Subject", Auction, Sale, SecondChanceOffer, PaymentMethodSetup)
+_Subject = TypeVar("_Subject", Auction, Sale, SecondChanceOffer, PaymentMethodSetup, BuyerCustomer)
 
 
 def status_transition(
@@ -106,7 +121,7 @@ def status_transition(
 
 def history_record(
     *,
-    instance: Auction | Sale | SecondChanceOffer | PaymentMethodSetup,
+    instance: Auction | Sale | SecondChanceOffer | PaymentMethodSetup | BuyerCustomer,
     from_status: str,
     to_status: str,
     reason: str = "",

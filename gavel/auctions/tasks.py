@@ -6,6 +6,12 @@ from celery import shared_task
 
 from gavel.auctions.services.closing import auction_close as _auction_close
 from gavel.auctions.services.closing import auction_closes_schedule, auctions_close_due
+from gavel.auctions.services.customers import (
+    buyer_customers_janitor as _buyer_customers_janitor,
+)
+from gavel.auctions.services.customers import (
+    buyer_customers_refresh as _buyer_customers_refresh,
+)
 from gavel.auctions.services.sales import sales_unpaid_cancel_due
 
 
@@ -30,3 +36,16 @@ def sales_deadlines_scan() -> dict[str, int]:
         "offers_made": result.offers_made,
         "offers_expired": result.offers_expired,
     }
+
+
+@shared_task(name="gavel.auctions.tasks.buyer_customers_refresh", acks_late=True)
+def buyer_customers_refresh(customer_ids: list[int]) -> dict[str, int]:
+    """Read a batch of imported customers from Stripe; failures are left to the janitor."""
+    result = _buyer_customers_refresh(customer_pks=customer_ids)
+    return {"refreshed": result.refreshed, "failed": result.failed}
+
+
+@shared_task(name="gavel.auctions.tasks.buyer_customers_janitor", acks_late=True)
+def buyer_customers_janitor() -> dict[str, int]:
+    result = _buyer_customers_janitor()
+    return {"refreshed": result.refreshed, "failed": result.failed}

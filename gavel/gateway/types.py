@@ -9,6 +9,7 @@ from dataclasses import dataclass
 class StripeCustomer:
     id: str
     email: str | None
+    deleted: bool = False  # Stripe answers a retrieve of a deleted customer with a stub
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,10 @@ AUCTIONS_SECOND_CHANCE_WINDOW_SECONDS = env_int(
     "AUCTIONS_SECOND_CHANCE_WINDOW_SECONDS", default=48 * 3600
 )
 AUCTIONS_SALES_SCAN_SECONDS = env_int("AUCTIONS_SALES_SCAN_SECONDS", default=300)
+# Buyers' imported Stripe customers still unsynced (their batch's refresh task failed) are
+# read from Stripe by the customers janitor (beat), this many a run.
+AUCTIONS_CUSTOMERS_JANITOR_SECONDS = env_int("AUCTIONS_CUSTOMERS_JANITOR_SECONDS", default=300)
+AUCTIONS_CUSTOMERS_JANITOR_BATCH = env_int("AUCTIONS_CUSTOMERS_JANITOR_BATCH", default=500)
 # Above this maximum (minor units) an auction with a hold policy requires a hold or deposit.
 AUCTIONS_HOLD_THRESHOLD_MINOR = env_int("AUCTIONS_HOLD_THRESHOLD_MINOR", default=100_000)
 # Live updates: Redis pub/sub channel prefix and how long one SSE connection stays open

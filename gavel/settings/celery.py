@@ -81,6 +81,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(env_int("AUCTIONS_SALES_SCAN_SECONDS", default=300)),
         "options": {"queue": "auctions"},
     },
+    "auctions-customers-janitor": {
+        "task": "gavel.auctions.tasks.buyer_customers_janitor",
+        "schedule": float(env_int("AUCTIONS_CUSTOMERS_JANITOR_SECONDS", default=300)),
+        "options": {"queue": "default"},
+    },
     "payments-janitor": {
         "task": "gavel.payments.tasks.janitor",
         "schedule": float(env_int("PAYMENTS_JANITOR_INTERVAL_SECONDS", default=300)),

@@ -8,6 +8,8 @@
   ``second_chance_offers_expire_due``
 * eligibility: ``payment_method_setup_create``, ``payment_method_setup_refresh``,
   ``setup_intent_event_apply``
+* customers (``services.customers``): ``buyer_customers_import``, ``buyer_customer_refresh``,
+  ``buyer_customers_refresh``, ``buyer_customers_janitor``, ``buyer_customer_deleted_apply``
 """
 
 from gavel.auctions.services.bidding import auction_buy_now, bid_place

@@ -1,13 +1,39 @@
-"""Buyers' Stripe customers brought from elsewhere (the legacy portal's import)."""
+"""Buyers' Stripe customers brought from elsewhere (the legacy portal's import), and read
+back from Stripe: an imported customer is ``unsynced`` until a refresh finds it in Stripe
+(``active``); one Stripe no longer has is forgotten, and ``buyer_customer_ensure`` makes a new
+one when the buyer next needs it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from gavel.auctions.models import BuyerCustomer
+from gavel.auctions.models import BuyerCustomer, BuyerCustomerTransition, VerifiedPaymentMethod
+from gavel.auctions.states import status_transition
 from gavel.common.errors import ServiceError
+from gavel.common.outbox import outbox_enqueue
+from gavel.gateway.customers import customer_retrieve
+from gavel.gateway.errors import GatewayError, GatewayFinalError, GatewayRetryableError
+
+logger = logging.getLogger(__name__)
+
+CustomerStatus = BuyerCustomer.Status
+REFRESH_BATCH_TASK = "gavel.auctions.tasks.buyer_customers_refresh"
+
+
+def gateway_failure(error: GatewayError) -> ServiceError:
+    """The API's answer when Stripe did not do what a buyer's request needed."""
+    if isinstance(error, GatewayRetryableError):
+        return ServiceError(
+            "Stripe did not answer; try again shortly.", code="stripe_unavailable", status_code=503
+        )
+    return ServiceError(
+        "Stripe refused the request.", code=error.code or "stripe_error", status_code=502
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +56,8 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
     A pair already recorded is counted; a user who already has another customer, or a customer
     that already belongs to another user (or appears twice in the batch), is returned as a
     conflict and not recorded. The unique user and customer columns guard concurrent imports.
+    The new rows are ``unsynced``; one refresh task for the batch (through the outbox, so it
+    is published only if the batch commits) reads them from Stripe.
     """
     for item in customers:
         if not item.stripe_customer_id.startswith("cus_"):
@@ -63,8 +91,134 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
                 taken_customers.add(item.stripe_customer_id)
         created = BuyerCustomer.objects.bulk_create(
             [
-                BuyerCustomer(user_id=item.user_id, stripe_customer_id=item.stripe_customer_id)
+                BuyerCustomer(
+                    user_id=item.user_id,
+                    stripe_customer_id=item.stripe_customer_id,
+                    status=CustomerStatus.UNSYNCED,
+                )
                 for item in fresh
             ]
         )
+        BuyerCustomerTransition.objects.bulk_create(
+            [
+                BuyerCustomerTransition(
+                    subject=customer, from_status="", to_status=customer.status, reason="imported"
+                )
+                for customer in created
+            ]
+        )
+        if created:
+            outbox_enqueue(
+                task_name=REFRESH_BATCH_TASK,
+                kwargs={"customer_ids": sorted(customer.pk for customer in created)},
+                queue="default",
+            )
     return CustomerImportResult(created=len(created), already_imported=already, conflicts=conflicts)
+
+
+def _customer_forget(customer: BuyerCustomer, *, why: str) -> None:
+    """Stripe no longer has the customer (caller holds the row lock): back to ``creating``
+    under a new generation, so the next ``buyer_customer_ensure`` makes a new customer with a
+    new idempotency key; the payment methods verified on the old one can no longer be charged.
+    """
+    now = timezone.now()
+    forgotten = customer.stripe_customer_id
+    customer.stripe_customer_id = None
+    customer.generation += 1
+    customer.synced_at = now
+    status_transition(
+        instance=customer,
+        to_status=CustomerStatus.CREATING,
+        reason=f"{forgotten} {why}",
+        fields=["stripe_customer_id", "generation", "synced_at"],
+    )
+    VerifiedPaymentMethod.objects.filter(setup__customer=customer, detached_at__isnull=True).update(
+        detached_at=now
+    )
+    logger.warning(
+        "buyer's Stripe customer forgotten",
+        extra={"customer_pk": customer.pk, "stripe_customer_id": forgotten, "why": why},
+    )
+
+
+def buyer_customer_refresh(*, customer_pk: int) -> BuyerCustomer:
+    """Read the buyer's customer from Stripe (idempotent). Stripe has it: ``active``, with
+    ``synced_at``. Stripe answers that it was deleted, or has no such customer: forgotten.
+    Any other gateway failure raises ``ServiceError`` and changes nothing (the janitor, or the
+    webhook pipeline's retry, comes back)."""
+    with transaction.atomic():
+        customer = BuyerCustomer.objects.select_for_update().get(pk=customer_pk)
+        if customer.stripe_customer_id is None:
+            return customer
+        try:
+            remote = customer_retrieve(customer_id=customer.stripe_customer_id)
+        except GatewayFinalError as error:
+            if error.code != "resource_missing":
+                raise gateway_failure(error) from error
+            _customer_forget(customer, why="not found in Stripe")
+            return customer
+        except GatewayError as error:
+            raise gateway_failure(error) from error
+        if remote.deleted:
+            _customer_forget(customer, why="deleted in Stripe")
+            return customer
+        customer.synced_at = timezone.now()
+        if customer.status == CustomerStatus.UNSYNCED:
+            status_transition(
+                instance=customer,
+                to_status=CustomerStatus.ACTIVE,
+                reason="found in Stripe",
+                fields=["synced_at"],
+            )
+        else:
+            customer.save(update_fields=["synced_at", "updated_at"])
+    return customer
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersRefreshResult:
+    refreshed: int
+    failed: int  # left as they were, for the janitor's next run
+
+
+def buyer_customers_refresh(*, customer_pks: list[int]) -> CustomersRefreshResult:
+    """Refresh many customers (an import's batch), each in its own transaction: one failure
+    does not stop the others. A row that no longer exists is skipped."""
+    refreshed = failed = 0
+    for customer_pk in customer_pks:
+        try:
+            buyer_customer_refresh(customer_pk=customer_pk)
+        except BuyerCustomer.DoesNotExist:
+            continue
+        except ServiceError:
+            failed += 1
+            logger.warning("buyer customer refresh failed", extra={"customer_pk": customer_pk})
+            continue
+        refreshed += 1
+    return CustomersRefreshResult(refreshed=refreshed, failed=failed)
+
+
+def buyer_customers_janitor() -> CustomersRefreshResult:
+    """Refresh the oldest ``unsynced`` customers (a batch whose refresh task failed), at most
+    ``AUCTIONS_CUSTOMERS_JANITOR_BATCH`` a run."""
+    batch: int = settings.AUCTIONS_CUSTOMERS_JANITOR_BATCH
+    pks = list(
+        BuyerCustomer.objects.filter(status=CustomerStatus.UNSYNCED)
+        .order_by("id")
+        .values_list("pk", flat=True)[:batch]
+    )
+    return buyer_customers_refresh(customer_pks=pks)
+
+
+def buyer_customer_deleted_apply(*, stripe_customer_id: str) -> bool:
+    """``customer.deleted``: re-read the customer (the event says that something happened,
+    Stripe says what) and forget it if Stripe no longer has it. False when it is not a
+    buyer's current customer (another's, or already forgotten: a repeated event)."""
+    customer_pk = (
+        BuyerCustomer.objects.filter(stripe_customer_id=stripe_customer_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if customer_pk is None:
+        return False
+    return buyer_customer_refresh(customer_pk=customer_pk).stripe_customer_id is None

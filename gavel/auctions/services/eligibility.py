@@ -20,10 +20,11 @@ from django.utils import timezone
 from gavel.auctions.lock_objects import setup_lock
 from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPaymentMethod
 from gavel.auctions.selectors import payment_method_setup_get
+from gavel.auctions.services.customers import gateway_failure
 from gavel.auctions.states import SETUP_TRANSITIONS, history_record, status_transition
 from gavel.common.errors import ServiceError
 from gavel.gateway.customers import customer_create
-from gavel.gateway.errors import GatewayError, GatewayRetryableError
+from gavel.gateway.errors import GatewayError
 from gavel.gateway.setup_intents import (
     payment_method_retrieve,
     setup_intent_create,
@@ -44,38 +45,44 @@ class SetupView:
     payment_method: VerifiedPaymentMethod | None
 
 
-def _gateway_failure(error: GatewayError) -> ServiceError:
-    if isinstance(error, GatewayRetryableError):
-        return ServiceError(
-            "Stripe did not answer; try again shortly.", code="stripe_unavailable", status_code=503
-        )
-    return ServiceError(
-        "Stripe refused the request.", code=error.code or "stripe_error", status_code=502
-    )
-
-
 def buyer_customer_ensure(*, user: User) -> BuyerCustomer:
-    """The bidder's Stripe customer, created once (the row id keys the Stripe call)."""
+    """The bidder's Stripe customer, created once per generation (the row id and generation
+    key the Stripe call: concurrent callers get the same customer; after one was forgotten,
+    ``services.customers``, the next is a new one)."""
     try:
         with transaction.atomic():
-            customer, _ = BuyerCustomer.objects.get_or_create(user=user)
+            customer, created = BuyerCustomer.objects.get_or_create(user=user)
+            if created:
+                history_record(
+                    instance=customer, from_status="", to_status=customer.status, reason="created"
+                )
     except IntegrityError:
         customer = BuyerCustomer.objects.get(user=user)
     if customer.stripe_customer_id:
         return customer
+    generation = customer.generation
     try:
         remote = customer_create(
             operation_id=customer.pk,
             email=user.email,
             name=user.display_name,
             metadata={"gavel_user_id": str(user.pk)},
+            attempt=generation - 1,
         )
     except GatewayError as error:
-        raise _gateway_failure(error) from error
-    BuyerCustomer.objects.filter(pk=customer.pk, stripe_customer_id__isnull=True).update(
-        stripe_customer_id=remote.id
-    )
-    customer.refresh_from_db()
+        raise gateway_failure(error) from error
+    with transaction.atomic():
+        customer = BuyerCustomer.objects.select_for_update().get(pk=customer.pk)
+        # a concurrent caller (same key, same customer) may have recorded it already
+        if customer.stripe_customer_id is None and customer.generation == generation:
+            customer.stripe_customer_id = remote.id
+            customer.synced_at = timezone.now()
+            status_transition(
+                instance=customer,
+                to_status=BuyerCustomer.Status.ACTIVE,
+                reason=f"{remote.id} created in Stripe",
+                fields=["stripe_customer_id", "synced_at"],
+            )
     return customer
 
 
@@ -131,7 +138,7 @@ def _setup_sync(setup: PaymentMethodSetup) -> SetupView:
             intent = setup_intent_retrieve(setup_intent_id=setup.stripe_setup_intent_id)
         payment_method = _verified_details(intent)
     except GatewayError as error:
-        raise _gateway_failure(error) from error
+        raise gateway_failure(error) from error
     return _intent_apply(setup_id=setup.pk, intent=intent, payment_method=payment_method)
 
 

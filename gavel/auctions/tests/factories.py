@@ -37,7 +37,11 @@ def user_make(*, seller: bool = False, eligible: bool = True, **extra: Any) -> U
 def payment_method_verify(user: User) -> VerifiedPaymentMethod:
     """A verified payment method as the SetupIntent flow would record it."""
     customer, _ = BuyerCustomer.objects.get_or_create(
-        user=user, defaults={"stripe_customer_id": f"cus_test_{user.pk}"}
+        user=user,
+        defaults={
+            "stripe_customer_id": f"cus_test_{user.pk}",
+            "status": BuyerCustomer.Status.ACTIVE,
+        },
     )
     setup = PaymentMethodSetup.objects.create(
         user=user,

@@ -1,4 +1,5 @@
-"""Importing buyers' existing Stripe customers: idempotent, conflicts returned, not loaded."""
+"""Importing buyers' existing Stripe customers (idempotent, conflicts returned, not loaded),
+and reading them back from Stripe: found, or forgotten and made again when needed."""
 
 from __future__ import annotations
 
@@ -6,9 +7,24 @@ from typing import Any
 
 import pytest
 
-from gavel.auctions.models import BuyerCustomer
-from gavel.auctions.services.customers import CustomerImport, buyer_customers_import
+from gavel.auctions.models import (
+    BuyerCustomer,
+    BuyerCustomerTransition,
+    PaymentMethodSetup,
+    VerifiedPaymentMethod,
+)
+from gavel.auctions.services.customers import (
+    REFRESH_BATCH_TASK,
+    CustomerImport,
+    buyer_customer_deleted_apply,
+    buyer_customer_refresh,
+    buyer_customers_import,
+)
+from gavel.auctions.services.eligibility import buyer_customer_ensure
+from gavel.auctions.tasks import buyer_customers_janitor, buyer_customers_refresh
 from gavel.common.errors import ServiceError
+from gavel.common.models import OutboxMessage
+from gavel.webhooks.registry import IncomingEvent, handler_for
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +62,160 @@ def test_customers_import_refuses_what_is_not_a_customer_and_writes_nothing(
         )
     assert refused.value.code == "invalid_import"
     assert BuyerCustomer.objects.count() == 0
+
+
+def _import(*pairs: tuple[Any, str]) -> list[BuyerCustomer]:
+    result = buyer_customers_import(
+        customers=[CustomerImport(user.pk, customer_id) for user, customer_id in pairs]
+    )
+    assert result.created == len(pairs)
+    return list(BuyerCustomer.objects.order_by("id"))
+
+
+def _history(customer: BuyerCustomer) -> list[tuple[str, str, str]]:
+    return list(
+        customer.transitions.order_by("id").values_list("from_status", "to_status", "reason")
+    )
+
+
+def test_imported_customers_are_read_from_stripe_and_those_it_no_longer_has_forgotten(
+    sandbox: Any, make_user: Any
+) -> None:
+    client = sandbox.client()
+    kept = client.v1.customers.create(params={"email": "kim@example.com"})
+    deleted = client.v1.customers.create(params={"email": "lee@example.com"})
+    client.v1.customers.delete(deleted.id)
+    kim, lee, max_ = (make_user(f"{n}@example.com") for n in ("kim", "lee", "max"))
+    rows = _import((kim, kept.id), (lee, deleted.id), (max_, "cus_NeverInStripe01"))
+    assert {row.status for row in rows} == {"unsynced"}
+    # One refresh task for the batch, through the outbox (published once the batch commits).
+    message = OutboxMessage.objects.get(task_name=REFRESH_BATCH_TASK)
+    assert message.kwargs == {"customer_ids": [row.pk for row in rows]}
+
+    assert buyer_customers_refresh(**message.kwargs) == {"refreshed": 3, "failed": 0}
+    found, gone, never = (BuyerCustomer.objects.get(pk=row.pk) for row in rows)
+    assert (found.status, found.stripe_customer_id, found.generation) == ("active", kept.id, 1)
+    assert found.synced_at is not None
+    assert _history(found) == [
+        ("", "unsynced", "imported"),
+        ("unsynced", "active", "found in Stripe"),
+    ]
+    for row, old_id, why in (
+        (gone, deleted.id, "deleted"),
+        (never, "cus_NeverInStripe01", "not found"),
+    ):
+        assert (row.status, row.stripe_customer_id, row.generation) == ("creating", None, 2)
+        assert _history(row) == [
+            ("", "unsynced", "imported"),
+            ("unsynced", "creating", f"{old_id} {why} in Stripe"),
+        ]
+
+    # Run again (a redelivered task): nothing changes.
+    assert buyer_customers_refresh(**message.kwargs) == {"refreshed": 3, "failed": 0}
+    assert BuyerCustomerTransition.objects.count() == 6
+    assert list(
+        BuyerCustomer.objects.order_by("id").values_list("stripe_customer_id", flat=True)
+    ) == [
+        kept.id,
+        None,
+        None,
+    ]
+
+    # The buyer whose customer is gone gets a new one when they next need it, under a new
+    # idempotency key (the row's first key may have made the customer now deleted).
+    renewed = buyer_customer_ensure(user=lee)
+    assert renewed.stripe_customer_id not in (None, deleted.id)
+    assert (renewed.status, renewed.generation) == ("active", 2)
+    remote = client.v1.customers.retrieve(renewed.stripe_customer_id)
+    assert (remote.email, remote.metadata["gavel_user_id"]) == ("lee@example.com", str(lee.pk))
+    assert buyer_customer_ensure(user=lee).stripe_customer_id == renewed.stripe_customer_id
+    assert _history(renewed)[-1] == (
+        "creating",
+        "active",
+        f"{renewed.stripe_customer_id} created in Stripe",
+    )
+    # A buyer who already had an active customer keeps it; no Stripe call.
+    assert buyer_customer_ensure(user=kim).stripe_customer_id == kept.id
+
+
+def test_a_refresh_stripe_does_not_answer_changes_nothing_and_the_janitor_comes_back(
+    sandbox: Any, make_user: Any, settings: Any
+) -> None:
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    settings.AUCTIONS_CUSTOMERS_JANITOR_BATCH = 1
+    client = sandbox.client()
+    first, second = (
+        client.v1.customers.create(params={"email": f"{n}@example.com"}) for n in ("ora", "pat")
+    )
+    rows = _import(
+        (make_user("ora@example.com"), first.id), (make_user("pat@example.com"), second.id)
+    )
+    sandbox.fail_requests(500, method="GET", path="/v1/customers/")
+    with pytest.raises(ServiceError) as failed:
+        buyer_customer_refresh(customer_pk=rows[0].pk)
+    assert failed.value.code == "stripe_unavailable"
+    sandbox.fail_requests(429, method="GET", path="/v1/customers/")
+    assert buyer_customers_refresh(customer_ids=[row.pk for row in rows]) == {
+        "refreshed": 1,
+        "failed": 1,
+    }
+    assert list(BuyerCustomer.objects.order_by("id").values_list("status", flat=True)) == [
+        "unsynced",
+        "active",
+    ]
+    # The janitor takes the unsynced ones, a batch at a time, until none is left.
+    assert buyer_customers_janitor() == {"refreshed": 1, "failed": 0}
+    assert buyer_customers_janitor() == {"refreshed": 0, "failed": 0}
+    assert set(BuyerCustomer.objects.values_list("status", flat=True)) == {"active"}
+    # A refusal other than a missing customer is not taken for one.
+    sandbox.fail_requests(401, method="GET", path="/v1/customers/")
+    with pytest.raises(ServiceError):
+        buyer_customer_refresh(customer_pk=rows[0].pk)
+    assert BuyerCustomer.objects.get(pk=rows[0].pk).stripe_customer_id == first.id
+
+
+def test_customer_deleted_in_stripe_is_forgotten_with_the_cards_verified_on_it(
+    sandbox: Any, make_user: Any
+) -> None:
+    client = sandbox.client()
+    buyer = make_user("quinn@example.com")
+    customer = buyer_customer_ensure(user=buyer)
+    assert _history(customer) == [
+        ("", "creating", "created"),
+        ("creating", "active", f"{customer.stripe_customer_id} created in Stripe"),
+    ]
+    setup = PaymentMethodSetup.objects.create(
+        user=buyer, customer=customer, status=PaymentMethodSetup.Status.SUCCEEDED
+    )
+    card = VerifiedPaymentMethod.objects.create(
+        user=buyer, setup=setup, stripe_payment_method_id="pm_OnTheOldCustomer", last4="4242"
+    )
+    other = client.v1.customers.create(params={"email": "not-a-buyer@example.com"})
+    client.v1.customers.delete(other.id)
+    client.v1.customers.delete(customer.stripe_customer_id)
+    handler = handler_for("customer.deleted")
+    assert handler is not None
+    events = sandbox.list_events(type="customer.deleted")
+    assert len(events) == 2
+    for raw in [*events, *events]:  # each delivered twice
+        handler(
+            IncomingEvent(
+                id=raw["id"],
+                type=raw["type"],
+                created=raw["created"],
+                livemode=raw["livemode"],
+                data_object=raw["data"]["object"],
+                account=raw.get("account"),
+                raw=raw,
+            )
+        )
+    customer.refresh_from_db()
+    assert (customer.status, customer.stripe_customer_id, customer.generation) == (
+        "creating",
+        None,
+        2,
+    )
+    assert [to for _, to, _ in _history(customer)] == ["creating", "active", "creating"]
+    card.refresh_from_db()
+    assert card.detached_at is not None
+    assert buyer_customer_deleted_apply(stripe_customer_id=other.id) is False

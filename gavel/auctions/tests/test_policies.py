@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gavel.auctions import policies
-from gavel.auctions.models import Sale
+from gavel.auctions.models import BuyerCustomer, Sale
 from gavel.auctions.states import IllegalTransition, status_is_terminal, status_transition
 from gavel.auctions.tests.factories import auction_make, user_make
 
@@ -64,6 +64,9 @@ def test_admin_pages_render(admin_client: object) -> None:
 
     assert isinstance(admin_client, Client)
     auction = auction_make()
+    customer = BuyerCustomer.objects.create(
+        user=user_make(eligible=False), stripe_customer_id="cus_AdminPage0001", status="active"
+    )
     for path in [
         "/admin/auctions/auction/",
         f"/admin/auctions/auction/{auction.pk}/change/",
@@ -71,5 +74,7 @@ def test_admin_pages_render(admin_client: object) -> None:
         "/admin/auctions/secondchanceoffer/",
         "/admin/auctions/paymentmethodsetup/",
         "/admin/auctions/verifiedpaymentmethod/",
+        "/admin/auctions/buyercustomer/",
+        f"/admin/auctions/buyercustomer/{customer.pk}/change/",
     ]:
         assert admin_client.get(path).status_code == 200, path

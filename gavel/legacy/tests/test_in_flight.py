@@ -12,6 +12,9 @@ import pytest
 from django.core.management import call_command
 
 from gavel.auctions.models import BuyerCustomer
+from gavel.auctions.services.customers import REFRESH_BATCH_TASK as CUSTOMERS_REFRESH_TASK
+from gavel.auctions.tasks import buyer_customers_refresh
+from gavel.common.models import OutboxMessage
 from gavel.connect.models import ConnectedAccount
 from gavel.connect.services import connected_account_refresh
 from gavel.ledger.selectors import account_balance
@@ -109,6 +112,11 @@ def test_an_in_flight_preauthorization_is_captured_confirmed_and_paid_out_by_gav
     ]
     # The buyer's Stripe customer is the one Gavel will charge and save cards on.
     assert BuyerCustomer.objects.get(user=buyer).stripe_customer_id == customer.id
+    # Unsynced until the import's refresh task (one per batch, through the outbox) reads it.
+    assert BuyerCustomer.objects.get(user=buyer).status == "unsynced"
+    message = OutboxMessage.objects.get(task_name=CUSTOMERS_REFRESH_TASK)
+    assert buyer_customers_refresh(**message.kwargs) == {"refreshed": 1, "failed": 0}
+    assert BuyerCustomer.objects.get(user=buyer).status == "active"
     line = order.lines.get()
     assert (line.seller.legacy_person_id, line.seller_account_id) == (SELLER, account.id)
     assert account_balance(code="platform:stripe_balance", currency="USD") == 0  # nothing posted

@@ -73,7 +73,9 @@ def card_save(sandbox: Any, user: User, card: str = "pm_card_visa") -> VerifiedP
     customer_row = BuyerCustomer.objects.filter(user=user).first()
     if customer_row is None:
         customer = client.v1.customers.create(params={"email": user.email})
-        customer_row = BuyerCustomer.objects.create(user=user, stripe_customer_id=customer.id)
+        customer_row = BuyerCustomer.objects.create(
+            user=user, stripe_customer_id=customer.id, status=BuyerCustomer.Status.ACTIVE
+        )
     setup_intent = client.v1.setup_intents.create(
         params={
             "customer": customer_row.stripe_customer_id,
