@@ -3,9 +3,11 @@ and reading them back from Stripe: found, or forgotten and made again when neede
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from gavel.auctions.models import (
     BuyerCustomer,
@@ -24,6 +26,7 @@ from gavel.auctions.services.eligibility import buyer_customer_ensure
 from gavel.auctions.tasks import buyer_customers_janitor, buyer_customers_refresh
 from gavel.common.errors import ServiceError
 from gavel.common.models import OutboxMessage
+from gavel.users.models import User
 from gavel.webhooks.registry import IncomingEvent, handler_for
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +222,28 @@ def test_customer_deleted_in_stripe_is_forgotten_with_the_cards_verified_on_it(
     card.refresh_from_db()
     assert card.detached_at is not None
     assert buyer_customer_deleted_apply(stripe_customer_id=other.id) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_first_needs_make_one_customer_recorded_once(sandbox: Any) -> None:
+    buyer = User.objects.create_user(email="rae@example.com", password="correct horse battery")
+    callers = 6
+    barrier = threading.Barrier(callers)
+    got: list[str | None] = []
+
+    def ensure() -> None:
+        try:
+            barrier.wait()
+            got.append(buyer_customer_ensure(user=buyer).stripe_customer_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ensure) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    customer = BuyerCustomer.objects.get(user=buyer)
+    assert got == [customer.stripe_customer_id] * callers
+    assert [c["id"] for c in sandbox.objects_of("customer", ...)] == [customer.stripe_customer_id]
+    assert [to for _, to, _ in _history(customer)] == ["creating", "active"]
