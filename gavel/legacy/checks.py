@@ -22,6 +22,12 @@ from typing import Any
 from django.db import connection
 
 from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.legacy.ledger_plan import (
+    EXPENSE_STRIPE_FEES,
+    REVENUE_BUYER_FEE,
+    REVENUE_COMMISSION,
+    STRIPE_BALANCE,
+)
 from gavel.legacy.reader import (
     ACCOUNT_STRIPE_IDS,
     CURRENCY_WHITESPACE,
@@ -506,6 +512,70 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
             reopen=True,
         )
     return found
+
+
+def posted_checks_run(*, run_id: int, scope_after: int) -> int:
+    """A later run's check of what Gavel posted against what the portal says now: a payment
+    whose capture entry an earlier run posted, and whose amounts (sum, either commission,
+    Stripe's fee, currency) the portal has changed since. The ledger keeps what was posted
+    (entries are append-only: a correction is finance's adjusting entry), verification shows
+    the difference, and this anomaly names the payment with both sets of amounts. Checked on
+    the payments the run staged and those whose anomaly is still open: one whose amounts match
+    the posting again is resolved. Nothing to check on a first run (nothing posted before)."""
+    if not scope_after:
+        return 0
+    kinds = [A.POSTED_AMOUNTS_CHANGED]
+    params = {
+        "run": run_id,
+        "after": scope_after,
+        "scope": scope_after,
+        "balance": STRIPE_BALANCE,
+        "fees": EXPENSE_STRIPE_FEES,
+        "commission": REVENUE_COMMISSION,
+        "buyer_fee": REVENUE_BUYER_FEE,
+    }
+    # every open one is in the rows checked: resolved, and opened again where still found
+    anomalies_resolve(
+        run_id=run_id,
+        table="stripe_payments",
+        kinds=kinds,
+        rows=f"SELECT ids.legacy_id FROM ({anomaly_ids_sql(kinds, 'stripe_payments')})"
+        " AS ids(legacy_id)",
+    )
+    return anomalies_insert(
+        A.POSTED_AMOUNTS_CHANGED,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('posted', jsonb_build_object("
+        "'sum_cents', p.sum_cents, 'commission_cents', p.commission_cents,"
+        " 'buyer_commission_cents', p.buyer_commission_cents, 'real_fee_cents', p.fee_cents,"
+        " 'currency', p.currency), 'portal', jsonb_build_object('sum_cents', pay.sum_cents,"
+        " 'commission_cents', pay.commission_cents, 'buyer_commission_cents',"
+        " pay.buyer_commission_cents, 'real_fee_cents', pay.real_fee_cents, 'currency',"
+        " pay.currency))"
+        f" FROM {PAYMENTS} pay JOIN ledger_journalentry e"
+        " ON e.reference = 'legacy:stripe_payments:' || pay.legacy_id || ':capture'"
+        # the capture entry's lines: the balance takes sum − fee, the fee its own line
+        " CROSS JOIN LATERAL (SELECT"
+        " COALESCE(sum(po.amount_minor) FILTER (WHERE a.code IN (%(balance)s, %(fees)s)), 0)"
+        " AS sum_cents,"
+        " COALESCE(-sum(po.amount_minor) FILTER (WHERE a.code = %(commission)s), 0)"
+        " AS commission_cents,"
+        " COALESCE(-sum(po.amount_minor) FILTER (WHERE a.code = %(buyer_fee)s), 0)"
+        " AS buyer_commission_cents,"
+        " COALESCE(sum(po.amount_minor) FILTER (WHERE a.code = %(fees)s), 0) AS fee_cents,"
+        " min(po.currency) AS currency"
+        " FROM ledger_posting po JOIN ledger_ledgeraccount a ON a.id = po.account_id"
+        " WHERE po.entry_id = e.id) p"
+        # the open ones were just resolved: those resolved by this run
+        " WHERE (pay.staged_run_id > %(after)s OR pay.legacy_id IN"
+        f" ({anomaly_ids_sql(kinds, 'stripe_payments', or_resolved=True)}))"
+        " AND (p.sum_cents, p.commission_cents, p.buyer_commission_cents, p.fee_cents,"
+        " p.currency) IS DISTINCT FROM (pay.sum_cents, COALESCE(pay.commission_cents, 0),"
+        " COALESCE(pay.buyer_commission_cents, 0), COALESCE(pay.real_fee_cents, 0),"
+        " upper(trim(pay.currency)))",
+        params,
+        reopen=True,
+    )
 
 
 def quarantine_refresh() -> None:

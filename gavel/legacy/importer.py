@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from gavel.legacy.checks import (
     history_checks_run,
+    posted_checks_run,
     quarantine_refresh,
     reference_checks_run,
     row_anomalies_resolve,
@@ -266,6 +267,7 @@ class _Importer:
         def references() -> None:
             with transaction.atomic():
                 reference_checks_run(run_id=run.pk, scope_after=scope_after)
+                posted_checks_run(run_id=run.pk, scope_after=scope_after)
 
         # The users load reads staging only (not the checks' anomalies): it follows the
         # shorter half.

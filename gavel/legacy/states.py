@@ -124,6 +124,8 @@ class AnomalyKind(enum.StrEnum):
     NEGATIVE_MONEY = "negative_money"
     # A transaction whose buyer or seller got no Gavel user (an ``email_conflict``): no order.
     PERSON_WITHOUT_USER = "person_without_user"
+    # A payment whose capture Gavel posted, and whose amounts the portal changed since.
+    POSTED_AMOUNTS_CHANGED = "posted_amounts_changed"
 
 
 BLOCKING_ANOMALIES = frozenset(

@@ -333,6 +333,45 @@ def test_a_payment_changed_after_import_is_reported_not_silently_reposted(mysql_
     assert account_balance(code=seller_code, currency=payment.currency) == balance
     report = legacy_verify(database=mysql_source.database)
     assert report.difference_count > 0
+    # The difference names its payment: what was posted beside what the portal says now.
+    changed = LegacyAnomaly.objects.get(kind=AnomalyKind.POSTED_AMOUNTS_CHANGED)
+    assert (changed.legacy_id, changed.is_blocking, changed.resolved_run) == (
+        str(payment.legacy_id),
+        False,
+        None,
+    )
+    posted = {
+        "sum_cents": payment.sum_cents,
+        "commission_cents": payment.commission_cents,
+        "buyer_commission_cents": payment.buyer_commission_cents,
+        "real_fee_cents": payment.real_fee_cents or 0,
+        "currency": payment.currency.strip().upper(),
+    }
+    assert changed.details == {
+        "posted": posted,
+        "portal": {
+            **posted,
+            "commission_cents": payment.commission_cents + 1,
+            "real_fee_cents": payment.real_fee_cents,
+            "currency": payment.currency,
+        },
+    }
+    # A delta the payment is not in keeps it open; one after the portal puts it back
+    # resolves it, and verification is back to zero.
+    run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+    assert LegacyAnomaly.objects.get(pk=changed.pk).resolved_run is None
+    legacy = database_connect(mysql_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "UPDATE stripe_payments SET commission_cents = commission_cents - 1,"
+            " updated_at = UTC_TIMESTAMP() WHERE id = %s",
+            [payment.legacy_id],
+        )
+    legacy.close()
+    fixed = run_import(mysql_source, mode=ImportRun.Mode.DELTA)
+    assert LegacyAnomaly.objects.get(pk=changed.pk).resolved_run == fixed
+    assert legacy_verify(database=mysql_source.database).difference_count == 0
+    assert account_balance(code=seller_code, currency=payment.currency) == balance
 
 
 def test_an_account_gavel_already_gives_another_user_is_quarantined(mysql_source, make_user):
