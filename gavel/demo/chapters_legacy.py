@@ -19,8 +19,10 @@ from django.core.management import call_command
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from gavel.auctions.models import BuyerCustomer, BuyerCustomerTransition
+from gavel.auctions.services.customers import buyer_customers_refresh
 from gavel.common.money import currency_exponent
-from gavel.demo.chapters_payments import _books
+from gavel.demo.chapters_payments import _books, _wait
 from gavel.legacy.connections import (
     LegacyDatabase,
     database_connect,
@@ -145,9 +147,36 @@ def chapter_legacy_import(context: StoryContext) -> None:
                 for (kind, blocking), count in sorted(kinds.items())
             )
         )
+        _customers_read_back(context)
         _carried_on(context)
     finally:
         database_drop(portal)
+
+
+def _customers_read_back(context: StoryContext) -> None:
+    """The import's refresh task (on the worker) reads the buyers' Stripe customers back."""
+    imported = BuyerCustomer.objects.filter(user__legacy_person_id__isnull=False)
+    unsynced = imported.filter(status=BuyerCustomer.Status.UNSYNCED)
+    _wait(
+        context,
+        lambda: not unsynced.exists(),
+        fallback=lambda: buyer_customers_refresh(
+            customer_pks=list(unsynced.values_list("pk", flat=True))
+        ),
+        what="The customers' refresh task",
+    )
+    found = imported.filter(status=BuyerCustomer.Status.ACTIVE).count()
+    forgotten = BuyerCustomerTransition.objects.filter(
+        subject__in=imported,
+        from_status=BuyerCustomer.Status.UNSYNCED,
+        to_status=BuyerCustomer.Status.CREATING,
+    ).count()
+    context.narrator.detail(
+        f"The worker reads the buyers' {found + forgotten} Stripe customers back from Stripe:"
+        f" {found} found; {forgotten} unknown to this Stripe account (the generated portal's"
+        " made-up ids) are forgotten, and Gavel makes those buyers a new customer when they"
+        " next need one."
+    )
 
 
 # One transaction still in flight at the cutover: the portal's preauthorize flow, made for real

@@ -15,6 +15,7 @@ from gavel.auctions.models import (
     PaymentMethodSetup,
     VerifiedPaymentMethod,
 )
+from gavel.auctions.selectors import bidder_has_verified_payment_method
 from gavel.auctions.services.customers import (
     REFRESH_BATCH_TASK,
     CustomerImport,
@@ -26,8 +27,9 @@ from gavel.auctions.services.eligibility import buyer_customer_ensure
 from gavel.auctions.tasks import buyer_customers_janitor, buyer_customers_refresh
 from gavel.common.errors import ServiceError
 from gavel.common.models import OutboxMessage
+from gavel.payments.tests.factories import incoming
 from gavel.users.models import User
-from gavel.webhooks.registry import IncomingEvent, handler_for
+from gavel.webhooks.registry import handler_for
 
 pytestmark = pytest.mark.django_db
 
@@ -191,8 +193,14 @@ def test_customer_deleted_in_stripe_is_forgotten_with_the_cards_verified_on_it(
         user=buyer, customer=customer, status=PaymentMethodSetup.Status.SUCCEEDED
     )
     card = VerifiedPaymentMethod.objects.create(
-        user=buyer, setup=setup, stripe_payment_method_id="pm_OnTheOldCustomer", last4="4242"
+        user=buyer,
+        setup=setup,
+        stripe_payment_method_id="pm_OnTheOldCustomer",
+        last4="4242",
+        exp_month=12,
+        exp_year=2099,
     )
+    assert bidder_has_verified_payment_method(user=buyer)
     other = client.v1.customers.create(params={"email": "not-a-buyer@example.com"})
     client.v1.customers.delete(other.id)
     client.v1.customers.delete(customer.stripe_customer_id)
@@ -201,17 +209,7 @@ def test_customer_deleted_in_stripe_is_forgotten_with_the_cards_verified_on_it(
     events = sandbox.list_events(type="customer.deleted")
     assert len(events) == 2
     for raw in [*events, *events]:  # each delivered twice
-        handler(
-            IncomingEvent(
-                id=raw["id"],
-                type=raw["type"],
-                created=raw["created"],
-                livemode=raw["livemode"],
-                data_object=raw["data"]["object"],
-                account=raw.get("account"),
-                raw=raw,
-            )
-        )
+        handler(incoming(raw))
     customer.refresh_from_db()
     assert (customer.status, customer.stripe_customer_id, customer.generation) == (
         "creating",
@@ -221,6 +219,7 @@ def test_customer_deleted_in_stripe_is_forgotten_with_the_cards_verified_on_it(
     assert [to for _, to, _ in _history(customer)] == ["creating", "active", "creating"]
     card.refresh_from_db()
     assert card.detached_at is not None
+    assert not bidder_has_verified_payment_method(user=buyer)  # sets up a card again
     assert buyer_customer_deleted_apply(stripe_customer_id=other.id) is False
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gavel.auctions.models import BuyerCustomer
 from gavel.demo.narrator import Narrator
 from gavel.demo.story import CHAPTERS, StoryContext, books_summary
 from gavel.ledger.models import JournalEntry
@@ -59,6 +60,13 @@ def test_the_story_ends_balanced_and_reconciled_with_every_webhook_processed(
     in_flight = Order.objects.get(legacy_reference="legacy:transactions:900001")
     assert (in_flight.status, in_flight.captured_minor) == ("captured", 12_600)
     assert in_flight.receipt_confirmed_at is not None
+    # The buyers' imported Stripe customers were read back: the in-flight buyer's is in Stripe,
+    # the generated ones are not and were forgotten; none is left unsynced.
+    imported = BuyerCustomer.objects.filter(user__legacy_person_id__isnull=False)
+    assert not imported.filter(status="unsynced").exists()
+    assert imported.get(user__legacy_person_id="LegacyBuyerDemo000001").status == "active"
+    (read_back,) = [text for text in out if "Stripe customers back from Stripe" in text]
+    assert " 1 found; " in read_back, read_back
 
     statuses = _webhooks_settled()
     assert statuses.get("processed", 0) > 10
