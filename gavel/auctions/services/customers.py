@@ -9,10 +9,10 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from gavel.auctions.models import BuyerCustomer, BuyerCustomerTransition, VerifiedPaymentMethod
+from gavel.auctions.models import BuyerCustomer, VerifiedPaymentMethod
 from gavel.auctions.states import status_transition
 from gavel.common.errors import ServiceError
 from gavel.common.outbox import outbox_enqueue
@@ -99,14 +99,15 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
                 for item in fresh
             ]
         )
-        BuyerCustomerTransition.objects.bulk_create(
-            [
-                BuyerCustomerTransition(
-                    subject=customer, from_status="", to_status=customer.status, reason="imported"
-                )
-                for customer in created
-            ]
-        )
+        # The batch's history rows built in the database, one statement: an import writes
+        # tens of thousands, and building them as models doubled the batch's time.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO auctions_buyercustomertransition"
+                " (subject_id, from_status, to_status, reason, created_at)"
+                " SELECT id, '', %s, 'imported', now() FROM unnest(%s::bigint[]) AS id",
+                [CustomerStatus.UNSYNCED, [customer.pk for customer in created]],
+            )
         if created:
             outbox_enqueue(
                 task_name=REFRESH_BATCH_TASK,
