@@ -314,6 +314,12 @@ class BuyerCustomer(models.Model):
         default=1, help_text="Raised each time a customer Stripe no longer has is forgotten"
     )
     synced_at = models.DateTimeField(null=True, blank=True, help_text="Last read from Stripe")
+    forgotten_stripe_customer_ids = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Customers Stripe no longer had, oldest first: an import naming one again"
+        " is not a conflict",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -62,6 +62,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="buyercustomer",
+            name="forgotten_stripe_customer_ids",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="Customers Stripe no longer had, oldest first: an import naming one again is not a conflict",
+            ),
+        ),
+        migrations.AddField(
+            model_name="buyercustomer",
             name="updated_at",
             field=models.DateTimeField(auto_now=True),
         ),

@@ -53,9 +53,11 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
     """Record buyers' existing Stripe customers (idempotent, one batch), so Gavel charges and
     saves cards on the customer the buyer already has rather than creating a second one.
 
-    A pair already recorded is counted; a user who already has another customer, or a customer
-    that already belongs to another user (or appears twice in the batch), is returned as a
-    conflict and not recorded. The unique user and customer columns guard concurrent imports.
+    A pair already recorded is counted, and so is one whose customer Stripe no longer had (the
+    user's row forgot it: a later import naming it again changes nothing); a user who already
+    has another customer, or a customer that already belongs to another user (or appears
+    twice in the batch), is returned as a conflict and not recorded. The unique user and
+    customer columns guard concurrent imports.
     The new rows are ``unsynced``; one refresh task for the batch (through the outbox, so it
     is published only if the batch commits) reads them from Stripe.
     """
@@ -65,11 +67,15 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
                 f"Not a Stripe customer: {item.stripe_customer_id!r}", code="invalid_import"
             )
     with transaction.atomic():
-        existing = set(
-            BuyerCustomer.objects.filter(
-                user_id__in=[item.user_id for item in customers]
-            ).values_list("user_id", "stripe_customer_id")
-        ) | set(
+        rows = BuyerCustomer.objects.filter(user_id__in=[item.user_id for item in customers])
+        forgotten = {
+            (user_id, customer_id)
+            for user_id, customer_ids in rows.values_list(
+                "user_id", "forgotten_stripe_customer_ids"
+            )
+            for customer_id in customer_ids
+        }
+        existing = set(rows.values_list("user_id", "stripe_customer_id")) | set(
             BuyerCustomer.objects.filter(
                 stripe_customer_id__in=[item.stripe_customer_id for item in customers]
             ).values_list("user_id", "stripe_customer_id")
@@ -80,7 +86,7 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
         conflicts: list[CustomerImport] = []
         fresh: list[CustomerImport] = []
         for item in customers:
-            if (item.user_id, item.stripe_customer_id) in existing:
+            if (item.user_id, item.stripe_customer_id) in existing | forgotten:
                 already += 1
             elif item.user_id in taken_users or item.stripe_customer_id in taken_customers:
                 conflicts.append(item)
@@ -125,13 +131,14 @@ def _customer_forget(customer: BuyerCustomer, *, why: str) -> None:
     now = timezone.now()
     forgotten = customer.stripe_customer_id
     customer.stripe_customer_id = None
+    customer.forgotten_stripe_customer_ids = [*customer.forgotten_stripe_customer_ids, forgotten]
     customer.generation += 1
     customer.synced_at = now
     status_transition(
         instance=customer,
         to_status=CustomerStatus.CREATING,
         reason=f"{forgotten} {why}",
-        fields=["stripe_customer_id", "generation", "synced_at"],
+        fields=["stripe_customer_id", "forgotten_stripe_customer_ids", "generation", "synced_at"],
     )
     VerifiedPaymentMethod.objects.filter(setup__customer=customer, detached_at__isnull=True).update(
         detached_at=now

@@ -126,6 +126,13 @@ def test_imported_customers_are_read_from_stripe_and_those_it_no_longer_has_forg
         None,
     ]
 
+    # An import naming a forgotten customer again (a delta after the cutover rehearsal) is
+    # counted as already done: neither recorded again nor reported as a conflict.
+    assert gone.forgotten_stripe_customer_ids == [deleted.id]
+    again = buyer_customers_import(customers=[CustomerImport(lee.pk, deleted.id)])
+    assert (again.created, again.already_imported, again.conflicts) == (0, 1, [])
+    assert BuyerCustomer.objects.get(pk=gone.pk).stripe_customer_id is None
+
     # The buyer whose customer is gone gets a new one when they next need it, under a new
     # idempotency key (the row's first key may have made the customer now deleted).
     renewed = buyer_customer_ensure(user=lee)
