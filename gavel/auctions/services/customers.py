@@ -86,13 +86,14 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
         conflicts: list[CustomerImport] = []
         fresh: list[CustomerImport] = []
         for item in customers:
-            if (item.user_id, item.stripe_customer_id) in existing | forgotten:
+            pair = (item.user_id, item.stripe_customer_id)
+            if pair in existing or pair in forgotten:
                 already += 1
             elif item.user_id in taken_users or item.stripe_customer_id in taken_customers:
                 conflicts.append(item)
             else:
                 fresh.append(item)
-                existing.add((item.user_id, item.stripe_customer_id))
+                existing.add(pair)
                 taken_users.add(item.user_id)
                 taken_customers.add(item.stripe_customer_id)
         created = BuyerCustomer.objects.bulk_create(
@@ -105,16 +106,16 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
                 for item in fresh
             ]
         )
-        # The batch's history rows built in the database, one statement: an import writes
-        # tens of thousands, and building them as models doubled the batch's time.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO auctions_buyercustomertransition"
-                " (subject_id, from_status, to_status, reason, created_at)"
-                " SELECT id, '', %s, 'imported', now() FROM unnest(%s::bigint[]) AS id",
-                [CustomerStatus.UNSYNCED, [customer.pk for customer in created]],
-            )
         if created:
+            # The batch's history rows built in the database, one statement: an import writes
+            # tens of thousands, and building them as models doubled the batch's time.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO auctions_buyercustomertransition"
+                    " (subject_id, from_status, to_status, reason, created_at)"
+                    " SELECT id, '', %s, 'imported', now() FROM unnest(%s::bigint[]) AS id",
+                    [CustomerStatus.UNSYNCED, [customer.pk for customer in created]],
+                )
             outbox_enqueue(
                 task_name=REFRESH_BATCH_TASK,
                 kwargs={"customer_ids": sorted(customer.pk for customer in created)},
