@@ -183,18 +183,22 @@ def anomalies_resolve(
     run_id: int,
     table: str,
     kinds: Sequence[AnomalyKind],
-    rows: str,
+    rows: str | None,
     params: dict[str, Any] | None = None,
 ) -> int:
     """Mark the open anomalies of ``kinds`` on the legacy ``table`` resolved by the run, for
-    the rows ``rows`` selects (SQL yielding a ``legacy_id`` column, with ``params``). A join,
+    the rows ``rows`` selects (SQL yielding a ``legacy_id`` column, with ``params``), or every
+    open one of those kinds (``rows`` None: a check whose rows include all they name). A join,
     each open anomaly to its row, not ``IN (SELECT …)``: that was planned as a scan of the
     rows for every anomaly (a minute a page of a million payments). Returns how many."""
+    source = (
+        " WHERE" if rows is None else f" FROM ({rows}) r WHERE a.legacy_id = r.legacy_id::text AND"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ANOMALIES} a SET resolved_run_id = %(resolving_run)s FROM ({rows}) r"
-            " WHERE a.resolved_run_id IS NULL AND a.legacy_table = %(resolving_table)s"
-            " AND a.kind = ANY(%(resolving_kinds)s) AND a.legacy_id = r.legacy_id::text",
+            f"UPDATE {ANOMALIES} a SET resolved_run_id = %(resolving_run)s{source}"
+            " a.resolved_run_id IS NULL AND a.legacy_table = %(resolving_table)s"
+            " AND a.kind = ANY(%(resolving_kinds)s)",
             {
                 **(params or {}),
                 "resolving_run": run_id,
@@ -468,8 +472,7 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
         run_id=run_id,
         table="stripe_payments",
         kinds=[A.DUPLICATE_STRIPE_ID],
-        rows=f"SELECT ids.legacy_id FROM"
-        f" ({anomaly_ids_sql([A.DUPLICATE_STRIPE_ID], 'stripe_payments')}) AS ids(legacy_id)",
+        rows=None,
     )
     found = 0
     # Each order's buyer (b) and seller (s) in the staged people.
@@ -539,8 +542,7 @@ def posted_checks_run(*, run_id: int, scope_after: int) -> int:
         run_id=run_id,
         table="stripe_payments",
         kinds=kinds,
-        rows=f"SELECT ids.legacy_id FROM ({anomaly_ids_sql(kinds, 'stripe_payments')})"
-        " AS ids(legacy_id)",
+        rows=None,
     )
     return anomalies_insert(
         A.POSTED_AMOUNTS_CHANGED,
