@@ -29,6 +29,13 @@ class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
+class _TransitionInline(_ReadOnlyInline):
+    """A state machine's history (``*Transition``): each subclass names its table."""
+
+    fields = ("from_status", "to_status", "reason", "created_at")
+    readonly_fields = fields
+
+
 class BidInline(_ReadOnlyInline):
     model = Bid
     fields = ("sequence", "kind", "bidder", "max_amount_minor", "price_after_minor", "created_at")
@@ -42,10 +49,8 @@ class ExtensionInline(_ReadOnlyInline):
     readonly_fields = fields
 
 
-class AuctionTransitionInline(_ReadOnlyInline):
+class AuctionTransitionInline(_TransitionInline):
     model = AuctionTransition
-    fields = ("from_status", "to_status", "reason", "created_at")
-    readonly_fields = fields
 
 
 class SaleInline(_ReadOnlyInline):
@@ -74,10 +79,8 @@ class AuctionAdmin(admin.ModelAdmin[Auction]):
     inlines = (BidInline, ExtensionInline, AuctionTransitionInline, SaleInline)
 
 
-class SaleTransitionInline(_ReadOnlyInline):
+class SaleTransitionInline(_TransitionInline):
     model = SaleTransition
-    fields = ("from_status", "to_status", "reason", "created_at")
-    readonly_fields = fields
 
 
 @admin.register(Sale)
@@ -88,10 +91,8 @@ class SaleAdmin(admin.ModelAdmin[Sale]):
     inlines = (SaleTransitionInline,)
 
 
-class OfferTransitionInline(_ReadOnlyInline):
+class OfferTransitionInline(_TransitionInline):
     model = SecondChanceOfferTransition
-    fields = ("from_status", "to_status", "reason", "created_at")
-    readonly_fields = fields
 
 
 @admin.register(SecondChanceOffer)
@@ -102,10 +103,8 @@ class SecondChanceOfferAdmin(admin.ModelAdmin[SecondChanceOffer]):
     inlines = (OfferTransitionInline,)
 
 
-class SetupTransitionInline(_ReadOnlyInline):
+class SetupTransitionInline(_TransitionInline):
     model = PaymentMethodSetupTransition
-    fields = ("from_status", "to_status", "reason", "created_at")
-    readonly_fields = fields
 
 
 @admin.register(PaymentMethodSetup)
@@ -117,10 +116,8 @@ class PaymentMethodSetupAdmin(admin.ModelAdmin[PaymentMethodSetup]):
     inlines = (SetupTransitionInline,)
 
 
-class CustomerTransitionInline(_ReadOnlyInline):
+class CustomerTransitionInline(_TransitionInline):
     model = BuyerCustomerTransition
-    fields = ("from_status", "to_status", "reason", "created_at")
-    readonly_fields = fields
 
 
 @admin.register(BuyerCustomer)
