@@ -419,12 +419,12 @@ class LegacySource:
         # key. This loop runs once per row, so it only collects; the rows are written
         # RELAY_ROWS at a time (a write per row was half of the relay's time).
         rows = 0
-        last = b""
-        pending: list[bytes] = []
+        last: bytes | memoryview = b""
+        pending: list[bytes | memoryview] = []
         with self.connection.cursor() as cursor, cursor.copy(query, params) as copy:
-            for chunk in copy:
-                last = bytes(chunk)
-                pending.append(last)
+            for chunk in copy:  # a view of its own buffer: kept as it is, not copied
+                last = chunk
+                pending.append(chunk)
                 if len(pending) == RELAY_ROWS:
                     write(b"".join(pending))
                     rows += RELAY_ROWS
@@ -434,7 +434,7 @@ class LegacySource:
             rows += len(pending)
         if not rows:
             return 0, None
-        return rows, _copy_text_field(last.split(b"\t", 1)[0].rstrip(b"\n"))
+        return rows, _copy_text_field(bytes(last).split(b"\t", 1)[0].rstrip(b"\n"))
 
     def _mysql_copy_page(
         self,
