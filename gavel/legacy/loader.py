@@ -663,26 +663,48 @@ class LedgerPageResult:
     posted: int
 
 
-def ledger_page_bounds(*, scope_after: int, after_key: int, limit: int) -> tuple[int, int]:
-    """The last payment id of the next page and how many payments it holds ((0, 0): none)."""
+def ledger_split_key(*, scope_after: int, share: float) -> int:
+    """The payment id that leaves about ``share`` of the payments to post after it (0: none
+    to post), so that two connections can post the two ranges side by side. The same for
+    every call while staging does not change: a resumed run splits where it did."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT percentile_disc(%(at)s) WITHIN GROUP (ORDER BY pay.legacy_id)"
+            " FROM legacy_legacypayment pay"
+            f" WHERE NOT pay.is_quarantined AND {_payments_scope(scope_after)}",
+            {"at": 1 - share, "scope": scope_after},
+        )
+        (key,) = cursor.fetchone()
+    return int(key or 0)
+
+
+def ledger_page_bounds(
+    *, scope_after: int, after_key: int, limit: int, until_key: int | None = None
+) -> tuple[int, int]:
+    """The last payment id of the next page (ids up to ``until_key`` when given) and how many
+    payments it holds ((0, 0): none)."""
+    until = "" if until_key is None else " AND pay.legacy_id <= %(until)s"
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT max(legacy_id), count(*) FROM (SELECT pay.legacy_id"
-            " FROM legacy_legacypayment pay WHERE pay.legacy_id > %(after)s"
+            f" FROM legacy_legacypayment pay WHERE pay.legacy_id > %(after)s{until}"
             f" AND NOT pay.is_quarantined AND {_payments_scope(scope_after)}"
             " ORDER BY pay.legacy_id LIMIT %(limit)s) page",
-            {"after": after_key, "scope": scope_after, "limit": limit},
+            {"after": after_key, "until": until_key, "scope": scope_after, "limit": limit},
         )
         last, count = cursor.fetchone()
     return (int(last), int(count)) if count else (0, 0)
 
 
 def ledger_page_load(
-    *, run: ImportRun, scope_after: int, after_key: int, limit: int
+    *, run: ImportRun, scope_after: int, after_key: int, limit: int, until_key: int | None = None
 ) -> LedgerPageResult | None:
-    """Post the next page of captured payments after ``after_key`` and quarantine their
-    amount anomalies, inside the caller's transaction; None when no payment is left."""
-    last, read = ledger_page_bounds(scope_after=scope_after, after_key=after_key, limit=limit)
+    """Post the next page of captured payments after ``after_key`` (up to ``until_key`` when
+    given) and quarantine their amount anomalies, inside the caller's transaction; None when
+    no payment is left."""
+    last, read = ledger_page_bounds(
+        scope_after=scope_after, after_key=after_key, limit=limit, until_key=until_key
+    )
     if not read:
         return None
     params: dict[str, Any] = {

@@ -17,7 +17,14 @@ from gavel.ledger.models import JournalEntry, Posting
 from gavel.ledger.selectors import account_balance, trial_balance
 from gavel.legacy.connections import database_connect
 from gavel.legacy.generator import legacy_advance
-from gavel.legacy.importer import ImportOptions, legacy_import
+from gavel.legacy.importer import (
+    LEDGER_TAIL_SHARE,
+    LOAD_LEDGER,
+    LOAD_LEDGER_TAIL,
+    ImportOptions,
+    legacy_import,
+)
+from gavel.legacy.loader import ledger_split_key
 from gavel.legacy.models import (
     ImportCheckpoint,
     ImportedListing,
@@ -251,6 +258,35 @@ def test_bulk_ledger_posting_equals_entry_post():
     run_import(small)
 
     assert snapshot() == through_services
+
+
+def test_the_ledger_is_posted_as_two_key_ranges_each_payment_once(legacy_source):
+    """The SQL path posts the payments after ``ledger_split_key`` in the third lane's step;
+    a second run posts nothing in either."""
+    run = run_import(legacy_source)
+
+    head, tail = (
+        ImportCheckpoint.objects.get(run=run, table=step)
+        for step in (LOAD_LEDGER, LOAD_LEDGER_TAIL)
+    )
+    split = ledger_split_key(scope_after=0, share=LEDGER_TAIL_SHARE)
+    captured = {
+        int(reference.split(":")[2])
+        for reference in JournalEntry.objects.filter(kind="legacy_capture").values_list(
+            "reference", flat=True
+        )
+    }
+    assert int(head.last_key) <= split < int(tail.last_key)
+    assert head.rows_changed + tail.rows_changed == JournalEntry.objects.count()
+    assert tail.rows_changed >= sum(1 for legacy_id in captured if legacy_id > split) > 0
+    assert (
+        head.rows_read + tail.rows_read
+        == LegacyPayment.objects.filter(is_quarantined=False).count()
+    )
+
+    again = run_import(legacy_source, is_resumable=False)
+    for step in (LOAD_LEDGER, LOAD_LEDGER_TAIL):
+        assert ImportCheckpoint.objects.get(run=again, table=step).rows_changed == 0
 
 
 def test_set_based_reference_checks_write_what_row_by_row_checks_write(settings):
