@@ -160,7 +160,7 @@ class StagedRow(models.Model):
 
 
 class LegacyPerson(StagedRow):
-    legacy_id = models.CharField(max_length=22, unique=True)
+    legacy_id = models.CharField(max_length=22, primary_key=True)
     uuid = models.UUIDField()
     community_id = models.IntegerField()
     username = models.CharField(max_length=255)
@@ -180,7 +180,7 @@ class LegacyPerson(StagedRow):
 class LegacyStripeAccount(StagedRow):
     """A person's Stripe ids: connected account (seller), bank account, customer (buyer)."""
 
-    legacy_id = models.BigIntegerField(unique=True)
+    legacy_id = models.BigIntegerField(primary_key=True)
     person_legacy_id = models.CharField(max_length=22, null=True, db_index=True)
     community_id = models.IntegerField(null=True)
     stripe_seller_id = models.CharField(max_length=255, null=True)
@@ -193,7 +193,7 @@ class LegacyStripeAccount(StagedRow):
 
 
 class LegacyListing(StagedRow):
-    legacy_id = models.BigIntegerField(unique=True)
+    legacy_id = models.BigIntegerField(primary_key=True)
     uuid = models.UUIDField()
     community_id = models.IntegerField()
     author_legacy_id = models.CharField(max_length=22, null=True)
@@ -213,7 +213,7 @@ class LegacyListing(StagedRow):
 class LegacyOrder(StagedRow):
     """A legacy ``transactions`` row: one purchase of a listing, with its commission terms."""
 
-    legacy_id = models.BigIntegerField(unique=True)
+    legacy_id = models.BigIntegerField(primary_key=True)
     starter_legacy_id = models.CharField(max_length=22)
     listing_legacy_id = models.BigIntegerField()
     listing_author_legacy_id = models.CharField(max_length=22)
@@ -244,7 +244,7 @@ class LegacyOrder(StagedRow):
 class LegacyOrderTransition(StagedRow):
     """One step of a legacy transaction's state history (append-only, as the portal kept it)."""
 
-    legacy_id = models.BigIntegerField(unique=True)
+    legacy_id = models.BigIntegerField(primary_key=True)
     transaction_legacy_id = models.BigIntegerField(null=True)
     to_state = models.CharField(max_length=64, null=True)
     metadata = models.TextField(null=True)
@@ -265,7 +265,7 @@ class LegacyOrderTransition(StagedRow):
 class LegacyPayment(StagedRow):
     """A legacy ``stripe_payments`` row; amounts are integer cents as the portal stored them."""
 
-    legacy_id = models.BigIntegerField(unique=True)
+    legacy_id = models.BigIntegerField(primary_key=True)
     transaction_legacy_id = models.BigIntegerField(null=True, db_index=True)
     payer_legacy_id = models.CharField(max_length=22, null=True)
     receiver_legacy_id = models.CharField(max_length=22, null=True, db_index=True)
@@ -294,7 +294,7 @@ class LegacyPayment(StagedRow):
 class LegacyPaymentSetting(StagedRow):
     """Per community and gateway terms. The portal's API keys are never read."""
 
-    legacy_id = models.BigIntegerField(unique=True)
+    legacy_id = models.BigIntegerField(primary_key=True)
     is_active = models.BooleanField()
     community_id = models.IntegerField()
     payment_gateway = models.CharField(max_length=64, null=True)
