@@ -507,10 +507,11 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
         found += anomalies_insert(
             A.DUPLICATE_STRIPE_ID,
             "stripe_payments",
+            # The pattern tested on the ids claimed twice, not on every payment's.
             f"SELECT pay.legacy_id::text, jsonb_build_object('column', '{column}', 'value',"
-            f" pay.{column}) FROM {PAYMENTS} pay WHERE pay.{column} IN (SELECT {column}"
-            f" FROM {PAYMENTS} WHERE {column} ~ '{pattern}' GROUP BY {column}"
-            " HAVING COUNT(*) > 1)",
+            f" pay.{column}) FROM {PAYMENTS} pay WHERE pay.{column} IN (SELECT claimed.value"
+            f" FROM (SELECT {column} AS value FROM {PAYMENTS} WHERE {column} IS NOT NULL"
+            f" GROUP BY {column} HAVING COUNT(*) > 1) claimed WHERE claimed.value ~ '{pattern}')",
             params,
             reopen=True,
         )
