@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
-from gavel.legacy.importer import ImportOptions, legacy_import, session_tune, session_untune
+from gavel.legacy.importer import ImportOptions, legacy_import
 from gavel.legacy.models import ImportCheckpoint, ImportRun
 from gavel.legacy.tests.conftest import truncate_import
 from gavel.legacy.tests.test_import import snapshot
@@ -90,26 +89,3 @@ def test_a_killed_run_resumes_to_the_same_result(transactional_db, mysql_source,
     assert resumed.status == ImportRun.Status.COMPLETED
     assert snapshot() == clean
     assert legacy_verify(database=mysql_source.database).difference_count == 0
-
-
-def _setting(name: str) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting(%s)", [name])
-        (value,) = cursor.fetchone()
-    return str(value)
-
-
-@pytest.mark.django_db
-def test_an_import_connection_commits_without_waiting_for_the_disk_only_while_it_imports():
-    """A page's commit lost to a crash takes its checkpoint along (resumed above), so the
-    import's own connections need not wait for each commit's WAL flush; nothing else skips it.
-    """
-    names = ("synchronous_commit", "jit", "work_mem")
-    before = [_setting(name) for name in names]
-
-    session_tune()
-    assert [_setting(name) for name in names] == ["off", "off", settings.LEGACY_IMPORT_WORK_MEM]
-
-    session_untune()
-    assert [_setting(name) for name in names] == before
-    assert before[0] == "on"  # the server's default: every other connection waits
