@@ -34,14 +34,20 @@ def balance_transaction_retrieve(
 
 
 def balance_transactions_list(
-    *, account_id: str | None = None, source_id: str | None = None
+    *,
+    account_id: str | None = None,
+    source_id: str | None = None,
+    created_from: int | None = None,
 ) -> Iterator[StripeBalanceTransaction]:
-    """Every balance transaction of one balance (optionally of one source), page by page."""
+    """Every balance transaction of one balance (optionally of one source, or only those
+    created at or after ``created_from``, Unix seconds), page by page."""
     starting_after: str | None = None
     while True:
         params: dict[str, Any] = {"limit": PAGE_SIZE}
         if source_id:
             params["source"] = source_id
+        if created_from is not None:
+            params["created"] = {"gte": created_from}
         if starting_after:
             params["starting_after"] = starting_after
         with stripe_errors_translated():

@@ -5,6 +5,7 @@ currencies upper-case ISO 4217 codes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -116,6 +117,11 @@ class StripeBalanceTransaction:
     status: str
     available_on: int
     stripe_fee_minor: int  # the part of fee_minor that is Stripe's own (not application fees)
+    created: int = 0  # Unix seconds, when the movement happened on Stripe's side
+
+    @property
+    def created_at(self) -> datetime | None:
+        return datetime.fromtimestamp(self.created, tz=UTC) if self.created else None
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> StripeBalanceTransaction:
@@ -136,6 +142,7 @@ class StripeBalanceTransaction:
             status=str(payload.get("status") or ""),
             available_on=integer(payload.get("available_on")),
             stripe_fee_minor=stripe_fee,
+            created=integer(payload.get("created")),
         )
 
 

@@ -86,6 +86,9 @@ class BalanceTransactionLink(models.Model):
     type = models.CharField(max_length=64, blank=True, default="")
     amount_minor = models.BigIntegerField(help_text="the balance transaction's net, minor units")
     currency = models.CharField(max_length=3)
+    stripe_created_at = models.DateTimeField(
+        null=True, blank=True, help_text="when Stripe created the balance transaction"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -152,6 +152,7 @@ def order_charge_link(*, order_id: int) -> bool:
                 type=balance.type,
                 amount_minor=balance.net_minor,
                 currency=balance.currency,
+                stripe_created_at=balance.created_at,
             )
     except IntegrityError:  # linked meanwhile by a concurrent adoption
         return False

@@ -73,6 +73,7 @@ def money_post(
                     type=link.transaction.type,
                     amount_minor=link.transaction.net_minor,
                     currency=link.transaction.currency,
+                    stripe_created_at=link.transaction.created_at,
                 )
                 for link in links
             )

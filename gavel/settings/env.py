@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -39,3 +40,18 @@ def env_int(name: str, *, default: int) -> int:
 def env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated list; blanks are dropped."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_datetime(name: str) -> datetime | None:
+    """An ISO 8601 instant with its offset (``2026-11-26T10:00:00+00:00``); unset or blank:
+    None. A time without an offset is refused: it names no instant."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be an ISO 8601 instant, got {raw!r}") from error
+    if value.tzinfo is None:
+        raise ImproperlyConfigured(f"{name} needs a UTC offset (…+00:00 or …Z), got {raw!r}")
+    return value

@@ -5,7 +5,7 @@ Amounts are integer minor units of the order's currency; rates are basis points.
 
 from __future__ import annotations
 
-from gavel.settings.env import env_bool, env_int, env_str
+from gavel.settings.env import env_bool, env_datetime, env_int, env_str
 
 # Auctions hands every sale to this task on the "payments" queue (gavel/settings/auctions.py).
 AUCTIONS_HANDOFF_TASK = env_str("AUCTIONS_HANDOFF_TASK", "gavel.payments.tasks.sale_charge")
@@ -65,3 +65,8 @@ PAYOUTS_MINIMUM_MINOR = env_int("PAYOUTS_MINIMUM_MINOR", default=100)
 
 # Reconciliation of the ledger with Stripe's balance transactions.
 RECONCILIATION_INTERVAL_SECONDS = env_int("RECONCILIATION_INTERVAL_SECONDS", default=86_400)
+
+# Reconciliation starts here (ISO 8601 with offset; unset: all of Stripe's history). After a
+# migration the balance transactions from before the cutover are the old system's, not in the
+# ledger: set it to the instant Gavel took over (docs/legacy-cutover.md, step 4).
+LEDGER_RECONCILE_SINCE = env_datetime("LEDGER_RECONCILE_SINCE")

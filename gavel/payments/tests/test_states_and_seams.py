@@ -14,6 +14,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from gavel.auctions.models import Sale
+from gavel.gateway.balance import balance_transaction_retrieve
+from gavel.ledger import accounts
 from gavel.ledger.models import BalanceTransactionLink
 from gavel.ledger.reconciliation import reconciliation_run
 from gavel.payments.models import (
@@ -24,6 +26,7 @@ from gavel.payments.models import (
     PaymentEvent,
     Refund,
 )
+from gavel.payments.postings import BalanceLink, debit, money_post
 from gavel.payments.services.charging import order_capture, order_charge, order_payment_attach
 from gavel.payments.services.orders import (
     HistoryStep,
@@ -180,6 +183,64 @@ def test_reconciliation_reports_every_difference_and_the_command_fails(
     )
     kinds = sorted(d.kind for d in reconciliation_run().differences)
     assert "missing_in_stripe" in kinds
+
+
+def test_reconciliation_from_the_switch_leaves_the_old_systems_movements_out(
+    sandbox: Any, card_buyer: Any, seller_pair: Any, settings: Any
+) -> None:
+    """After a migration Stripe lists years of the portal's movements the ledger never linked:
+    from ``since`` on, only the window's movements are compared, each side counting exactly
+    what happened from then on."""
+    (seller, _), _ = seller_pair
+    before = order_charge(
+        order_id=order_for_sale(sale_id=sale_make(seller, card_buyer, 1_000).pk).pk
+    )
+    # The old system moved money too, straight on Stripe: never in the ledger.
+    portal_refund = sandbox.client().v1.refunds.create(
+        params={"charge": before.stripe_charge_id, "amount": 100}
+    )
+    assert [d.kind for d in reconciliation_run().differences] == [
+        "missing_in_ledger",
+        "balance_mismatch",
+    ]
+    switch = timezone.now()  # Gavel takes over
+    sandbox.advance(5)  # Stripe's clock (whole seconds) moves past it
+    order_charge(order_id=order_for_sale(sale_id=sale_make(seller, card_buyer, 2_000).pk).pk)
+
+    window = reconciliation_run(since=switch)
+
+    assert (window.since, [d.describe() for d in window.differences]) == (switch, [])
+    platform_compared = window.transactions_compared
+    assert platform_compared > 0
+    settings.LEDGER_RECONCILE_SINCE = switch
+    assert reconciliation_run().is_clean
+    out = StringIO()
+    call_command("ledger_reconcile", "--since", switch.isoformat(), stdout=out)
+    assert f"window: from {switch.isoformat()}" in out.getvalue()
+    assert "reconciled: no differences" in out.getvalue()
+    with pytest.raises(CommandError, match="UTC offset"):
+        call_command("ledger_reconcile", "--since", "2026-11-26T10:00:00", stdout=StringIO())
+
+    # An event from before the switch booked after it (say, replayed from the event store):
+    # its entry is of the window, its balance transaction is not. Left out on both sides.
+    old = balance_transaction_retrieve(balance_transaction_id=portal_refund.balance_transaction)
+    assert old.created_at is not None
+    assert old.created_at < switch
+    money_post(
+        reference="test:portal_refund_booked_late",
+        kind="test",
+        lines=[debit(accounts.REFUNDS_ABSORBED, 100, "USD")],
+        links=[BalanceLink(old)],
+    )
+    assert reconciliation_run().is_clean
+    assert [
+        d.kind for d in reconciliation_run(since=timezone.now() - timedelta(days=1)).differences
+    ] == []
+
+    # A movement of the window the ledger does not have is still found, with the balance.
+    sandbox.client().v1.refunds.create(params={"charge": before.stripe_charge_id, "amount": 50})
+    kinds = sorted(d.kind for d in reconciliation_run().differences)
+    assert kinds == ["balance_mismatch", "missing_in_ledger"]
 
 
 @pytest.mark.django_db(transaction=True)

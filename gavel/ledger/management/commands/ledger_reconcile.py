@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -16,11 +17,26 @@ class Command(BaseCommand):
         parser.add_argument(
             "--account", action="append", default=None, help="only this connected account"
         )
+        parser.add_argument(
+            "--since",
+            default=None,
+            help="only Stripe's movements from this ISO 8601 instant with its offset"
+            " (default: LEDGER_RECONCILE_SINCE; unset: all of them)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = reconciliation_run(account_ids=options["account"])
+        since: datetime | None = None
+        if options["since"]:
+            try:
+                since = datetime.fromisoformat(options["since"])
+            except ValueError as error:
+                raise CommandError(f"--since: not an ISO 8601 instant: {error}") from error
+            if since.tzinfo is None:
+                raise CommandError("--since needs a UTC offset (…+00:00 or …Z)")
+        report = reconciliation_run(account_ids=options["account"], since=since)
+        window = "all" if report.since is None else f"from {report.since.isoformat()}"
         self.stdout.write(
-            f"scopes: {', '.join(report.scopes)}; "
+            f"scopes: {', '.join(report.scopes)}; window: {window}; "
             f"balance transactions compared: {report.transactions_compared}"
         )
         for difference in report.differences:
