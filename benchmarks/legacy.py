@@ -41,6 +41,20 @@ def _rows_inserted() -> int:
     return int(rows)
 
 
+def _cpu_busy_seconds() -> float | None:
+    """CPU-seconds the whole machine has spent busy since boot (every process: the import,
+    both database servers, anything else), from Linux's /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    ticks = [int(value) for value in fields[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _insert_ceiling() -> float:
     """Rows per second one connection inserts into a bare table with a primary key, on this
     server now: the yardstick the import's own row rate is printed against."""
@@ -115,6 +129,7 @@ def main() -> None:
         print("  " + ", ".join(f"{table} {n}" for table, n in manifest.row_counts.items()))
 
     inserted_before = _rows_inserted()
+    busy_before = _cpu_busy_seconds()
     started = time.perf_counter()
     run = legacy_import(database=database, options=ImportOptions(batch_size=batch))
     import_seconds = time.perf_counter() - started
@@ -122,6 +137,7 @@ def main() -> None:
     started = time.perf_counter()
     report = legacy_verify(database=database)
     verify_seconds = time.perf_counter() - started
+    busy_after = _cpu_busy_seconds()
     # After the import: its temporary table would keep the import's own temp_buffers setting
     # from taking on this connection.
     ceiling = _insert_ceiling()
@@ -141,6 +157,16 @@ def main() -> None:
         f" connection's bare insert ceiling on this server, same run: {ceiling:,.0f} rows/s"
         f" (import = {inserted / import_seconds / ceiling:.0%} of it)"
     )
+    if busy_before is not None and busy_after is not None:
+        # What the figure is bound by: a box whose cores are all busy goes no faster by
+        # ordering its work differently, only by doing less of it (or having more cores).
+        busy = busy_after - busy_before
+        cores = os.cpu_count() or 1
+        print(
+            f"machine CPU over import + verification: {busy:,.0f} busy CPU-seconds of"
+            f" {cores} cores x {total:.1f}s ({busy / (cores * total):.0%} busy),"
+            f" {busy / payments * 1e6:,.0f} CPU-microseconds per payment"
+        )
     print(
         f"payments imported per second (with verification): {rate:,.0f}"
         f" (target {TARGET_PER_SECOND:,}: {'met' if rate >= TARGET_PER_SECOND else 'NOT met'})"
