@@ -29,7 +29,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gavel stripe_sandbox
+	$(BIN)/mypy gavel stripe_sandbox benchmarks
 	DJANGO_SETTINGS_MODULE=gavel.settings.local $(BIN)/python manage.py makemigrations --check --dry-run
 
 serve: $(STAMP)

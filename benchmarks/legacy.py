@@ -109,7 +109,7 @@ def main() -> None:
     # The import's outbox publishes a Stripe refresh task per batch of connected accounts,
     # naming accounts of this run's throwaway database: an in-process broker that ends with
     # the run takes them, not one that a worker on the developer's own database reads.
-    app.conf.broker_url = "memory://"
+    app.conf.update(broker_url="memory://")
     payments = int(os.environ.get("LEGACY_BENCH_PAYMENTS", "1000000"))
     url = os.environ.get("LEGACY_BENCH_URL", "mysql://root@127.0.0.1:3306/gavel_legacy_bench")
     batch = int(os.environ.get("LEGACY_BENCH_BATCH", "0"))  # 0: the importer's own default
