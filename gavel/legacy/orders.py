@@ -115,17 +115,18 @@ MAPPING = f"(VALUES {_mapping_values()}) AS m(state, status, is_captured)"
 
 # Every step of the page's histories in the portal's order (sort_key, id), with the Gavel
 # status after it: the last mapped status so far (a step mapped to none keeps the one before;
-# 'pending' before any). ``mapped_so_far`` counts the mapped steps up to this one, so the
-# status is the first of its group. ``may_append``: the portal's machine allows the move.
+# 'pending' before any), read off the running list of the statuses mapped so far in the same
+# window as the rest (a second window over the mapped groups cost a second sort of the page's
+# half a million steps). ``may_append``: the portal's machine allows the move.
 STEPS_SQL = f"""
 CREATE TEMPORARY TABLE _legacy_steps ON COMMIT DROP AS
 SELECT s.tx, s.step, s.to_state, s.at, mv.to_state IS NOT NULL AS may_append,
-       COALESCE(first_value(s.mapped) OVER (PARTITION BY s.tx, s.mapped_so_far ORDER BY s.step),
-                'pending') AS status, s.is_last
+       COALESCE(s.mapped_so_far[cardinality(s.mapped_so_far)], 'pending') AS status, s.is_last
 FROM (
     SELECT t.transaction_legacy_id AS tx, t.to_state, t.legacy_created_at AS at,
-           m.status AS mapped, row_number() OVER w AS step,
-           count(m.status) OVER w AS mapped_so_far, lag(t.to_state) OVER w AS prev_state,
+           row_number() OVER w AS step,
+           array_remove(array_agg(m.status) OVER w, NULL) AS mapped_so_far,
+           lag(t.to_state) OVER w AS prev_state,
            lead(t.legacy_id) OVER w IS NULL AS is_last
     FROM legacy_legacyorder o
     JOIN legacy_legacyordertransition t ON t.transaction_legacy_id = o.legacy_id

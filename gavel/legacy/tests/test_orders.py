@@ -62,6 +62,14 @@ def test_transactions_become_orders_in_the_mapped_state_with_full_history(
         assert order.status == GAVEL_ORDER_STATUS[LegacyState(states[-1])][0]
         steps = sorted(order.transitions.all(), key=lambda step: step.pk)
         assert [step.reason for step in steps] == [f"legacy {state}" for state in states]
+        # Each step's status: the last one mapped so far ('pending' before any).
+        expected, status = [], "pending"
+        for state in states:
+            mapped = GAVEL_ORDER_STATUS.get(LegacyState(state), ("", ""))[0]
+            status = mapped or status
+            expected.append(status)
+        assert [step.to_status for step in steps] == expected
+        assert [step.from_status for step in steps] == ["", *expected[:-1]]
         assert steps[-1].to_status == order.status
         if states[-1] in CAPTURED_STATES:
             assert order.captured_minor == order.total_minor == sums[legacy_id]
