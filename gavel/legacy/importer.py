@@ -209,7 +209,7 @@ class _Importer:
         ledger_split = (
             None
             if self.options.ledger_via_services
-            else ledger_split_key(scope_after=scope_after, share=LEDGER_TAIL_SHARE) or None
+            else ledger_split_key(scope_after=scope_after, share=LEDGER_TAIL_SHARE)
         )
         self._side_by_side(
             [

@@ -663,37 +663,59 @@ class LedgerPageResult:
     posted: int
 
 
-def ledger_split_key(*, scope_after: int, share: float) -> int:
-    """The payment id that leaves about ``share`` of the payments to post after it (0: none
-    to post), so that two connections can post the two ranges side by side. The same for
-    every call while staging does not change: a resumed run splits where it did."""
+def key_split(*, rows: str, key: str, params: dict[str, Any], share: float) -> int:
+    """The ``key`` that leaves about ``share`` of ``rows`` (``FROM … WHERE …`` SQL with
+    ``params``) after it (0: no row), so that two connections can load the two ranges side
+    by side. The same for every call while staging does not change: a resumed run splits
+    where it did."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT percentile_disc(%(at)s) WITHIN GROUP (ORDER BY pay.legacy_id)"
-            " FROM legacy_legacypayment pay"
-            f" WHERE NOT pay.is_quarantined AND {_payments_scope(scope_after)}",
-            {"at": 1 - share, "scope": scope_after},
+            f"SELECT percentile_disc(%(at)s) WITHIN GROUP (ORDER BY {key}) {rows}",
+            {**params, "at": 1 - share},
         )
-        (key,) = cursor.fetchone()
-    return int(key or 0)
+        (found,) = cursor.fetchone()
+    return int(found or 0)
 
 
-def ledger_page_bounds(
-    *, scope_after: int, after_key: int, limit: int, until_key: int | None = None
+def key_page_bounds(
+    *,
+    rows: str,
+    key: str,
+    params: dict[str, Any],
+    after_key: int,
+    limit: int,
+    until_key: int | None = None,
 ) -> tuple[int, int]:
-    """The last payment id of the next page (ids up to ``until_key`` when given) and how many
-    payments it holds ((0, 0): none)."""
-    until = "" if until_key is None else " AND pay.legacy_id <= %(until)s"
+    """The last ``key`` of the next page of ``rows`` (``FROM … WHERE …`` SQL with ``params``)
+    after ``after_key`` (up to ``until_key`` when given) and how many rows it holds ((0, 0):
+    none)."""
+    until = "" if until_key is None else f" AND {key} <= %(until)s"
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT max(legacy_id), count(*) FROM (SELECT pay.legacy_id"
-            f" FROM legacy_legacypayment pay WHERE pay.legacy_id > %(after)s{until}"
-            f" AND NOT pay.is_quarantined AND {_payments_scope(scope_after)}"
-            " ORDER BY pay.legacy_id LIMIT %(limit)s) page",
-            {"after": after_key, "until": until_key, "scope": scope_after, "limit": limit},
+            f"SELECT max(k), count(*) FROM (SELECT {key} AS k {rows}"
+            f" AND {key} > %(after)s{until} ORDER BY {key} LIMIT %(limit)s) page",
+            {**params, "after": after_key, "until": until_key, "limit": limit},
         )
         last, count = cursor.fetchone()
     return (int(last), int(count)) if count else (0, 0)
+
+
+def _payments_posted(scope_after: int) -> str:
+    """The payments a run posts, as ``key_split`` and ``key_page_bounds`` take them."""
+    return (
+        "FROM legacy_legacypayment pay"
+        f" WHERE NOT pay.is_quarantined AND {_payments_scope(scope_after)}"
+    )
+
+
+def ledger_split_key(*, scope_after: int, share: float) -> int:
+    """The payment id after which about ``share`` of the payments to post lie (``key_split``)."""
+    return key_split(
+        rows=_payments_posted(scope_after),
+        key="pay.legacy_id",
+        params={"scope": scope_after},
+        share=share,
+    )
 
 
 def ledger_page_load(
@@ -702,8 +724,13 @@ def ledger_page_load(
     """Post the next page of captured payments after ``after_key`` (up to ``until_key`` when
     given) and quarantine their amount anomalies, inside the caller's transaction; None when
     no payment is left."""
-    last, read = ledger_page_bounds(
-        scope_after=scope_after, after_key=after_key, limit=limit, until_key=until_key
+    last, read = key_page_bounds(
+        rows=_payments_posted(scope_after),
+        key="pay.legacy_id",
+        params={"scope": scope_after},
+        after_key=after_key,
+        limit=limit,
+        until_key=until_key,
     )
     if not read:
         return None

@@ -51,7 +51,7 @@ from gavel.legacy.checks import (
     orders_scope,
 )
 from gavel.legacy.commission import amounts_compute
-from gavel.legacy.loader import seller_accounts_prepare
+from gavel.legacy.loader import key_page_bounds, key_split, seller_accounts_prepare
 from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
 from gavel.legacy.staging import anomalies_record
@@ -271,35 +271,20 @@ class OrdersPageResult:
 _ELIGIBLE = "NOT o.is_quarantined AND o.payment_gateway = 'stripe'"
 
 
+def _orders_loaded(scope_after: int) -> str:
+    """The transactions a run loads, as ``key_split`` and ``key_page_bounds`` take them."""
+    return f"FROM legacy_legacyorder o WHERE {_ELIGIBLE} AND {orders_scope(scope_after)}"
+
+
 def orders_split_key(*, scope_after: int, share: float) -> int:
-    """The transaction id that leaves about ``share`` of the orders to load after it (0: no
-    order to load), so that two connections can load the two ranges side by side. The same
-    for every call while staging does not change: a resumed run splits where it did."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT percentile_disc(%(at)s) WITHIN GROUP (ORDER BY o.legacy_id)"
-            f" FROM legacy_legacyorder o WHERE {_ELIGIBLE} AND {orders_scope(scope_after)}",
-            {"at": 1 - share, "scope": scope_after},
-        )
-        (key,) = cursor.fetchone()
-    return int(key or 0)
-
-
-def orders_page_bounds(
-    *, scope_after: int, after_key: int, limit: int, until_key: int | None = None
-) -> tuple[int, int]:
-    """The last transaction id of the next page (ids up to ``until_key`` when given) and how
-    many transactions it holds ((0, 0): none is left)."""
-    until = "" if until_key is None else " AND o.legacy_id <= %(until)s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT max(legacy_id), count(*) FROM (SELECT o.legacy_id FROM legacy_legacyorder o"
-            f" WHERE o.legacy_id > %(after)s{until} AND {_ELIGIBLE}"
-            f" AND {orders_scope(scope_after)} ORDER BY o.legacy_id LIMIT %(limit)s) page",
-            {"after": after_key, "until": until_key, "scope": scope_after, "limit": limit},
-        )
-        last, count = cursor.fetchone()
-    return (int(last), int(count)) if count else (0, 0)
+    """The transaction id after which about ``share`` of the orders to load lie
+    (``key_split``)."""
+    return key_split(
+        rows=_orders_loaded(scope_after),
+        key="o.legacy_id",
+        params={"scope": scope_after},
+        share=share,
+    )
 
 
 def orders_page_load(
@@ -307,8 +292,13 @@ def orders_page_load(
 ) -> OrdersPageResult | None:
     """Load (or move on) the next page of transactions after ``after_key`` (up to
     ``until_key`` when given), inside the caller's transaction; None when none is left."""
-    last, read = orders_page_bounds(
-        scope_after=scope_after, after_key=after_key, limit=limit, until_key=until_key
+    last, read = key_page_bounds(
+        rows=_orders_loaded(scope_after),
+        key="o.legacy_id",
+        params={"scope": scope_after},
+        after_key=after_key,
+        limit=limit,
+        until_key=until_key,
     )
     if not read:
         return None
