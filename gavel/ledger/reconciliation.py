@@ -96,7 +96,7 @@ def _ledger_balances(code: str, *, since: datetime | None, stripe_account: str) 
                 links.filter(window).values("currency").annotate(total=Sum("amount_minor"))
             ).order_by():
                 totals[row["currency"]] += sign * int(row["total"])
-    return {currency: total for currency, total in totals.items() if total or since is None}
+    return dict(totals)
 
 
 def reconcile_scope(
