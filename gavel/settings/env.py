@@ -42,16 +42,21 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def instant_parse(raw: str) -> datetime:
+    """An ISO 8601 instant with its offset (``2026-11-26T10:00:00+00:00`` or ``…Z``).
+    ValueError for anything else: a time without an offset names no instant."""
+    value = datetime.fromisoformat(raw)  # ValueError: not ISO 8601
+    if value.tzinfo is None:
+        raise ValueError(f"needs a UTC offset (…+00:00 or …Z), got {raw!r}")
+    return value
+
+
 def env_datetime(name: str) -> datetime | None:
-    """An ISO 8601 instant with its offset (``2026-11-26T10:00:00+00:00``); unset or blank:
-    None. A time without an offset is refused: it names no instant."""
+    """``instant_parse`` of the variable; unset or blank: None."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw)
+        return instant_parse(raw)
     except ValueError as error:
-        raise ImproperlyConfigured(f"{name} must be an ISO 8601 instant, got {raw!r}") from error
-    if value.tzinfo is None:
-        raise ImproperlyConfigured(f"{name} needs a UTC offset (…+00:00 or …Z), got {raw!r}")
-    return value
+        raise ImproperlyConfigured(f"{name} must be an ISO 8601 instant: {error}") from error

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gavel.ledger.reconciliation import reconciliation_run
+from gavel.settings.env import instant_parse
 
 
 class Command(BaseCommand):
@@ -28,11 +29,9 @@ class Command(BaseCommand):
         since: datetime | None = None
         if options["since"]:
             try:
-                since = datetime.fromisoformat(options["since"])
+                since = instant_parse(options["since"])
             except ValueError as error:
-                raise CommandError(f"--since: not an ISO 8601 instant: {error}") from error
-            if since.tzinfo is None:
-                raise CommandError("--since needs a UTC offset (…+00:00 or …Z)")
+                raise CommandError(f"--since must be an ISO 8601 instant: {error}") from error
         report = reconciliation_run(account_ids=options["account"], since=since)
         window = "all" if report.since is None else f"from {report.since.isoformat()}"
         self.stdout.write(
