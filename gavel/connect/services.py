@@ -20,6 +20,7 @@ from django.utils import timezone
 from gavel.common.bulk import rows_insert
 from gavel.common.errors import ConflictError, NotFoundError, ServiceError
 from gavel.common.outbox import outbox_enqueue
+from gavel.common.pairs import pairs_split
 from gavel.connect import metrics
 from gavel.connect.lock_objects import connected_account_lock
 from gavel.connect.models import ConnectedAccount, ConnectedAccountChange, StripeLinkRequest
@@ -351,22 +352,11 @@ def connected_accounts_import(
                     [item.stripe_account_id for item in accounts],
                 ],
             )
-            existing: set[tuple[int, str | None]] = set(cursor.fetchall())
-        taken_users = {user_id for user_id, _ in existing}
-        taken_accounts = {stripe_id for _, stripe_id in existing}
-        already: list[AccountImport] = []
-        conflicts: list[AccountImport] = []
-        fresh: list[AccountImport] = []
-        for item in accounts:
-            if (item.user_id, item.stripe_account_id) in existing:
-                already.append(item)
-            elif item.user_id in taken_users or item.stripe_account_id in taken_accounts:
-                conflicts.append(item)  # also a second row for one user or account in a batch
-            else:
-                fresh.append(item)
-                existing.add((item.user_id, item.stripe_account_id))
-                taken_users.add(item.user_id)
-                taken_accounts.add(item.stripe_account_id)
+            recorded = cursor.fetchall()
+        split = pairs_split(
+            accounts, pair=lambda item: (item.user_id, item.stripe_account_id), recorded=recorded
+        )
+        fresh, already, conflicts = split.fresh, split.done, split.conflicts
         # Set-based (``rows_insert``): an import writes tens of thousands of rows, and
         # building them as models cost several times what the database does.
         created = rows_insert(

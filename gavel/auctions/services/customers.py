@@ -17,6 +17,7 @@ from gavel.auctions.states import status_transition
 from gavel.common.bulk import rows_insert
 from gavel.common.errors import ServiceError
 from gavel.common.outbox import outbox_enqueue
+from gavel.common.pairs import pairs_split
 from gavel.gateway.customers import customer_retrieve
 from gavel.gateway.errors import GatewayError, GatewayFinalError, GatewayRetryableError
 
@@ -80,24 +81,13 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
                 ],
             )
             found = cursor.fetchall()
-        existing: set[tuple[int, str | None]] = {(user_id, cus) for user_id, cus, _ in found}
-        forgotten = {(user_id, cus) for user_id, _, ids in found for cus in ids}
-        taken_users = {user_id for user_id, _ in existing}
-        taken_customers = {customer_id for _, customer_id in existing}
-        already = 0
-        conflicts: list[CustomerImport] = []
-        fresh: list[CustomerImport] = []
-        for item in customers:
-            pair = (item.user_id, item.stripe_customer_id)
-            if pair in existing or pair in forgotten:
-                already += 1
-            elif item.user_id in taken_users or item.stripe_customer_id in taken_customers:
-                conflicts.append(item)
-            else:
-                fresh.append(item)
-                existing.add(pair)
-                taken_users.add(item.user_id)
-                taken_customers.add(item.stripe_customer_id)
+        split = pairs_split(
+            customers,
+            pair=lambda item: (item.user_id, item.stripe_customer_id),
+            recorded=[(user_id, customer_id) for user_id, customer_id, _ in found],
+            also_done={(user_id, customer_id) for user_id, _, ids in found for customer_id in ids},
+        )
+        fresh, conflicts = split.fresh, split.conflicts
         # Set-based (``rows_insert``): an import writes tens of thousands of customers, and
         # building them and their history as models cost several times what the database does.
         created = [
@@ -126,7 +116,9 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
                 kwargs={"customer_ids": sorted(created)},
                 queue="default",
             )
-    return CustomerImportResult(created=len(created), already_imported=already, conflicts=conflicts)
+    return CustomerImportResult(
+        created=len(created), already_imported=len(split.done), conflicts=conflicts
+    )
 
 
 def _customer_forget(customer: BuyerCustomer, *, why: str) -> None:
