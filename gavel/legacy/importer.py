@@ -53,6 +53,7 @@ from gavel.legacy.loader import (
     ledger_page_plan,
     ledger_page_post,
     ledger_split_key,
+    seller_accounts_kept,
     users_load,
 )
 from gavel.legacy.models import ImportCheckpoint, ImportRun, LegacyAnomaly
@@ -364,9 +365,10 @@ class _Importer:
             try:
                 if threaded:
                     session_tune()
-                for step, load in lane:
-                    with self._timed(step):
-                        load()
+                with seller_accounts_kept():
+                    for step, load in lane:
+                        with self._timed(step):
+                            load()
             finally:
                 if threaded:
                     db_connection_close()

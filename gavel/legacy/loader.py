@@ -11,13 +11,16 @@ idempotent against a unique constraint (``users_user.legacy_person_id``, the jou
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from gavel.auctions.services.customers import CustomerImport, buyer_customers_import
 from gavel.common.money import SUPPORTED_CURRENCIES
@@ -44,6 +47,8 @@ from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
 from gavel.legacy.staging import anomalies_record
 from gavel.legacy.states import CAPTURED_STATES, DISPUTE_STATES, AnomalyKind, LegacyState
+
+logger = logging.getLogger(__name__)
 
 PLACEHOLDER_EMAIL_DOMAIN = "legacy.invalid"
 
@@ -211,8 +216,9 @@ def buyer_customers_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
 _SELLER_ID_PATTERN = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
 CAPTURED = ", ".join(f"'{state.value}'" for state in sorted(CAPTURED_STATES))
 # Each person's Stripe account as a seller: the first valid ``acct_`` id of their accounts.
-# Built once per page in the page's transaction (``seller_accounts_prepare``) for the ledger
-# and orders pages to join, instead of a lookup per row.
+# Built in a page's transaction (``seller_accounts_prepare``) for the ledger and orders pages
+# to join, instead of a lookup per row; inside ``seller_accounts_kept`` (a load lane) built by
+# the lane's first page and kept for the rest.
 SELLER_ACCOUNTS_SQL = f"""
 INSERT INTO _seller_accounts
 SELECT DISTINCT ON (a.person_legacy_id) a.person_legacy_id, a.stripe_seller_id
@@ -220,15 +226,43 @@ FROM legacy_legacystripeaccount a
 WHERE a.person_legacy_id IS NOT NULL AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
 ORDER BY a.person_legacy_id, a.legacy_id
 """
+_seller_accounts_lane = threading.local()
+
+
+@contextmanager
+def seller_accounts_kept() -> Iterator[None]:
+    """For the block, on this thread's connection: ``_seller_accounts`` built once and kept
+    from one page's transaction to the next, then dropped. For stage two's lanes: staged
+    accounts change only in stage one, and building the table for every page cost 0.4 s a
+    page on one million payments (125,000 accounts sorted each time, 21 pages)."""
+    _seller_accounts_lane.kept = True
+    try:
+        yield
+    finally:
+        _seller_accounts_lane.kept = False
+        if not connection.needs_rollback:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("DROP TABLE IF EXISTS _seller_accounts")
+            except DatabaseError:  # an aborted transaction or a closed connection: gone with it
+                logger.debug("legacy import: _seller_accounts left to the session's end")
 
 
 def seller_accounts_prepare() -> None:
-    """``_seller_accounts`` for the rest of the caller's transaction."""
+    """``_seller_accounts`` for the rest of the caller's transaction (inside
+    ``seller_accounts_kept``: for the rest of the block, built only when this connection does
+    not hold it, e.g. after a page's transaction that built it rolled back)."""
+    kept = getattr(_seller_accounts_lane, "kept", False)
     with connection.cursor() as cursor:
+        if kept:
+            cursor.execute("SELECT to_regclass('pg_temp._seller_accounts') IS NOT NULL")
+            (exists,) = cursor.fetchone()
+            if exists:
+                return
         cursor.execute("DROP TABLE IF EXISTS _seller_accounts")  # a dry run's one transaction
         cursor.execute(
             "CREATE TEMPORARY TABLE _seller_accounts (person text PRIMARY KEY,"
-            " stripe_seller_id text) ON COMMIT DROP"
+            " stripe_seller_id text)" + (" ON COMMIT PRESERVE ROWS" if kept else " ON COMMIT DROP")
         )
         cursor.execute(SELLER_ACCOUNTS_SQL)
         cursor.execute("ANALYZE _seller_accounts")
