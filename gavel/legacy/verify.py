@@ -195,11 +195,31 @@ class _Legacy:
     def sums(self, sql: str, columns: tuple[str, ...]) -> Future[dict[str, Figures]]:
         return self.pool.submit(lambda: _sums_by_column(self.source.query(sql), columns))
 
-    def payments(self, expression: str, where: str, *, by_seller: bool) -> Future[Figures]:
-        group = "receiver_id, UPPER(currency)" if by_seller else "UPPER(currency)"
-        return self.figures(
-            f"SELECT {group}, SUM({expression}) FROM stripe_payments WHERE {where} GROUP BY {group}"
+    def payments(self, asked: dict[str, tuple[str, str, bool]]) -> Future[dict[str, Figures]]:
+        """Each figure ``name: (expression, where, by_seller)`` summed over the payments
+        ``where`` selects, by currency (and by seller): all of them from one pass over
+        ``stripe_payments``. A figure has a key only where a payment counts towards it."""
+        names = list(asked)
+        sums = ", ".join(
+            f"SUM(CASE WHEN {where} THEN {expression} END),"
+            f" SUM(CASE WHEN {where} THEN 1 ELSE 0 END)"
+            for expression, where, _ in asked.values()
         )
+
+        def figures() -> dict[str, Figures]:
+            result: dict[str, Figures] = {name: defaultdict(int) for name in names}
+            for seller, currency, *values in self.source.query(
+                f"SELECT receiver_id, UPPER(currency), {sums} FROM stripe_payments"
+                " GROUP BY receiver_id, UPPER(currency)"
+            ):
+                for index, name in enumerate(names):
+                    total, counted = values[2 * index], values[2 * index + 1]
+                    if counted:
+                        key = _key(seller, currency) if asked[name][2] else _key(currency)
+                        result[name][key] += int(total or 0)
+            return result
+
+        return self.pool.submit(figures)
 
 
 def _rows(legacy: _Legacy) -> list[ReportRow]:
@@ -240,16 +260,19 @@ def _rows(legacy: _Legacy) -> list[ReportRow]:
     # legacy entries.
     kept = "status IN ('paid', 'transfered')"
     captured = "stripe_payment_intent_status = 'success'"
-    asked = {
-        "transferred": legacy.payments(NET, "status = 'transfered'", by_seller=True),
-        "pending": legacy.payments(NET, "status = 'paid'", by_seller=True),
-        REVENUE_COMMISSION: legacy.payments("commission_cents", kept, by_seller=False),
-        REVENUE_BUYER_FEE: legacy.payments("buyer_commission_cents", kept, by_seller=False),
-        EXPENSE_STRIPE_FEES: legacy.payments("real_fee_cents", captured, by_seller=False),
-        "captured": legacy.payments("sum_cents", captured, by_seller=False),
-    }
+    asked_ahead = legacy.payments(
+        {
+            "transferred": (NET, "status = 'transfered'", True),
+            "pending": (NET, "status = 'paid'", True),
+            REVENUE_COMMISSION: ("commission_cents", kept, False),
+            REVENUE_BUYER_FEE: ("buyer_commission_cents", kept, False),
+            EXPENSE_STRIPE_FEES: ("real_fee_cents", captured, False),
+            "captured": ("sum_cents", captured, False),
+        }
+    )
     ledger = _LedgerSums()
     people = _seller_people()
+    asked = asked_ahead.result()
     rows += _compare(
         "seller transferred (net, by seller and currency)",
         asked["transferred"],
