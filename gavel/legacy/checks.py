@@ -34,8 +34,8 @@ from gavel.legacy.reader import (
     PAYMENT_MONEY_COLUMNS,
     PAYMENT_STRIPE_IDS,
     ROW_CHECKS,
-    STRIPE_ID_PATTERNS,
     TRANSACTION_CURRENCIES,
+    stripe_id_sql,
 )
 from gavel.legacy.states import (
     ALLOWED_MOVES,
@@ -130,7 +130,7 @@ def _null_money_select(table: str) -> str:
 
 
 def _stripe_ids_select(table: str, columns: tuple[str, ...]) -> str:
-    invalid = {column: f"{column} !~ '{STRIPE_ID_PATTERNS[column].pattern}'" for column in columns}
+    invalid = {column: f"NOT {stripe_id_sql(column)}" for column in columns}
     values = ", ".join(
         f"'{column}', CASE WHEN {test} THEN {column} END" for column, test in invalid.items()
     )
@@ -503,7 +503,6 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
         reopen=True,
     )
     for column in ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id"):
-        pattern = STRIPE_ID_PATTERNS[column].pattern
         found += anomalies_insert(
             A.DUPLICATE_STRIPE_ID,
             "stripe_payments",
@@ -511,7 +510,8 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
             f"SELECT pay.legacy_id::text, jsonb_build_object('column', '{column}', 'value',"
             f" pay.{column}) FROM {PAYMENTS} pay WHERE pay.{column} IN (SELECT claimed.value"
             f" FROM (SELECT {column} AS value FROM {PAYMENTS} WHERE {column} IS NOT NULL"
-            f" GROUP BY {column} HAVING COUNT(*) > 1) claimed WHERE claimed.value ~ '{pattern}')",
+            f" GROUP BY {column} HAVING COUNT(*) > 1) claimed"
+            f" WHERE {stripe_id_sql(column, 'claimed.value')})",
             params,
             reopen=True,
         )

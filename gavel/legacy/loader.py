@@ -44,7 +44,7 @@ from gavel.legacy.ledger_plan import (
     seller_payable_code,
 )
 from gavel.legacy.models import ImportRun
-from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
+from gavel.legacy.reader import Anomaly, stripe_id_sql
 from gavel.legacy.staging import anomalies_record
 from gavel.legacy.states import CAPTURED_STATES, DISPUTE_STATES, AnomalyKind, LegacyState
 
@@ -145,8 +145,10 @@ def connected_accounts_load(*, run: ImportRun, scope_after: int) -> dict[str, in
         cursor.execute(
             "SELECT a.legacy_id, u.id, a.stripe_seller_id FROM legacy_legacystripeaccount a"
             " JOIN users_user u ON u.legacy_person_id = a.person_legacy_id"
-            " WHERE a.staged_run_id > %s AND a.stripe_seller_id ~ %s ORDER BY a.legacy_id",
-            [scope_after, STRIPE_ID_PATTERNS["stripe_seller_id"].pattern],
+            " WHERE a.staged_run_id > %s"
+            f" AND {stripe_id_sql('stripe_seller_id', 'a.stripe_seller_id')}"
+            " ORDER BY a.legacy_id",
+            [scope_after],
         )
         rows = cursor.fetchall()
     legacy_ids = {stripe_id: legacy_id for legacy_id, _, stripe_id in rows}
@@ -182,8 +184,10 @@ def buyer_customers_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
         cursor.execute(
             "SELECT a.legacy_id, u.id, a.stripe_customer_id FROM legacy_legacystripeaccount a"
             " JOIN users_user u ON u.legacy_person_id = a.person_legacy_id"
-            " WHERE a.staged_run_id > %s AND a.stripe_customer_id ~ %s ORDER BY a.legacy_id",
-            [scope_after, STRIPE_ID_PATTERNS["stripe_customer_id"].pattern],
+            " WHERE a.staged_run_id > %s"
+            f" AND {stripe_id_sql('stripe_customer_id', 'a.stripe_customer_id')}"
+            " ORDER BY a.legacy_id",
+            [scope_after],
         )
         rows = cursor.fetchall()
     legacy_ids = {(user_id, customer): legacy_id for legacy_id, user_id, customer in rows}
@@ -213,7 +217,7 @@ def buyer_customers_load(*, run: ImportRun, scope_after: int) -> dict[str, int]:
 
 # ---- the ledger ----------------------------------------------------------------------------
 
-_SELLER_ID_PATTERN = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
+_SELLER_ID_VALID = stripe_id_sql("stripe_seller_id", "a.stripe_seller_id")
 CAPTURED = ", ".join(f"'{state.value}'" for state in sorted(CAPTURED_STATES))
 # Each person's Stripe account as a seller: the first valid ``acct_`` id of their accounts.
 # Built in a page's transaction (``seller_accounts_prepare``) for the ledger and orders pages
@@ -223,7 +227,7 @@ SELLER_ACCOUNTS_SQL = f"""
 INSERT INTO _seller_accounts
 SELECT DISTINCT ON (a.person_legacy_id) a.person_legacy_id, a.stripe_seller_id
 FROM legacy_legacystripeaccount a
-WHERE a.person_legacy_id IS NOT NULL AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
+WHERE a.person_legacy_id IS NOT NULL AND {_SELLER_ID_VALID}
 ORDER BY a.person_legacy_id, a.legacy_id
 """
 _seller_accounts_lane = threading.local()
@@ -286,7 +290,7 @@ CROSS JOIN LATERAL (
 _SELLER_ACCOUNT_LOOKUP = f"""LEFT JOIN LATERAL (
     SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
     WHERE a.person_legacy_id = pay.receiver_legacy_id
-      AND a.stripe_seller_id ~ '{_SELLER_ID_PATTERN}'
+      AND {_SELLER_ID_VALID}
     ORDER BY a.legacy_id LIMIT 1
 ) acct ON true
 """

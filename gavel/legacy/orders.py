@@ -53,7 +53,7 @@ from gavel.legacy.checks import (
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.loader import key_page_bounds, key_split, seller_accounts_prepare
 from gavel.legacy.models import ImportRun
-from gavel.legacy.reader import STRIPE_ID_PATTERNS, Anomaly
+from gavel.legacy.reader import Anomaly, stripe_id_sql
 from gavel.legacy.staging import anomalies_record
 from gavel.legacy.states import (
     CAPTURED_STATES,
@@ -77,8 +77,8 @@ REFERENCE_PREFIX = "legacy:transactions:"
 HISTORY_OPERATION = "legacy_import"
 S = Order.Status
 
-_INTENT_ID = STRIPE_ID_PATTERNS["stripe_payment_intent_id"].pattern
-_CHARGE_ID = STRIPE_ID_PATTERNS["stripe_charge_id"].pattern
+_INTENT_ID = stripe_id_sql("stripe_payment_intent_id", "pay.stripe_payment_intent_id")
+_CHARGE_ID = stripe_id_sql("stripe_charge_id", "pay.stripe_charge_id")
 
 
 def _literal(value: str | None) -> str:
@@ -185,9 +185,9 @@ SELECT o.legacy_id, '{REFERENCE_PREFIX}' || o.legacy_id, buyer.id, seller.id,
        CASE WHEN m.is_captured THEN 'separate_transfers' ELSE 'destination_charge' END,
        COALESCE(l.title, ''), m.status,
        a.sum_cents - a.buyer_commission_cents, a.buyer_commission_cents, 0, a.commission_cents,
-       CASE WHEN pay.stripe_payment_intent_id ~ '{_INTENT_ID}'
+       CASE WHEN {_INTENT_ID}
             THEN pay.stripe_payment_intent_id ELSE '' END,
-       CASE WHEN m.is_captured AND pay.stripe_charge_id ~ '{_CHARGE_ID}'
+       CASE WHEN m.is_captured AND {_CHARGE_ID}
             THEN pay.stripe_charge_id ELSE '' END,
        CASE WHEN m.is_captured THEN a.sum_cents ELSE 0 END,
        CASE WHEN m.is_captured THEN COALESCE(pay.real_fee_cents, 0) ELSE 0 END,

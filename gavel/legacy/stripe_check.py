@@ -33,7 +33,7 @@ from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.gateway.payment_intents import charge_retrieve, payment_intent_retrieve
 from gavel.gateway.payouts import payout_retrieve
 from gavel.gateway.transfers import transfer_retrieve
-from gavel.legacy.reader import STRIPE_ID_PATTERNS
+from gavel.legacy.reader import stripe_id_sql
 from gavel.legacy.states import CAPTURED_STATES, LegacyState
 
 S = LegacyState
@@ -56,29 +56,29 @@ FAILED_PAYOUT_STATUSES = frozenset({"failed", "canceled"})
 INTENT, CHARGE, TRANSFER, PAYOUT = "payment_intent", "charge", "transfer", "payout"
 KINDS = (INTENT, CHARGE, TRANSFER, PAYOUT)
 
-_INTENT_PATTERN = STRIPE_ID_PATTERNS["stripe_payment_intent_id"].pattern
-_CHARGE_PATTERN = STRIPE_ID_PATTERNS["stripe_charge_id"].pattern
-_TRANSFER_PATTERN = STRIPE_ID_PATTERNS["stripe_transfer_id"].pattern
-_SELLER_PATTERN = STRIPE_ID_PATTERNS["stripe_seller_id"].pattern
+_INTENT_VALID = stripe_id_sql("stripe_payment_intent_id", "pay.stripe_payment_intent_id")
+_CHARGE_VALID = stripe_id_sql("stripe_charge_id", "pay.stripe_charge_id")
+_TRANSFER_VALID = stripe_id_sql("stripe_transfer_id", "pay.stripe_transfer_id")
+_SELLER_VALID = stripe_id_sql("stripe_seller_id", "a.stripe_seller_id")
 SAMPLE_SQL = f"""
 SELECT pay.legacy_id, pay.sum_cents, pay.commission_cents, pay.buyer_commission_cents,
        upper(pay.currency),
        (SELECT t.to_state FROM legacy_legacyordertransition t
         WHERE t.transaction_legacy_id = pay.transaction_legacy_id
         ORDER BY t.sort_key DESC, t.legacy_id DESC LIMIT 1),
-       CASE WHEN pay.stripe_payment_intent_id ~ '{_INTENT_PATTERN}'
+       CASE WHEN {_INTENT_VALID}
             THEN pay.stripe_payment_intent_id END,
-       CASE WHEN pay.stripe_charge_id ~ '{_CHARGE_PATTERN}' THEN pay.stripe_charge_id END,
-       CASE WHEN pay.stripe_transfer_id ~ '{_TRANSFER_PATTERN}' THEN pay.stripe_transfer_id END,
+       CASE WHEN {_CHARGE_VALID} THEN pay.stripe_charge_id END,
+       CASE WHEN {_TRANSFER_VALID} THEN pay.stripe_transfer_id END,
        (SELECT a.stripe_seller_id FROM legacy_legacystripeaccount a
         WHERE a.person_legacy_id = pay.receiver_legacy_id
-          AND a.stripe_seller_id ~ '{_SELLER_PATTERN}'
+          AND {_SELLER_VALID}
         ORDER BY a.legacy_id LIMIT 1)
 FROM legacy_legacypayment pay
 WHERE NOT pay.is_quarantined
-  AND (pay.stripe_payment_intent_id ~ '{_INTENT_PATTERN}'
-       OR pay.stripe_charge_id ~ '{_CHARGE_PATTERN}'
-       OR pay.stripe_transfer_id ~ '{_TRANSFER_PATTERN}')
+  AND ({_INTENT_VALID}
+       OR {_CHARGE_VALID}
+       OR {_TRANSFER_VALID})
 ORDER BY md5(pay.legacy_id::text)
 LIMIT %s
 """

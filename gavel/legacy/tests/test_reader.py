@@ -4,14 +4,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from gavel.legacy.connections import Dialect, LegacyConnectionError, database_parse
 from gavel.legacy.reader import (
     SPECS_BY_TABLE,
+    STRIPE_ID_PATTERNS,
     LegacySource,
     PaymentRecord,
     StripeAccountRecord,
     page_anomalies,
+    stripe_id_is_valid,
+    stripe_id_sql,
 )
 from gavel.legacy.states import AnomalyKind, move_kind
 
@@ -157,3 +161,39 @@ def test_every_legacy_state_has_a_gavel_status():
     for status, reason in GAVEL_ORDER_STATUS.values():
         assert status == "" or status in Order.Status.values
         assert reason
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("column", sorted(STRIPE_ID_PATTERNS))
+def test_the_sql_test_of_a_stripe_id_agrees_with_the_pattern(column: str) -> None:
+    prefix = STRIPE_ID_PATTERNS[column].pattern.removeprefix("^").split("_", 1)[0]
+    first, *others = prefix.strip("()").split("|")
+    values = [
+        *(f"{other}_12345678" for other in others),
+        f"{first}_12345678",  # the shortest valid tail
+        f"{first}_1234567",  # one character short
+        f"{first}_AbCdEf0123456789xyz",
+        f"{first}_1234_5678",  # an underscore in the tail
+        f"{first}_12345678\n",  # a trailing newline is not part of an id
+        f"{first}_1234567é",  # a letter outside A-Z
+        f"{first}_é1234567890",
+        f" {first}_12345678",
+        f"{first.upper()}_12345678",
+        f"{first}12345678",
+        f"{first}_",
+        "",
+        "xx_12345678",
+        f"{first}_{first}_12345678",
+        f"{first}_12345678 ",
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(  # our own column names in the SQL, the values bound
+            f"SELECT v, {stripe_id_sql(column, 'v')} FROM unnest(%s::text[]) AS t(v)"  # noqa: S608
+            f" UNION ALL SELECT NULL, {stripe_id_sql(column, 'NULL::text')}",
+            [values],
+        )
+        found = dict(cursor.fetchall())
+    assert found.pop(None) is None  # NULL stays unknown, as with ``~``
+    assert found == {value: stripe_id_is_valid(column, value) for value in values}
+    assert found[f"{first}_12345678"]
+    assert not found[f"{first}_1234567"]
