@@ -70,7 +70,9 @@ from gavel.legacy.staging import (
     UpsertResult,
     anomalies_record,
     staging_copy,
+    staging_encoding,
     staging_is_new_range,
+    staging_types,
     staging_upsert,
 )
 
@@ -493,6 +495,13 @@ class _Importer:
             disable=not self.options.show_progress,
         )
         fields = spec.record._fields
+        # A PostgreSQL source in this database's encoding sends its pages in COPY's binary
+        # format, typed as the staging columns (``LegacySource.copy_page``).
+        binary_types = (
+            staging_types(table=spec.table, fields=fields)
+            if source.encoding() == staging_encoding()
+            else None
+        )
 
         def staged(last_key: str, rows: int, result: UpsertResult) -> None:
             """The page's checkpoint, in its transaction."""
@@ -528,6 +537,7 @@ class _Importer:
                             since=since,
                             run_id=run.pk,
                             write=write,
+                            binary_types=binary_types,
                         )
                         return rows
 
@@ -539,6 +549,7 @@ class _Importer:
                             stream=stream,
                             run_id=run.pk,
                             is_new_range=is_new,
+                            is_binary=binary_types is not None,
                         )
                         if last[0] is not None:
                             if not spec.key_is_text:  # (no text-keyed table has row checks)

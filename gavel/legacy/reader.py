@@ -13,6 +13,7 @@ a key that a checkpoint can store and a resumed run can continue from. Records a
 from __future__ import annotations
 
 import re
+import struct
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -315,6 +316,15 @@ class LegacySource:
     def close(self) -> None:
         self.connection.close()
 
+    def encoding(self) -> str | None:
+        """The server's character encoding (None for MySQL, whose pages are always text)."""
+        if self.dialect is Dialect.MYSQL:
+            return None
+        with self.connection.cursor() as cursor:
+            cursor.execute("SHOW server_encoding")
+            (encoding,) = cursor.fetchone()
+        return str(encoding)
+
     def __enter__(self) -> LegacySource:
         return self
 
@@ -389,22 +399,38 @@ class LegacySource:
         since: datetime | None,
         run_id: int,
         write: Callable[[bytes], None],
+        binary_types: Sequence[str] | None = None,
     ) -> tuple[int, str | None]:
         """Send one keyset page to ``write`` as PostgreSQL ``COPY`` text, with ``run_id`` as a
         last column, without converting a value in Python: a PostgreSQL source's own ``COPY …
         TO STDOUT``; a MySQL source formats each row as one line itself (``CONCAT_WS``), so
         PyMySQL reads one string per row instead of typed columns. Uuids travel as hex, which
-        a uuid column reads. Returns the rows sent and the page's last key (None: empty)."""
+        a uuid column reads. Returns the rows sent and the page's last key (None: empty).
+
+        ``binary_types`` (a PostgreSQL source only): the SQL types of the columns that read
+        the page, in ``spec.columns`` order. The page is then sent in COPY's binary format,
+        each value cast to its type (no typmod: the reading column applies its own, as it
+        does to text): nothing to print as text and parse again, about a fifth less CPU for
+        the two servers. Both databases must use the same encoding (``encoding``)."""
         if self.dialect is Dialect.MYSQL:
             return self._mysql_copy_page(
                 spec, after=after, limit=limit, since=since, run_id=run_id, write=write
             )
-        columns = ", ".join(
-            f"encode({self.quote(column)}, 'hex')"
-            if column in spec.uuid_columns
-            else self.quote(column)
-            for column in spec.columns
-        )
+        if binary_types is not None:
+            assert len(binary_types) == len(spec.columns), spec.table
+            columns = ", ".join(
+                f"encode({self.quote(column)}, 'hex')::uuid"
+                if column in spec.uuid_columns
+                else f"{self.quote(column)}::{_without_typmod(sql_type)}"
+                for column, sql_type in zip(spec.columns, binary_types, strict=True)
+            )
+        else:
+            columns = ", ".join(
+                f"encode({self.quote(column)}, 'hex')"
+                if column in spec.uuid_columns
+                else self.quote(column)
+                for column in spec.columns
+            )
         where = f"{self.quote('id')} > %s"
         params: list[Any] = [after]
         if since is not None:
@@ -413,28 +439,35 @@ class LegacySource:
         query = (
             f"COPY (SELECT {columns}, {int(run_id)}::bigint FROM {self.quote(spec.table)}"
             f" WHERE {where} ORDER BY {self.quote('id')} LIMIT {int(limit)}) TO STDOUT"
+            + (" (FORMAT binary)" if binary_types is not None else "")
         )
         # "Messages sent from the backend will always correspond to single data rows"
         # (PostgreSQL's protocol, CopyData): a row per message, the last one holding the last
-        # key. This loop runs once per row, so it only collects; the rows are written
-        # RELAY_ROWS at a time (a write per row was half of the relay's time).
-        rows = 0
-        last: bytes | memoryview = b""
+        # key. In the binary format the file header goes with the first row and the trailer
+        # is a message of its own. This loop runs once per row, so it only collects; the rows
+        # are written RELAY_ROWS at a time (a write per row was half of the relay's time).
+        messages = 0
+        last: list[bytes | memoryview] = [b"", b""]  # the last two messages
         pending: list[bytes | memoryview] = []
         with self.connection.cursor() as cursor, cursor.copy(query, params) as copy:
             for chunk in copy:  # a view of its own buffer: kept as it is, not copied
-                last = chunk
+                last[0], last[1] = last[1], chunk
                 pending.append(chunk)
                 if len(pending) == RELAY_ROWS:
                     write(b"".join(pending))
-                    rows += RELAY_ROWS
+                    messages += RELAY_ROWS
                     pending.clear()
         if pending:
             write(b"".join(pending))
-            rows += len(pending)
-        if not rows:
+            messages += len(pending)
+        if binary_types is None:
+            if not messages:
+                return 0, None
+            return messages, _copy_text_field(bytes(last[1]).split(b"\t", 1)[0].rstrip(b"\n"))
+        rows = messages - 1  # the trailer
+        if rows <= 0:
             return 0, None
-        return rows, _copy_text_field(bytes(last).split(b"\t", 1)[0].rstrip(b"\n"))
+        return rows, _copy_binary_key(bytes(last[0]), is_text=spec.key_is_text)
 
     def _mysql_copy_page(
         self,
@@ -501,6 +534,25 @@ def _mysql_copy_text(column: str, type_key: str) -> str:
 
 
 _COPY_ESCAPES = {b"b": "\b", b"f": "\f", b"n": "\n", b"r": "\r", b"t": "\t", b"v": "\v"}
+
+
+_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _copy_binary_key(row: bytes, *, is_text: bool) -> str:
+    """The first field (the key) of one row of PostgreSQL's binary COPY format, as text; the
+    file header in front of it (the first row's message) is skipped."""
+    if row.startswith(_BINARY_SIGNATURE):
+        (extension,) = struct.unpack_from(">i", row, len(_BINARY_SIGNATURE) + 4)
+        row = row[len(_BINARY_SIGNATURE) + 8 + extension :]
+    _fields, length = struct.unpack_from(">hi", row)
+    value = row[6 : 6 + length]
+    return value.decode() if is_text else str(struct.unpack(">q", value)[0])
+
+
+def _without_typmod(sql_type: str) -> str:
+    """``varchar(22)`` -> ``varchar``: a cast to it would cut a longer value short."""
+    return re.sub(r"\(.*\)", "", sql_type).strip()
 
 
 def _copy_text_field(raw: bytes) -> str:

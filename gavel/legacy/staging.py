@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.models import Field
 
 from gavel.legacy.models import (
     ImportRun,
@@ -86,14 +87,41 @@ def staging_upsert(
 
 
 def staging_copy(
-    *, table: str, fields: Sequence[str], stream: CopyStream, run_id: int, is_new_range: bool
+    *,
+    table: str,
+    fields: Sequence[str],
+    stream: CopyStream,
+    run_id: int,
+    is_new_range: bool,
+    is_binary: bool = False,
 ) -> tuple[UpsertResult, int]:
-    """``staging_upsert`` for a page that arrives as COPY text (a PostgreSQL source's own
-    ``COPY … TO STDOUT``, passed through without parsing a row). Returns the result and how
-    many rows the page had."""
+    """``staging_upsert`` for a page that arrives as COPY data (a PostgreSQL source's own
+    ``COPY … TO STDOUT``, passed through without parsing a row): text, or with ``is_binary``
+    COPY's binary format, typed as ``staging_types`` gives. Returns the result and how many
+    rows the page had."""
     return _staging_write(
-        table=table, fields=fields, run_id=run_id, stream=stream, is_new_range=is_new_range
+        table=table,
+        fields=fields,
+        run_id=run_id,
+        stream=stream,
+        is_new_range=is_new_range,
+        is_binary=is_binary,
     )
+
+
+def staging_types(*, table: str, fields: Sequence[str]) -> list[str]:
+    """The SQL types of the staging columns ``fields``: what a binary COPY page must hold."""
+    meta = STAGING_MODELS[table]._meta
+    columns = [meta.get_field(field) for field in fields]
+    return [str(column.db_type(connection)) for column in columns if isinstance(column, Field)]
+
+
+def staging_encoding() -> str:
+    """This database's character encoding (a binary COPY page's text must be in it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_encoding")
+        (encoding,) = cursor.fetchone()
+    return str(encoding)
 
 
 def _staging_write(
@@ -104,13 +132,16 @@ def _staging_write(
     is_new_range: bool,
     rows: Sequence[Sequence[Any]] | None = None,
     stream: CopyStream | None = None,
+    is_binary: bool = False,
 ) -> tuple[UpsertResult, int]:
     target = STAGING_MODELS[table]._meta.db_table
     columns = ", ".join(fields)
 
     def copy_into(relation: str) -> int:
         with connection.cursor() as cursor:
-            statement = f"COPY {relation} ({columns}, staged_run_id) FROM STDIN"
+            statement = f"COPY {relation} ({columns}, staged_run_id) FROM STDIN" + (
+                " (FORMAT binary)" if is_binary else ""
+            )
             with cursor.cursor.copy(statement) as copy:
                 if stream is not None:
                     count = stream(copy.write)

@@ -1,11 +1,12 @@
-"""Every table travels as COPY text (never parsed in Python) and is checked in SQL: from
-MariaDB and from PostgreSQL it stages exactly what the record path (rows read as Python records,
+"""Every table travels as COPY data (never parsed in Python: text from MariaDB, the binary
+format from PostgreSQL) and is checked in SQL: from MariaDB and from PostgreSQL it stages exactly what the record path (rows read as Python records,
 checked by ``reader.ROW_CHECKS``) stages, awkward text included, and finds the same
 anomalies."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -13,8 +14,8 @@ from django.db import connection
 from gavel.legacy import reader
 from gavel.legacy.connections import database_connect
 from gavel.legacy.importer import STAGE_LANES, ImportOptions, legacy_import
-from gavel.legacy.reader import SPECS_BY_TABLE
-from gavel.legacy.staging import STAGING_MODELS
+from gavel.legacy.reader import SPECS_BY_TABLE, LegacySource, key_initial
+from gavel.legacy.staging import STAGING_MODELS, staging_copy, staging_encoding, staging_types
 from gavel.legacy.tests.conftest import generated, truncate_import
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +86,61 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
 def test_stage_lanes_stage_every_table_once() -> None:
     staged_tables = [table for lane in STAGE_LANES for table in lane]
     assert sorted(staged_tables) == sorted(SPECS_BY_TABLE)
+
+
+@pytest.mark.parametrize("table", ["people", "stripe_payments"])
+def test_a_binary_page_holds_the_text_pages_rows_and_last_key(table: str) -> None:
+    """Binary COPY pages, one row (the file header rides with it), several, and none (the
+    header and the trailer alone), stage what text pages stage and end on the same key."""
+    spec = SPECS_BY_TABLE[table]
+    fields = spec.record._fields
+    types = staging_types(table=table, fields=fields)
+    source = generated("postgres", f"binary_{os.getpid()}", payments=30)
+    with LegacySource(source.database) as legacy:
+        assert legacy.encoding() == staging_encoding()
+        keys = [key for key, *_ in legacy.query(f"SELECT id FROM {table} ORDER BY id")]  # noqa: S608
+        after = key_initial(spec)
+        for limit in (1, 7, 1000):
+            found = {}
+            for binary in (None, types):
+                truncate_import()
+                chunks: list[bytes] = []
+                sent, last = legacy.copy_page(
+                    spec,
+                    after=after,
+                    limit=limit,
+                    since=None,
+                    run_id=1,
+                    write=chunks.append,
+                    binary_types=binary,
+                )
+
+                def stream(write: Callable[[bytes], None], chunks: list[bytes] = chunks) -> int:
+                    for chunk in chunks:
+                        write(chunk)
+                    return 0
+
+                staging_copy(
+                    table=table,
+                    fields=fields,
+                    stream=stream,
+                    run_id=1,
+                    is_new_range=True,
+                    is_binary=binary is not None,
+                )
+                found[binary is not None] = (sent, last, staged())
+            assert found[True] == found[False]
+            sent, last, _ = found[True]
+            expected = keys[:limit]
+            assert sent == len(expected)
+            assert last == str(expected[-1])
+        for binary in (None, types):
+            assert legacy.copy_page(
+                spec,
+                after=keys[-1],
+                limit=10,
+                since=None,
+                run_id=1,
+                write=lambda _: None,
+                binary_types=binary,
+            ) == (0, None)
