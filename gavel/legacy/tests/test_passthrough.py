@@ -1,7 +1,7 @@
 """Every table travels as COPY data (never parsed in Python: text from MariaDB, the binary
-format from PostgreSQL) and is checked in SQL: from MariaDB and from PostgreSQL it stages exactly what the record path (rows read as Python records,
-checked by ``reader.ROW_CHECKS``) stages, awkward text included, and finds the same
-anomalies."""
+format from PostgreSQL) and is checked in SQL: from MariaDB and from PostgreSQL it stages
+exactly what the record path (rows read as Python records, checked by ``reader.ROW_CHECKS``)
+stages, awkward text included, and finds the same anomalies."""
 
 from __future__ import annotations
 
