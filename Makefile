@@ -7,9 +7,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo demo-postgres test lint serve bench install migrate clean requirements
 
+# The compiled file pins every package the project needs, hashed: pip installs exactly those
+# (--no-deps) instead of resolving again, which in hash-checking mode fails as soon as a newer
+# release of a package asked for with an extra (pytest-cov's coverage[toml]) is published.
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r requirements/dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)
