@@ -416,21 +416,18 @@ class LegacySource:
             return self._mysql_copy_page(
                 spec, after=after, limit=limit, since=since, run_id=run_id, write=write
             )
+        values = [
+            f"encode({self.quote(column)}, 'hex')"
+            if column in spec.uuid_columns
+            else self.quote(column)
+            for column in spec.columns
+        ]
         if binary_types is not None:
-            assert len(binary_types) == len(spec.columns), spec.table
-            columns = ", ".join(
-                f"encode({self.quote(column)}, 'hex')::uuid"
-                if column in spec.uuid_columns
-                else f"{self.quote(column)}::{_without_typmod(sql_type)}"
-                for column, sql_type in zip(spec.columns, binary_types, strict=True)
-            )
-        else:
-            columns = ", ".join(
-                f"encode({self.quote(column)}, 'hex')"
-                if column in spec.uuid_columns
-                else self.quote(column)
-                for column in spec.columns
-            )
+            values = [
+                f"{value}::{_without_typmod(sql_type)}"
+                for value, sql_type in zip(values, binary_types, strict=True)
+            ]
+        columns = ", ".join(values)
         where = f"{self.quote('id')} > %s"
         params: list[Any] = [after]
         if since is not None:
@@ -447,11 +444,12 @@ class LegacySource:
         # is a message of its own. This loop runs once per row, so it only collects; the rows
         # are written RELAY_ROWS at a time (a write per row was half of the relay's time).
         messages = 0
-        last: list[bytes | memoryview] = [b"", b""]  # the last two messages
+        before_last: bytes | memoryview = b""
+        last: bytes | memoryview = b""
         pending: list[bytes | memoryview] = []
         with self.connection.cursor() as cursor, cursor.copy(query, params) as copy:
             for chunk in copy:  # a view of its own buffer: kept as it is, not copied
-                last[0], last[1] = last[1], chunk
+                before_last, last = last, chunk
                 pending.append(chunk)
                 if len(pending) == RELAY_ROWS:
                     write(b"".join(pending))
@@ -463,11 +461,11 @@ class LegacySource:
         if binary_types is None:
             if not messages:
                 return 0, None
-            return messages, _copy_text_field(bytes(last[1]).split(b"\t", 1)[0].rstrip(b"\n"))
+            return messages, _copy_text_field(bytes(last).split(b"\t", 1)[0].rstrip(b"\n"))
         rows = messages - 1  # the trailer
         if rows <= 0:
             return 0, None
-        return rows, _copy_binary_key(bytes(last[0]), is_text=spec.key_is_text)
+        return rows, _copy_binary_key(bytes(before_last), is_text=spec.key_is_text)
 
     def _mysql_copy_page(
         self,
