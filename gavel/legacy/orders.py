@@ -240,7 +240,8 @@ WITHOUT_USER_SQL = order_people_select(
     " LEFT JOIN users_user b ON b.legacy_person_id = o.starter_legacy_id"
     " LEFT JOIN users_user s ON s.legacy_person_id = o.listing_author_legacy_id",
     # Only the page's transactions that did not become orders: one without a user cannot
-    # have (the orders join both users), and checking the other 95 % cost 0.4 s a page.
+    # have (the orders join both users). On 1 M payments: 3.3 statement-seconds in all, was
+    # 4.8 with every transaction of the page checked.
     where="o.legacy_id > %(after)s AND o.legacy_id <= %(last)s"
     f" AND o.legacy_id NOT IN (SELECT seq FROM {IMPORT_ORDERS})",
 )
