@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from gavel.auctions.models import BuyerCustomer, BuyerCustomerTransition
+from gavel.auctions.models import BuyerCustomer, BuyerCustomerTransition, VerifiedPaymentMethod
 from gavel.auctions.services.customers import buyer_customers_refresh
 from gavel.common.money import currency_exponent
 from gavel.demo.chapters_payments import _books, _wait
@@ -171,9 +171,11 @@ def _customers_read_back(context: StoryContext) -> None:
         from_status=BuyerCustomer.Status.UNSYNCED,
         to_status=BuyerCustomer.Status.CREATING,
     ).count()
+    cards = VerifiedPaymentMethod.objects.filter(setup__customer__in=imported).count()
     context.narrator.detail(
         f"The worker reads the buyers' {found + forgotten} Stripe customers back from Stripe:"
-        f" {found} found; {forgotten} unknown to this Stripe account (the generated portal's"
+        f" {found} found, with {cards} card saved for off-session use adopted (that buyer can"
+        f" bid at once); {forgotten} unknown to this Stripe account (the generated portal's"
         " made-up ids) are forgotten, and Gavel makes those buyers a new customer when they"
         " next need one."
     )
@@ -206,6 +208,16 @@ def _in_flight_make(context: StoryContext) -> dict[str, str]:
     )
     context.sandbox.complete_onboarding(account.id)
     customer = client.v1.customers.create(params={"email": "noor.legacy@example.com"})
+    # The buyer saved a card for off-session use on the portal (a SetupIntent).
+    client.v1.setup_intents.create(
+        params={
+            "customer": customer.id,
+            "usage": "off_session",
+            "payment_method": "pm_card_mastercard",
+            "confirm": True,
+            "return_url": "https://portal.invalid/return",
+        }
+    )
     intent = client.v1.payment_intents.create(
         params={
             "amount": UNIT_PRICE + BUYER_COMMISSION,

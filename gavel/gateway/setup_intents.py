@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stripe import PaymentMethod
 from stripe.params import SetupIntentConfirmParams, SetupIntentCreateParams
 
 from gavel.gateway.client import stripe_client
@@ -32,6 +33,7 @@ def setup_intent_from_payload(payload: dict[str, Any]) -> StripeSetupIntent:
         last_error_code=error.get("code"),
         last_error_decline_code=error.get("decline_code"),
         usage=payload.get("usage"),
+        gavel_setup_id=(payload.get("metadata") or {}).get("gavel_setup_id"),
     )
 
 
@@ -82,6 +84,26 @@ def setup_intent_confirm(
 def payment_method_retrieve(*, payment_method_id: str) -> StripePaymentMethod:
     with stripe_errors_translated():
         method = stripe_client().v1.payment_methods.retrieve(payment_method_id)
+    return _payment_method(method)
+
+
+def customer_cards(*, customer_id: str) -> list[StripePaymentMethod]:
+    """The cards attached to the customer now, every page."""
+    with stripe_errors_translated():
+        page = stripe_client().v1.customers.payment_methods.list(
+            customer_id, params={"type": "card", "limit": 100}
+        )
+        return [_payment_method(method) for method in page.auto_paging_iter()]
+
+
+def customer_setup_intents(*, customer_id: str) -> list[StripeSetupIntent]:
+    """The customer's SetupIntents, newest first, every page."""
+    with stripe_errors_translated():
+        page = stripe_client().v1.setup_intents.list(params={"customer": customer_id, "limit": 100})
+        return [setup_intent_from_payload(intent.to_dict()) for intent in page.auto_paging_iter()]
+
+
+def _payment_method(method: PaymentMethod) -> StripePaymentMethod:
     card = method.card
     return StripePaymentMethod(
         id=method.id,

@@ -24,6 +24,7 @@ class StripeSetupIntent:
     last_error_code: str | None
     last_error_decline_code: str | None
     usage: str | None
+    gavel_setup_id: str | None = None  # metadata: Gavel's own setup row (None: made elsewhere)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,29 +1,39 @@
 """Buyers' Stripe customers brought from elsewhere (the legacy portal's import), and read
 back from Stripe: an imported customer is ``unsynced`` until a refresh finds it in Stripe
-(``active``); one Stripe no longer has is forgotten, and ``buyer_customer_ensure`` makes a new
-one when the buyer next needs it."""
+(``active``), and the cards saved on it for off-session use become the buyer's verified payment
+methods; one Stripe no longer has is forgotten, and ``buyer_customer_ensure`` makes a new one
+when the buyer next needs it."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from gavel.auctions.models import BuyerCustomer, BuyerCustomerTransition, VerifiedPaymentMethod
-from gavel.auctions.states import status_transition
+from gavel.auctions.models import (
+    BuyerCustomer,
+    BuyerCustomerTransition,
+    PaymentMethodSetup,
+    VerifiedPaymentMethod,
+)
+from gavel.auctions.states import history_record, status_transition
 from gavel.common.bulk import rows_insert
 from gavel.common.errors import ServiceError
 from gavel.common.outbox import outbox_enqueue
 from gavel.common.pairs import pairs_split
 from gavel.gateway.customers import customer_retrieve
 from gavel.gateway.errors import GatewayError, GatewayFinalError, GatewayRetryableError
+from gavel.gateway.setup_intents import customer_cards, customer_setup_intents
+from gavel.gateway.types import StripePaymentMethod
 
 logger = logging.getLogger(__name__)
 
 CustomerStatus = BuyerCustomer.Status
+SetupStatus = PaymentMethodSetup.Status
 REFRESH_BATCH_TASK = "gavel.auctions.tasks.buyer_customers_refresh"
 
 
@@ -149,24 +159,34 @@ def _customer_forget(customer: BuyerCustomer, *, why: str) -> None:
 
 def buyer_customer_refresh(*, customer_pk: int) -> BuyerCustomer:
     """Read the buyer's customer from Stripe (idempotent). Stripe has it: ``active``, with
-    ``synced_at``. Stripe answers that it was deleted, or has no such customer: forgotten.
-    Any other gateway failure raises ``ServiceError`` and changes nothing (the janitor, or the
-    webhook pipeline's retry, comes back)."""
+    ``synced_at``, and the cards saved on it for off-session use are adopted
+    (``_saved_cards_adopt``). Stripe answers that it was deleted, or has no such customer:
+    forgotten. Any other gateway failure raises ``ServiceError`` and changes nothing (the
+    janitor, or the webhook pipeline's retry, comes back). Stripe is read before the row is
+    locked; a customer forgotten or replaced meanwhile is left as it now is."""
+    customer = BuyerCustomer.objects.get(pk=customer_pk)
+    stripe_customer_id = customer.stripe_customer_id
+    if stripe_customer_id is None:
+        return customer
+    missing: str | None = None
+    cards: list[SavedCard] = []
+    try:
+        if customer_retrieve(customer_id=stripe_customer_id).deleted:
+            missing = "deleted in Stripe"
+        else:
+            cards = _saved_cards_read(stripe_customer_id)
+    except GatewayFinalError as error:
+        if error.code != "resource_missing":
+            raise gateway_failure(error) from error
+        missing = "not found in Stripe"
+    except GatewayError as error:
+        raise gateway_failure(error) from error
     with transaction.atomic():
         customer = BuyerCustomer.objects.select_for_update().get(pk=customer_pk)
-        if customer.stripe_customer_id is None:
+        if customer.stripe_customer_id != stripe_customer_id:
             return customer
-        try:
-            remote = customer_retrieve(customer_id=customer.stripe_customer_id)
-        except GatewayFinalError as error:
-            if error.code != "resource_missing":
-                raise gateway_failure(error) from error
-            _customer_forget(customer, why="not found in Stripe")
-            return customer
-        except GatewayError as error:
-            raise gateway_failure(error) from error
-        if remote.deleted:
-            _customer_forget(customer, why="deleted in Stripe")
+        if missing is not None:
+            _customer_forget(customer, why=missing)
             return customer
         customer.synced_at = timezone.now()
         if customer.status == CustomerStatus.UNSYNCED:
@@ -178,7 +198,87 @@ def buyer_customer_refresh(*, customer_pk: int) -> BuyerCustomer:
             )
         else:
             customer.save(update_fields=["synced_at", "updated_at"])
+        _saved_cards_adopt(customer, cards)
     return customer
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCard:
+    setup_intent_id: str
+    payment_method: StripePaymentMethod
+
+
+def _saved_cards_read(stripe_customer_id: str) -> list[SavedCard]:
+    """The cards a bidder may be charged off session with: attached to the customer now, and
+    verified by a succeeded SetupIntent of usage ``off_session`` made outside Gavel (the
+    newest, for a card verified more than once). A card attached without one (saved during an
+    on-session payment) is not verified for Gavel's off-session charges: the buyer sets one
+    up in the app."""
+    attached = {card.id: card for card in customer_cards(customer_id=stripe_customer_id)}
+    saved: dict[str, SavedCard] = {}
+    for intent in customer_setup_intents(customer_id=stripe_customer_id):
+        method_id = intent.payment_method_id
+        if (
+            intent.status == SetupStatus.SUCCEEDED
+            and intent.usage == "off_session"
+            and method_id in attached
+            and intent.gavel_setup_id is None  # Gavel's own: its setup flow records it
+            and method_id not in saved
+        ):
+            saved[method_id] = SavedCard(intent.id, attached[method_id])
+    return list(saved.values())
+
+
+def _saved_cards_adopt(customer: BuyerCustomer, cards: list[SavedCard]) -> None:
+    """Record each card Gavel does not know yet as a succeeded setup and a verified payment
+    method (the caller holds the customer's row lock; a card known by its SetupIntent or its
+    payment method id is left as it is, so a refresh run twice adopts once)."""
+    intents_known = set(
+        PaymentMethodSetup.objects.filter(
+            stripe_setup_intent_id__in=[card.setup_intent_id for card in cards]
+        ).values_list("stripe_setup_intent_id", flat=True)
+    )
+    methods_known = set(
+        VerifiedPaymentMethod.objects.filter(
+            stripe_payment_method_id__in=[card.payment_method.id for card in cards]
+        ).values_list("stripe_payment_method_id", flat=True)
+    )
+    for card in cards:
+        if card.setup_intent_id in intents_known or card.payment_method.id in methods_known:
+            continue
+        setup = PaymentMethodSetup.objects.create(
+            user_id=customer.user_id,
+            customer=customer,
+            stripe_setup_intent_id=card.setup_intent_id,
+        )
+        history_record(
+            instance=setup,
+            from_status="",
+            to_status=setup.status,
+            reason="adopted: verified in Stripe before Gavel",
+        )
+        status_transition(
+            instance=setup, to_status=SetupStatus.SUCCEEDED, reason="stripe: succeeded"
+        )
+        VerifiedPaymentMethod.objects.create(
+            setup=setup, user_id=customer.user_id, **verified_fields(card.payment_method)
+        )
+        logger.info(
+            "saved card adopted from Stripe",
+            extra={"customer_pk": customer.pk, "setup_intent_id": card.setup_intent_id},
+        )
+
+
+def verified_fields(method: StripePaymentMethod) -> dict[str, Any]:
+    """A verified payment method's columns from Stripe's payment method (display details
+    only: never a card number)."""
+    return {
+        "stripe_payment_method_id": method.id,
+        "brand": method.card_brand or method.type,
+        "last4": method.card_last4 or "",
+        "exp_month": method.card_exp_month,
+        "exp_year": method.card_exp_year,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from gavel.auctions.lock_objects import setup_lock
 from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPaymentMethod
 from gavel.auctions.selectors import payment_method_setup_get
-from gavel.auctions.services.customers import gateway_failure
+from gavel.auctions.services.customers import gateway_failure, verified_fields
 from gavel.auctions.states import SETUP_TRANSITIONS, history_record, status_transition
 from gavel.common.errors import ServiceError
 from gavel.gateway.customers import customer_create
@@ -174,14 +174,7 @@ def _intent_apply(
         if setup.status == SetupStatus.SUCCEEDED and payment_method is not None:
             verified, _ = VerifiedPaymentMethod.objects.get_or_create(
                 setup=setup,
-                defaults={
-                    "user_id": setup.user_id,
-                    "stripe_payment_method_id": payment_method.id,
-                    "brand": payment_method.card_brand or payment_method.type,
-                    "last4": payment_method.card_last4 or "",
-                    "exp_month": payment_method.card_exp_month,
-                    "exp_year": payment_method.card_exp_year,
-                },
+                defaults={"user_id": setup.user_id, **verified_fields(payment_method)},
             )
     terminal = setup.status in (SetupStatus.SUCCEEDED, SetupStatus.CANCELED)
     return SetupView(

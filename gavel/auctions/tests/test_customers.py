@@ -253,3 +253,150 @@ def test_simultaneous_first_needs_make_one_customer_recorded_once(sandbox: Any) 
     assert got == [customer.stripe_customer_id] * callers
     assert [c["id"] for c in sandbox.objects_of("customer", ...)] == [customer.stripe_customer_id]
     assert [to for _, to, _ in _history(customer)] == ["creating", "active"]
+
+
+def _setup_intent(client: Any, customer_id: str, **params: Any) -> Any:
+    return client.v1.setup_intents.create(params={"customer": customer_id, **params})
+
+
+def test_cards_verified_off_session_in_stripe_before_gavel_are_adopted_once(
+    sandbox: Any, make_user: Any
+) -> None:
+    client = sandbox.client()
+    remote = client.v1.customers.create(params={"email": "sal@example.com"})
+    confirmed = {"confirm": True, "return_url": "https://portal.invalid/return"}
+    visa = _setup_intent(
+        client, remote.id, usage="off_session", payment_method="pm_card_visa", **confirmed
+    )
+    # A card verified twice: the newest SetupIntent is the one recorded.
+    twice = client.v1.payment_methods.create(params={"type": "card", "card": {"token": "tok_amex"}})
+    client.v1.payment_methods.attach(twice.id, params={"customer": remote.id})
+    for _ in range(2):
+        newest = _setup_intent(
+            client, remote.id, usage="off_session", payment_method=twice.id, **confirmed
+        )
+    # Not adopted: verified for on-session use only; attached without a SetupIntent; verified
+    # then detached; never confirmed; Gavel's own (its setup flow records it).
+    _setup_intent(
+        client, remote.id, usage="on_session", payment_method="pm_card_mastercard", **confirmed
+    )
+    client.v1.payment_methods.attach("pm_card_discover", params={"customer": remote.id})
+    detached = _setup_intent(
+        client, remote.id, usage="off_session", payment_method="pm_card_visa_debit", **confirmed
+    )
+    client.v1.payment_methods.detach(detached.payment_method)
+    _setup_intent(client, remote.id, usage="off_session")
+    _setup_intent(
+        client,
+        remote.id,
+        usage="off_session",
+        payment_method="pm_card_mastercard_debit",
+        metadata={"gavel_setup_id": "999"},
+        **confirmed,
+    )
+    sal = make_user("sal@example.com")
+    (row,) = _import((sal, remote.id))
+    assert not bidder_has_verified_payment_method(user=sal)
+
+    for _ in range(2):  # a redelivered task adopts nothing twice
+        assert buyer_customers_refresh(customer_ids=[row.pk]) == {"refreshed": 1, "failed": 0}
+        adopted = list(
+            VerifiedPaymentMethod.objects.order_by("setup__stripe_setup_intent_id").values_list(
+                "user_id", "setup__stripe_setup_intent_id", "stripe_payment_method_id", "brand"
+            )
+        )
+        assert adopted == sorted(
+            [
+                (sal.pk, visa.id, visa.payment_method, "visa"),
+                (sal.pk, newest.id, twice.id, "amex"),
+            ],
+            key=lambda card: card[1],
+        )
+    assert bidder_has_verified_payment_method(user=sal)
+    assert BuyerCustomer.objects.get(pk=row.pk).status == "active"
+    for setup in PaymentMethodSetup.objects.all():
+        assert (setup.customer_id, setup.status) == (row.pk, "succeeded")
+        assert list(setup.transitions.order_by("id").values_list("to_status", "reason")) == [
+            ("creating", "adopted: verified in Stripe before Gavel"),
+            ("succeeded", "stripe: succeeded"),
+        ]
+    card = VerifiedPaymentMethod.objects.get(stripe_payment_method_id=visa.payment_method)
+    assert (card.last4, card.exp_month, card.detached_at) == ("4242", 12, None)
+
+    # Detached in Stripe afterwards: the webhook takes it off, and no refresh brings it back.
+    client.v1.payment_methods.detach(visa.payment_method)
+    handler = handler_for("payment_method.detached")
+    assert handler is not None
+    for raw in sandbox.list_events(type="payment_method.detached"):
+        handler(incoming(raw))
+    buyer_customer_refresh(customer_pk=row.pk)
+    card.refresh_from_db()
+    assert card.detached_at is not None
+    assert VerifiedPaymentMethod.objects.count() == 2
+
+
+def test_cards_stripe_does_not_list_leave_the_customer_unsynced_for_the_janitor(
+    sandbox: Any, make_user: Any, settings: Any
+) -> None:
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    client = sandbox.client()
+    remote = client.v1.customers.create(params={"email": "tam@example.com"})
+    _setup_intent(
+        client,
+        remote.id,
+        usage="off_session",
+        payment_method="pm_card_visa",
+        confirm=True,
+        return_url="https://portal.invalid/return",
+    )
+    (row,) = _import((make_user("tam@example.com"), remote.id))
+    sandbox.fail_requests(500, method="GET", path="/v1/setup_intents")
+    with pytest.raises(ServiceError):
+        buyer_customer_refresh(customer_pk=row.pk)
+    assert BuyerCustomer.objects.get(pk=row.pk).status == "unsynced"
+    assert not PaymentMethodSetup.objects.exists()
+    assert buyer_customers_janitor() == {"refreshed": 1, "failed": 0}
+    assert BuyerCustomer.objects.get(pk=row.pk).status == "active"
+    assert VerifiedPaymentMethod.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_refreshes_adopt_a_saved_card_once(sandbox: Any) -> None:
+    client = sandbox.client()
+    remote = client.v1.customers.create(params={"email": "uma@example.com"})
+    _setup_intent(
+        client,
+        remote.id,
+        usage="off_session",
+        payment_method="pm_card_visa",
+        confirm=True,
+        return_url="https://portal.invalid/return",
+    )
+    buyer = User.objects.create_user(email="uma@example.com", password="correct horse battery")
+    (row,) = _import((buyer, remote.id))
+    callers = 4
+    barrier = threading.Barrier(callers)
+    errors: list[BaseException] = []
+
+    def refresh() -> None:
+        try:
+            barrier.wait()
+            buyer_customer_refresh(customer_pk=row.pk)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refresh) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert PaymentMethodSetup.objects.count() == 1
+    assert VerifiedPaymentMethod.objects.count() == 1
+    assert list(
+        BuyerCustomer.objects.get(pk=row.pk)
+        .transitions.order_by("id")
+        .values_list("to_status", flat=True)
+    ) == ["unsynced", "active"]

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from gavel.auctions.models import BuyerCustomer
+from gavel.auctions.selectors import bidder_has_verified_payment_method
 from gavel.auctions.services.customers import REFRESH_BATCH_TASK as CUSTOMERS_REFRESH_TASK
 from gavel.auctions.tasks import buyer_customers_refresh
 from gavel.common.models import OutboxMessage
@@ -65,6 +66,17 @@ def test_an_in_flight_preauthorization_is_captured_confirmed_and_paid_out_by_gav
     )
     sandbox.complete_onboarding(account.id)
     customer = client.v1.customers.create(params={"email": "legacy.buyer@example.com"})
+    # The portal's buyer saved a card for off-session use: Gavel adopts it, so the buyer can
+    # bid without setting one up again.
+    saved = client.v1.setup_intents.create(
+        params={
+            "customer": customer.id,
+            "usage": "off_session",
+            "payment_method": "pm_card_mastercard",
+            "confirm": True,
+            "return_url": "https://portal.invalid/return",
+        }
+    )
     # The portal's preauthorize flow: a manual-capture destination charge, authorized.
     intent = client.v1.payment_intents.create(
         params={
@@ -117,6 +129,9 @@ def test_an_in_flight_preauthorization_is_captured_confirmed_and_paid_out_by_gav
     message = OutboxMessage.objects.get(task_name=CUSTOMERS_REFRESH_TASK)
     assert buyer_customers_refresh(**message.kwargs) == {"refreshed": 1, "failed": 0}
     assert BuyerCustomer.objects.get(user=buyer).status == "active"
+    assert bidder_has_verified_payment_method(user=buyer)
+    cards = buyer.verified_payment_methods.values_list("stripe_payment_method_id", "last4")
+    assert list(cards) == [(saved.payment_method, "4444")]
     line = order.lines.get()
     assert (line.seller.legacy_person_id, line.seller_account_id) == (SELLER, account.id)
     assert account_balance(code="platform:stripe_balance", currency="USD") == 0  # nothing posted
