@@ -15,6 +15,14 @@ the legacy facts:
 - payout (``po_``, ``payout_retrieve`` on the seller's connected account): the amount is the
   seller's net, the currency, and it did not fail or get canceled.
 
+For a deterministic sample of the portal's Stripe accounts rows (every one staged, conflicts
+included: Stripe should know each id the portal stored), each valid id is read too:
+
+- connected account (``acct_``, ``account_retrieve``): it exists and is connected to this
+  platform (Stripe answers ``resource_missing`` otherwise);
+- customer (``cus_``, ``customer_retrieve``): it exists in this Stripe account and was not
+  deleted.
+
 An id Stripe does not know is ``missing in Stripe``; Stripe being unavailable is counted apart
 (not a difference, not an agreement either).
 """
@@ -26,9 +34,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import connection
 
+from gavel.gateway.accounts import account_retrieve
+from gavel.gateway.customers import customer_retrieve
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.gateway.payment_intents import charge_retrieve, payment_intent_retrieve
 from gavel.gateway.payouts import payout_retrieve
@@ -54,12 +65,22 @@ EXPECTED_INTENT_STATUSES: dict[str, frozenset[str]] = {
 FAILED_PAYOUT_STATUSES = frozenset({"failed", "canceled"})
 
 INTENT, CHARGE, TRANSFER, PAYOUT = "payment_intent", "charge", "transfer", "payout"
-KINDS = (INTENT, CHARGE, TRANSFER, PAYOUT)
+ACCOUNT, CUSTOMER = "account", "customer"
+KINDS = (INTENT, CHARGE, TRANSFER, PAYOUT, ACCOUNT, CUSTOMER)
 
 _INTENT_VALID = stripe_id_sql("stripe_payment_intent_id", "pay.stripe_payment_intent_id")
 _CHARGE_VALID = stripe_id_sql("stripe_charge_id", "pay.stripe_charge_id")
 _TRANSFER_VALID = stripe_id_sql("stripe_transfer_id", "pay.stripe_transfer_id")
 _SELLER_VALID = stripe_id_sql("stripe_seller_id", "a.stripe_seller_id")
+_CUSTOMER_VALID = stripe_id_sql("stripe_customer_id", "a.stripe_customer_id")
+ACCOUNTS_SAMPLE_SQL = f"""
+SELECT a.legacy_id, CASE WHEN {_SELLER_VALID} THEN a.stripe_seller_id END,
+       CASE WHEN {_CUSTOMER_VALID} THEN a.stripe_customer_id END
+FROM legacy_legacystripeaccount a
+WHERE {_SELLER_VALID} OR {_CUSTOMER_VALID}
+ORDER BY md5(a.legacy_id::text)
+LIMIT %s
+"""
 SAMPLE_SQL = f"""
 SELECT pay.legacy_id, pay.sum_cents, pay.commission_cents, pay.buyer_commission_cents,
        upper(pay.currency),
@@ -107,7 +128,8 @@ class StripeCheck:
 @dataclass(frozen=True, slots=True)
 class CrossCheck:
     sampled: int  # payments in the sample
-    checks: list[StripeCheck]
+    accounts_sampled: int  # the portal's Stripe accounts rows in the sample
+    checks: list[StripeCheck]  # ``legacy_id``: the payment's, or the Stripe accounts row's
     unanswered: Counter[str]  # per kind: Stripe could not answer (retry later)
 
 
@@ -171,6 +193,15 @@ def _payout_problems(facts: LegacyFacts, payout_id: str) -> list[str]:
     return problems
 
 
+def _account_problems(account_id: str) -> list[str]:
+    account_retrieve(account_id=account_id)  # missing or not connected: GatewayFinalError
+    return []
+
+
+def _customer_problems(customer_id: str) -> list[str]:
+    return ["deleted in Stripe"] if customer_retrieve(customer_id=customer_id).deleted else []
+
+
 CHECKERS: dict[str, Callable[[LegacyFacts, str], list[str]]] = {
     INTENT: _intent_problems,
     CHARGE: _charge_problems,
@@ -190,11 +221,33 @@ def _ids_to_check(
         yield (TRANSFER if transfer_id.startswith("tr_") else PAYOUT), transfer_id
 
 
+def _check(
+    checks: list[StripeCheck],
+    unanswered: Counter[str],
+    legacy_id: int,
+    kind: str,
+    object_id: str,
+    problems_of: Callable[[str], list[str]],
+) -> None:
+    """One read through the gateway: a check (with its problems), or one more unanswered."""
+    try:
+        problems = problems_of(object_id)
+    except GatewayFinalError:
+        problems = ["missing in Stripe"]
+    except GatewayRetryableError:
+        unanswered[kind] += 1
+        return
+    checks.append(StripeCheck(legacy_id, kind, object_id, "; ".join(problems)))
+
+
 def stripe_cross_check(*, sample: int) -> CrossCheck:
-    """Check up to ``sample`` payments, every Stripe id of each."""
+    """Check up to ``sample`` payments, every Stripe id of each, and up to ``sample`` of the
+    portal's Stripe accounts rows, each valid account and customer id."""
     with connection.cursor() as cursor:
         cursor.execute(SAMPLE_SQL, [sample])
         rows = cursor.fetchall()
+        cursor.execute(ACCOUNTS_SAMPLE_SQL, [sample])
+        account_rows = cursor.fetchall()
     checks: list[StripeCheck] = []
     unanswered: Counter[str] = Counter()
     for row in rows:
@@ -209,12 +262,13 @@ def stripe_cross_check(*, sample: int) -> CrossCheck:
             seller_account_id=seller_account_id,
         )
         for kind, object_id in _ids_to_check(intent_id, charge_id, transfer_id):
-            try:
-                problems = CHECKERS[kind](facts, object_id)
-            except GatewayFinalError:
-                problems = ["missing in Stripe"]
-            except GatewayRetryableError:
-                unanswered[kind] += 1
-                continue
-            checks.append(StripeCheck(facts.legacy_id, kind, object_id, "; ".join(problems)))
-    return CrossCheck(len(rows), checks, unanswered)
+            checker = partial(CHECKERS[kind], facts)
+            _check(checks, unanswered, facts.legacy_id, kind, object_id, checker)
+    for legacy_id, account_id, customer_id in account_rows:
+        for kind, object_id, problems_of in (
+            (ACCOUNT, account_id, _account_problems),
+            (CUSTOMER, customer_id, _customer_problems),
+        ):
+            if object_id:
+                _check(checks, unanswered, int(legacy_id), kind, object_id, problems_of)
+    return CrossCheck(len(rows), len(account_rows), checks, unanswered)

@@ -31,7 +31,15 @@ from gavel.legacy.models import ImportRun, VerificationReport
 from gavel.legacy.reader import LegacySource
 from gavel.legacy.schema import TABLES
 from gavel.legacy.staging import STAGING_MODELS
-from gavel.legacy.stripe_check import CHARGE, INTENT, PAYOUT, TRANSFER, stripe_cross_check
+from gavel.legacy.stripe_check import (
+    ACCOUNT,
+    CHARGE,
+    CUSTOMER,
+    INTENT,
+    PAYOUT,
+    TRANSFER,
+    stripe_cross_check,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +407,8 @@ STRIPE_SECTIONS = {
     CHARGE: "Stripe cross-check: charges",
     TRANSFER: "Stripe cross-check: transfers",
     PAYOUT: "Stripe cross-check: payouts",
+    ACCOUNT: "Stripe cross-check: connected accounts",
+    CUSTOMER: "Stripe cross-check: customers",
 }
 
 
@@ -410,10 +420,15 @@ def stripe_rows(*, sample: int) -> list[ReportRow]:
     for kind, section in STRIPE_SECTIONS.items():
         checks = [check for check in result.checks if check.kind == kind]
         unanswered = result.unanswered[kind]
+        sampled = (
+            f"{result.accounts_sampled} Stripe accounts rows"
+            if kind in (ACCOUNT, CUSTOMER)
+            else f"{result.sampled} payments"
+        )
         rows += [
             ReportRow(
                 section,
-                f"agree (sample of {result.sampled} payments)",
+                f"agree (sample of {sampled})",
                 len(checks),
                 sum(1 for check in checks if not check.problem),
             ),

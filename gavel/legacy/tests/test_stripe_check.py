@@ -6,10 +6,12 @@ amount is its own report row; the right ones agree."""
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import pytest
 
+from gavel.legacy.connections import LegacyDatabase, database_connect
 from gavel.legacy.importer import ImportOptions, legacy_import
 from gavel.legacy.tests.conftest import generated
 from gavel.legacy.tests.portal_rows import (
@@ -27,6 +29,37 @@ pytestmark = pytest.mark.django_db
 CONFIRMED = (*PAID, "confirmed")
 MISSING_CHARGE = "ch_000000000000000000missing"
 MISSING_PAYOUT = "po_000000000000000000missing"
+MISSING_ACCOUNT = "acct_0000000000missing"
+MISSING_CUSTOMER = "cus_00000000000missing"
+
+
+def _stripe_accounts_write(
+    database: LegacyDatabase, rows: list[tuple[int, str | None, str | None]]
+) -> None:
+    """A person and a Stripe accounts row each, as the portal writes them; the generated
+    portal's own rows (made-up ids) are deleted, so that the sample is the test's rows."""
+    connection = database_connect(database, autocommit=False)
+    try:
+        cursor = connection.cursor()
+        cursor.execute("DELETE FROM stripe_accounts WHERE id < 900000")
+        at = "2026-01-05 10:00:00"
+        for row_id, account_id, customer_id in rows:
+            person = f"LegacyOther{row_id:011d}"
+            cursor.execute(
+                "INSERT INTO people (id, uuid, community_id, created_at, updated_at, username,"
+                " email, given_name, family_name)"
+                " VALUES (%s, %s, 1, %s, %s, %s, %s, 'Other', 'Person')",
+                [person, uuid.uuid4().bytes, at, at, person.lower(), f"{person}@example.com"],
+            )
+            cursor.execute(
+                "INSERT INTO stripe_accounts (id, person_id, community_id, stripe_seller_id,"
+                " stripe_customer_id, created_at, updated_at)"
+                " VALUES (%s, %s, 1, %s, %s, %s, %s)",
+                [row_id, person, account_id, customer_id, at, at],
+            )
+        connection.commit()
+    finally:
+        connection.close()
 
 
 def _account(sandbox: Any) -> str:
@@ -130,6 +163,19 @@ def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> Non
             transaction_id=900_000 + number,
             with_people=number == 1,
         )
+    # More of the portal's Stripe accounts rows: an account id Stripe does not know with a
+    # customer deleted since, a customer id Stripe does not know, and an id that is not one
+    # (quarantined by the import's checks, not read).
+    deleted_customer = str(sandbox.client().v1.customers.create(params={}).id)
+    sandbox.client().v1.customers.delete(deleted_customer)
+    _stripe_accounts_write(
+        source.database,
+        [
+            (900_003, MISSING_ACCOUNT, deleted_customer),
+            (900_004, None, MISSING_CUSTOMER),
+            (900_005, None, "customer-0042"),
+        ],
+    )
     legacy_import(database=source.database, options=ImportOptions(is_resumable=False))
 
     report = legacy_verify(database=source.database, stripe_sample=20)
@@ -154,6 +200,10 @@ def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> Non
         ("transfers", "unanswered (retry later)", 0, 0),
         ("payouts", "agree (sample of 8 payments)", 2, 1),
         ("payouts", "unanswered (retry later)", 0, 0),
+        ("connected accounts", "agree (sample of 4 Stripe accounts rows)", 2, 1),
+        ("connected accounts", "unanswered (retry later)", 0, 0),
+        ("customers", "agree (sample of 4 Stripe accounts rows)", 3, 1),
+        ("customers", "unanswered (retry later)", 0, 0),
     ]
     differences = sorted(
         (section, key.split(" ", 1)[1])
@@ -180,6 +230,9 @@ def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> Non
                 f"{wrong_destination}: destination {stranger} != seller account {seller}",
             ),
             ("payouts", f"{MISSING_PAYOUT}: missing in Stripe"),
+            ("connected accounts", f"{MISSING_ACCOUNT}: missing in Stripe"),
+            ("customers", f"{deleted_customer}: deleted in Stripe"),
+            ("customers", f"{MISSING_CUSTOMER}: missing in Stripe"),
         ]
     )
     stripe_differences = sum(
@@ -187,4 +240,4 @@ def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> Non
         for row in report.rows
         if row["section"].startswith("Stripe cross-check") and row["difference"]
     )
-    assert stripe_differences == 7 + 4  # each difference, plus each kind's agree row
+    assert stripe_differences == 10 + 6  # each difference, plus each kind's agree row

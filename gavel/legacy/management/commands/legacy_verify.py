@@ -24,8 +24,9 @@ class Command(BaseCommand):
             "--stripe-sample",
             type=int,
             default=0,
-            help="also read this many payments' PaymentIntents, charges, transfers and payouts"
-            " from Stripe and compare them",
+            help="also read this many payments' PaymentIntents, charges, transfers and payouts,"
+            " and this many Stripe accounts rows' connected accounts and customers, from Stripe"
+            " and compare them",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
