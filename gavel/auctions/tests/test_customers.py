@@ -4,6 +4,7 @@ and reading them back from Stripe: found, or forgotten and made again when neede
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -400,3 +401,38 @@ def test_simultaneous_refreshes_adopt_a_saved_card_once(sandbox: Any) -> None:
         .transitions.order_by("id")
         .values_list("to_status", flat=True)
     ) == ["unsynced", "active"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_replaced_while_its_cards_are_read_is_left_as_it_now_is(sandbox: Any) -> None:
+    client = sandbox.client()
+    old = client.v1.customers.create(params={"email": "vic@example.com"})
+    _setup_intent(
+        client,
+        old.id,
+        usage="off_session",
+        payment_method="pm_card_visa",
+        confirm=True,
+        return_url="https://portal.invalid/return",
+    )
+    buyer = User.objects.create_user(email="vic@example.com", password="correct horse battery")
+    (row,) = _import((buyer, old.id))
+    # The refresh's read of the SetupIntents answers late; meanwhile Stripe deletes the
+    # customer, the webhook forgets it and the buyer gets a new one.
+    sandbox.add_latency(3.0, method="GET", path="/v1/setup_intents", times=1)
+    reading = threading.Thread(
+        target=lambda: (buyer_customer_refresh(customer_pk=row.pk), connection.close())
+    )
+    reading.start()
+    time.sleep(1.0)
+    client.v1.customers.delete(old.id)
+    assert buyer_customer_deleted_apply(stripe_customer_id=old.id)
+    renewed = buyer_customer_ensure(user=buyer)
+    reading.join()
+    customer = BuyerCustomer.objects.get(pk=row.pk)
+    assert customer.stripe_customer_id == renewed.stripe_customer_id != old.id
+    assert customer.status == "active"
+    # The old customer's card is not adopted onto the new one.
+    assert not PaymentMethodSetup.objects.exists()
+    assert not bidder_has_verified_payment_method(user=buyer)
+    assert [to for _, to, _ in _history(customer)] == ["unsynced", "creating", "active"]
