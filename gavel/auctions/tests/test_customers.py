@@ -420,9 +420,14 @@ def test_a_customer_replaced_while_its_cards_are_read_is_left_as_it_now_is(sandb
     # The refresh's read of the SetupIntents answers late; meanwhile Stripe deletes the
     # customer, the webhook forgets it and the buyer gets a new one.
     sandbox.add_latency(3.0, method="GET", path="/v1/setup_intents", times=1)
-    reading = threading.Thread(
-        target=lambda: (buyer_customer_refresh(customer_pk=row.pk), connection.close())
-    )
+
+    def refresh() -> None:
+        try:
+            buyer_customer_refresh(customer_pk=row.pk)
+        finally:
+            connection.close()
+
+    reading = threading.Thread(target=refresh)
     reading.start()
     time.sleep(1.0)
     client.v1.customers.delete(old.id)
