@@ -256,8 +256,20 @@ def test_simultaneous_first_needs_make_one_customer_recorded_once(sandbox: Any) 
     assert [to for _, to, _ in _history(customer)] == ["creating", "active"]
 
 
+CONFIRMED = {"confirm": True, "return_url": "https://portal.invalid/return"}
+
+
 def _setup_intent(client: Any, customer_id: str, **params: Any) -> Any:
     return client.v1.setup_intents.create(params={"customer": customer_id, **params})
+
+
+def _customer_with_saved_card(client: Any, email: str) -> Any:
+    """A Stripe customer with a card verified off session outside Gavel (a SetupIntent)."""
+    remote = client.v1.customers.create(params={"email": email})
+    _setup_intent(
+        client, remote.id, usage="off_session", payment_method="pm_card_visa", **CONFIRMED
+    )
+    return remote
 
 
 def test_cards_verified_off_session_in_stripe_before_gavel_are_adopted_once(
@@ -265,25 +277,24 @@ def test_cards_verified_off_session_in_stripe_before_gavel_are_adopted_once(
 ) -> None:
     client = sandbox.client()
     remote = client.v1.customers.create(params={"email": "sal@example.com"})
-    confirmed = {"confirm": True, "return_url": "https://portal.invalid/return"}
     visa = _setup_intent(
-        client, remote.id, usage="off_session", payment_method="pm_card_visa", **confirmed
+        client, remote.id, usage="off_session", payment_method="pm_card_visa", **CONFIRMED
     )
     # A card verified twice: the newest SetupIntent is the one recorded.
     twice = client.v1.payment_methods.create(params={"type": "card", "card": {"token": "tok_amex"}})
     client.v1.payment_methods.attach(twice.id, params={"customer": remote.id})
     for _ in range(2):
         newest = _setup_intent(
-            client, remote.id, usage="off_session", payment_method=twice.id, **confirmed
+            client, remote.id, usage="off_session", payment_method=twice.id, **CONFIRMED
         )
     # Not adopted: verified for on-session use only; attached without a SetupIntent; verified
     # then detached; never confirmed; Gavel's own (its setup flow records it).
     _setup_intent(
-        client, remote.id, usage="on_session", payment_method="pm_card_mastercard", **confirmed
+        client, remote.id, usage="on_session", payment_method="pm_card_mastercard", **CONFIRMED
     )
     client.v1.payment_methods.attach("pm_card_discover", params={"customer": remote.id})
     detached = _setup_intent(
-        client, remote.id, usage="off_session", payment_method="pm_card_visa_debit", **confirmed
+        client, remote.id, usage="off_session", payment_method="pm_card_visa_debit", **CONFIRMED
     )
     client.v1.payment_methods.detach(detached.payment_method)
     _setup_intent(client, remote.id, usage="off_session")
@@ -293,7 +304,7 @@ def test_cards_verified_off_session_in_stripe_before_gavel_are_adopted_once(
         usage="off_session",
         payment_method="pm_card_mastercard_debit",
         metadata={"gavel_setup_id": "999"},
-        **confirmed,
+        **CONFIRMED,
     )
     sal = make_user("sal@example.com")
     (row,) = _import((sal, remote.id))
@@ -341,15 +352,7 @@ def test_cards_stripe_does_not_list_leave_the_customer_unsynced_for_the_janitor(
 ) -> None:
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     client = sandbox.client()
-    remote = client.v1.customers.create(params={"email": "tam@example.com"})
-    _setup_intent(
-        client,
-        remote.id,
-        usage="off_session",
-        payment_method="pm_card_visa",
-        confirm=True,
-        return_url="https://portal.invalid/return",
-    )
+    remote = _customer_with_saved_card(client, "tam@example.com")
     (row,) = _import((make_user("tam@example.com"), remote.id))
     sandbox.fail_requests(500, method="GET", path="/v1/setup_intents")
     with pytest.raises(ServiceError):
@@ -364,15 +367,7 @@ def test_cards_stripe_does_not_list_leave_the_customer_unsynced_for_the_janitor(
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_refreshes_adopt_a_saved_card_once(sandbox: Any) -> None:
     client = sandbox.client()
-    remote = client.v1.customers.create(params={"email": "uma@example.com"})
-    _setup_intent(
-        client,
-        remote.id,
-        usage="off_session",
-        payment_method="pm_card_visa",
-        confirm=True,
-        return_url="https://portal.invalid/return",
-    )
+    remote = _customer_with_saved_card(client, "uma@example.com")
     buyer = User.objects.create_user(email="uma@example.com", password="correct horse battery")
     (row,) = _import((buyer, remote.id))
     callers = 4
@@ -406,15 +401,7 @@ def test_simultaneous_refreshes_adopt_a_saved_card_once(sandbox: Any) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_customer_replaced_while_its_cards_are_read_is_left_as_it_now_is(sandbox: Any) -> None:
     client = sandbox.client()
-    old = client.v1.customers.create(params={"email": "vic@example.com"})
-    _setup_intent(
-        client,
-        old.id,
-        usage="off_session",
-        payment_method="pm_card_visa",
-        confirm=True,
-        return_url="https://portal.invalid/return",
-    )
+    old = _customer_with_saved_card(client, "vic@example.com")
     buyer = User.objects.create_user(email="vic@example.com", password="correct horse battery")
     (row,) = _import((buyer, old.id))
     # The refresh's read of the SetupIntents answers late; meanwhile Stripe deletes the
