@@ -214,11 +214,13 @@ class ControlMixin:
         method: str | None = None,
         path: str | None = None,
         times: int | None = None,
-    ) -> None:
-        """Delay matching requests by ``seconds`` of real time (idempotency key stays in flight)."""
+    ) -> RequestFault:
+        """Delay matching requests by ``seconds`` of real time (idempotency key stays in flight).
+        The rule is returned: its ``seen`` counts the matching requests that have arrived, so a
+        test can act while one is being held."""
         sb = self._sb()
         with sb.lock:
-            sb.faults.add(
+            return sb.faults.add(
                 RequestFault(
                     "latency", latency=seconds, remaining=times, method=method, path_prefix=path
                 )

@@ -95,7 +95,14 @@ def payment_intent_cancel(
     return StripePaymentIntent.from_payload(intent.to_dict())
 
 
-def charge_retrieve(*, charge_id: str) -> StripeCharge:
+def charge_retrieve(*, charge_id: str, account_id: str | None = None) -> StripeCharge:
+    """A charge on the platform, or with ``account_id`` one on that connected account (a
+    ``py_``: the payment a transfer made to it)."""
     with stripe_errors_translated():
-        charge = stripe_client().v1.charges.retrieve(charge_id)
+        if account_id is None:
+            charge = stripe_client().v1.charges.retrieve(charge_id)
+        else:
+            charge = stripe_client().v1.charges.retrieve(
+                charge_id, options={"stripe_account": account_id}
+            )
     return StripeCharge.from_payload(charge.to_dict())

@@ -85,6 +85,7 @@ class StripeCharge:
     application_fee_id: str | None
     payment_intent_id: str | None
     disputed: bool
+    source_transfer_id: str | None = None  # a ``py_`` on a connected account: its transfer
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> StripeCharge:
@@ -100,6 +101,7 @@ class StripeCharge:
             application_fee_id=object_id(payload.get("application_fee")),
             payment_intent_id=object_id(payload.get("payment_intent")),
             disputed=bool(payload.get("disputed")),
+            source_transfer_id=object_id(payload.get("source_transfer")),
         )
 
 

@@ -7,8 +7,13 @@ the legacy facts:
 - PaymentIntent (``pi_``, ``payment_intent_retrieve``): the status the final transaction state
   implies, the amount, the currency, and for a captured payment the amount received;
 - charge (``ch_``, ``charge_retrieve``): the amount, the currency, and the captured amount
-  (``sum_cents`` once captured, 0 before); a ``py_`` id (a payment on a connected account) is
-  not read;
+  (``sum_cents`` once captured, 0 before);
+- payment on the seller's connected account (a ``py_`` in the charge column: the charge a
+  transfer makes on its destination, ``charge_retrieve`` on that account): the legacy state is
+  captured; the amount is ``sum_cents`` (a destination charge with an application fee moves the
+  whole amount and takes the fee back from the account) or the seller's net (a transfer of the
+  net: ``transfer_data[amount]``, or a separate transfer, which must then be the portal's
+  ``tr_``), the currency, nothing refunded;
 - transfer (``tr_``, ``transfer_retrieve``): the amount is the seller's net
   (``sum_cents − commission_cents − buyer_commission_cents``), the destination is the seller's
   connected account, the currency, nothing reversed;
@@ -65,8 +70,9 @@ EXPECTED_INTENT_STATUSES: dict[str, frozenset[str]] = {
 FAILED_PAYOUT_STATUSES = frozenset({"failed", "canceled"})
 
 INTENT, CHARGE, TRANSFER, PAYOUT = "payment_intent", "charge", "transfer", "payout"
+DESTINATION_PAYMENT = "destination_payment"
 ACCOUNT, CUSTOMER = "account", "customer"
-KINDS = (INTENT, CHARGE, TRANSFER, PAYOUT, ACCOUNT, CUSTOMER)
+KINDS = (INTENT, CHARGE, DESTINATION_PAYMENT, TRANSFER, PAYOUT, ACCOUNT, CUSTOMER)
 
 _INTENT_VALID = stripe_id_sql("stripe_payment_intent_id", "pay.stripe_payment_intent_id")
 _CHARGE_VALID = stripe_id_sql("stripe_charge_id", "pay.stripe_charge_id")
@@ -115,6 +121,7 @@ class LegacyFacts:
     currency: str
     state: str
     seller_account_id: str | None
+    transfer_id: str | None = None  # the portal's valid ``tr_`` or ``po_``, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,27 @@ def _charge_problems(facts: LegacyFacts, charge_id: str) -> list[str]:
     return problems
 
 
+def _destination_payment_problems(facts: LegacyFacts, payment_id: str) -> list[str]:
+    if not facts.seller_account_id:
+        return ["no seller account to read the payment on"]
+    payment = charge_retrieve(charge_id=payment_id, account_id=facts.seller_account_id)
+    problems = []
+    if facts.state not in CAPTURED_STATES:
+        problems.append(f"a payment to the seller, legacy state {facts.state} (not captured)")
+    separate = facts.transfer_id if (facts.transfer_id or "").startswith("tr_") else None
+    if separate is not None and payment.source_transfer_id != separate:
+        problems.append(f"made by transfer {payment.source_transfer_id}, the portal's {separate}")
+    expected = {facts.seller_net_cents} if separate else {facts.sum_cents, facts.seller_net_cents}
+    if payment.amount_minor not in expected:
+        wanted = " or ".join(str(amount) for amount in sorted(expected))
+        problems.append(f"amount {payment.amount_minor} != {wanted} (sum_cents or seller net)")
+    if payment.currency != facts.currency:
+        problems.append(f"currency {payment.currency} != {facts.currency}")
+    if payment.amount_refunded_minor:
+        problems.append(f"refunded {payment.amount_refunded_minor}")
+    return problems
+
+
 def _transfer_problems(facts: LegacyFacts, transfer_id: str) -> list[str]:
     transfer = transfer_retrieve(transfer_id=transfer_id)
     problems = []
@@ -205,6 +233,7 @@ def _customer_problems(customer_id: str) -> list[str]:
 CHECKERS: dict[str, Callable[[LegacyFacts, str], list[str]]] = {
     INTENT: _intent_problems,
     CHARGE: _charge_problems,
+    DESTINATION_PAYMENT: _destination_payment_problems,
     TRANSFER: _transfer_problems,
     PAYOUT: _payout_problems,
 }
@@ -215,8 +244,8 @@ def _ids_to_check(
 ) -> Iterator[tuple[str, str]]:
     if intent_id:
         yield INTENT, intent_id
-    if charge_id and charge_id.startswith("ch_"):
-        yield CHARGE, charge_id
+    if charge_id:
+        yield (CHARGE if charge_id.startswith("ch_") else DESTINATION_PAYMENT), charge_id
     if transfer_id:
         yield (TRANSFER if transfer_id.startswith("tr_") else PAYOUT), transfer_id
 
@@ -260,6 +289,7 @@ def stripe_cross_check(*, sample: int) -> CrossCheck:
             currency=currency,
             state=state or "",
             seller_account_id=seller_account_id,
+            transfer_id=transfer_id,
         )
         for kind, object_id in _ids_to_check(intent_id, charge_id, transfer_id):
             checker = partial(CHECKERS[kind], facts)

@@ -35,6 +35,7 @@ from gavel.legacy.stripe_check import (
     ACCOUNT,
     CHARGE,
     CUSTOMER,
+    DESTINATION_PAYMENT,
     INTENT,
     PAYOUT,
     TRANSFER,
@@ -405,6 +406,7 @@ def _listing_rows(legacy_side: _Legacy) -> list[ReportRow]:
 STRIPE_SECTIONS = {
     INTENT: "Stripe cross-check: PaymentIntents",
     CHARGE: "Stripe cross-check: charges",
+    DESTINATION_PAYMENT: "Stripe cross-check: payments on sellers' accounts",
     TRANSFER: "Stripe cross-check: transfers",
     PAYOUT: "Stripe cross-check: payouts",
     ACCOUNT: "Stripe cross-check: connected accounts",

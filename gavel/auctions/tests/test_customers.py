@@ -406,7 +406,7 @@ def test_a_customer_replaced_while_its_cards_are_read_is_left_as_it_now_is(sandb
     (row,) = _import((buyer, old.id))
     # The refresh's read of the SetupIntents answers late; meanwhile Stripe deletes the
     # customer, the webhook forgets it and the buyer gets a new one.
-    sandbox.add_latency(3.0, method="GET", path="/v1/setup_intents", times=1)
+    held = sandbox.add_latency(3.0, method="GET", path="/v1/setup_intents", times=1)
 
     def refresh() -> None:
         try:
@@ -416,10 +416,16 @@ def test_a_customer_replaced_while_its_cards_are_read_is_left_as_it_now_is(sandb
 
     reading = threading.Thread(target=refresh)
     reading.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 30
+    while not held.seen and time.monotonic() < deadline:  # the refresh is reading the list
+        time.sleep(0.01)
+    assert held.seen == 1
     client.v1.customers.delete(old.id)
     assert buyer_customer_deleted_apply(stripe_customer_id=old.id)
     renewed = buyer_customer_ensure(user=buyer)
+    # The refresh still waits for its answer: the test did what it means to (a box too slow
+    # to do the above in the latency's 3 s fails here rather than passing untested).
+    assert reading.is_alive()
     reading.join()
     customer = BuyerCustomer.objects.get(pk=row.pk)
     assert customer.stripe_customer_id == renewed.stripe_customer_id != old.id

@@ -196,6 +196,8 @@ def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> Non
         ("PaymentIntents", "unanswered (retry later)", 0, 0),
         ("charges", "agree (sample of 8 payments)", 8, 5),
         ("charges", "unanswered (retry later)", 0, 0),
+        ("payments on sellers' accounts", "agree (sample of 8 payments)", 0, 0),
+        ("payments on sellers' accounts", "unanswered (retry later)", 0, 0),
         ("transfers", "agree (sample of 8 payments)", 3, 1),
         ("transfers", "unanswered (retry later)", 0, 0),
         ("payouts", "agree (sample of 8 payments)", 2, 1),
@@ -241,3 +243,103 @@ def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> Non
         if row["section"].startswith("Stripe cross-check") and row["difference"]
     )
     assert stripe_differences == 10 + 6  # each difference, plus each kind's agree row
+
+
+def _destination_charge(sandbox: Any, seller: str) -> str:
+    """A captured destination charge with the commissions as its application fee: the whole
+    amount moves to the seller's account; the payment made there (``py_``) is returned."""
+    client = sandbox.client()
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": SUM,
+            "currency": "usd",
+            "payment_method": "pm_card_bypassPending",
+            "confirm": True,
+            "capture_method": "manual",
+            "application_fee_amount": SUM - NET,
+            "transfer_data": {"destination": seller},
+        }
+    )
+    client.v1.payment_intents.capture(intent.id)
+    charge = client.v1.charges.retrieve(str(intent.latest_charge), params={"expand": ["transfer"]})
+    return str(charge.transfer.destination_payment)
+
+
+def _transferred_payment(sandbox: Any, transfer_id: str) -> str:
+    """The payment a transfer made on its destination account (``py_``)."""
+    return str(sandbox.client().v1.transfers.retrieve(transfer_id).destination_payment)
+
+
+def test_payments_on_the_sellers_account_are_read_on_that_account(sandbox: Any) -> None:
+    seller = _account(sandbox)
+    customer = str(sandbox.client().v1.customers.create(params={}).id)
+    payments: dict[int, PortalPayment] = {}
+    # Each payment names its own captured PaymentIntent, made first: its funds are what the
+    # transfers after it move.
+    # 1: a destination charge (the application fee is the commissions): the seller's account
+    # received the whole sum; agrees.
+    intent, _ = _charge(sandbox, SUM)
+    payments[1] = _captured(intent, _destination_charge(sandbox, seller))
+    # 2: a separate transfer of the seller's net, with its payment: both agree.
+    intent, _ = _charge(sandbox, SUM)
+    transfer = _transfer(sandbox, NET, seller)
+    payments[2] = _captured(intent, _transferred_payment(sandbox, transfer), transfer_id=transfer)
+    # 3: the payment was made by another transfer than the portal's.
+    intent, _ = _charge(sandbox, 2 * SUM)
+    made_by = _transfer(sandbox, NET, seller)
+    other_transfer = _transfer(sandbox, NET, seller)
+    mismatched = _transferred_payment(sandbox, made_by)
+    payments[3] = _captured(intent, mismatched, transfer_id=other_transfer)
+    # 4: a payment of 100 less than the seller's net.
+    intent, _ = _charge(sandbox, SUM)
+    short = _transferred_payment(sandbox, _transfer(sandbox, NET - 100, seller))
+    payments[4] = _captured(intent, short)
+    # 5: a payment Stripe does not know on the seller's account.
+    intent, _ = _charge(sandbox, SUM)
+    payments[5] = _captured(intent, "py_000000000000000000missing")
+    # 6: the seller was paid while the portal says the payment is only authorized.
+    _charge(sandbox, SUM)
+    early = _transferred_payment(sandbox, _transfer(sandbox, NET, seller))
+    intent, _ = _charge(sandbox, SUM, capture=False)
+    payments[6] = PortalPayment(PREAUTHORIZED, intent, charge_id=early)
+
+    source = generated("postgres", f"stripe_check_py_{os.getpid()}", payments=0)
+    for number, payment in payments.items():
+        portal_transaction_write(
+            source.database,
+            payment=payment,
+            account_id=seller,
+            customer=customer,
+            transaction_id=900_000 + number,
+            with_people=number == 1,
+        )
+    legacy_import(database=source.database, options=ImportOptions(is_resumable=False))
+
+    report = legacy_verify(database=source.database, stripe_sample=20)
+
+    section = "Stripe cross-check: payments on sellers' accounts"
+    rows = [
+        (row["key"], row["legacy"], row["gavel"])
+        for row in report.rows
+        if row["section"] == section
+    ]
+    assert rows[:2] == [
+        ("agree (sample of 6 payments)", 6, 2),
+        ("unanswered (retry later)", 0, 0),
+    ]
+    assert sorted(key.split(" ", 1)[1] for key, _, _ in rows[2:]) == sorted(
+        [
+            f"{mismatched}: made by transfer {made_by}, the portal's {other_transfer}",
+            f"{short}: amount {NET - 100} != {NET} or {SUM} (sum_cents or seller net)",
+            "py_000000000000000000missing: missing in Stripe",
+            f"{early}: a payment to the seller, legacy state preauthorized (not captured)",
+        ]
+    )
+    transfers = [
+        (row["key"], row["legacy"], row["gavel"])
+        for row in report.rows
+        if row["section"] == "Stripe cross-check: transfers"
+    ]
+    assert transfers[0] == ("agree (sample of 6 payments)", 2, 2)
+    charges = [row for row in report.rows if row["section"] == "Stripe cross-check: charges"]
+    assert charges[0]["legacy"] == 0  # no ``ch_`` in this portal

@@ -24,7 +24,8 @@ class Command(BaseCommand):
             "--stripe-sample",
             type=int,
             default=0,
-            help="also read this many payments' PaymentIntents, charges, transfers and payouts,"
+            help="also read this many payments' PaymentIntents, charges (on the platform, or"
+            " on the seller's account for a py_), transfers and payouts,"
             " and this many Stripe accounts rows' connected accounts and customers, from Stripe"
             " and compare them",
         )
