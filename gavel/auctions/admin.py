@@ -111,7 +111,7 @@ class SetupTransitionInline(_TransitionInline):
 class PaymentMethodSetupAdmin(admin.ModelAdmin[PaymentMethodSetup]):
     list_display = ("id", "user", "stripe_setup_intent_id", "status", "last_error_code")
     list_filter = ("status",)
-    search_fields = ("stripe_setup_intent_id", "user__email")
+    search_fields = ("stripe_setup_intent_id", "stripe_payment_intent_id", "user__email")
     readonly_fields = [field.name for field in PaymentMethodSetup._meta.fields]
     inlines = (SetupTransitionInline,)
 

@@ -361,6 +361,14 @@ class PaymentMethodSetup(models.Model):
     )
     customer = models.ForeignKey(BuyerCustomer, on_delete=models.PROTECT)
     stripe_setup_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_payment_intent_id = models.CharField(
+        max_length=255,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="A card adopted from a payment that saved it for off-session use before Gavel"
+        " (setup_future_usage): that PaymentIntent. Such a setup has no SetupIntent.",
+    )
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.CREATING)
     last_error_code = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -48,6 +48,7 @@ class StripePaymentIntent:
     last_decline_code: str | None = None
     cancellation_reason: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    setup_future_usage: str | None = None  # the card saved for later: on_session / off_session
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> StripePaymentIntent:
@@ -69,6 +70,7 @@ class StripePaymentIntent:
             last_decline_code=text(error.get("decline_code")) if isinstance(error, dict) else None,
             cancellation_reason=text(payload.get("cancellation_reason")),
             metadata=_metadata(payload),
+            setup_future_usage=text(payload.get("setup_future_usage")),
         )
 
 

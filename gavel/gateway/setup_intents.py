@@ -1,4 +1,5 @@
-"""SetupIntents (usage off_session) and the payment methods they verify."""
+"""SetupIntents (usage off_session) and the payment methods they verify, and the cards saved
+on a customer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from stripe.params import SetupIntentConfirmParams, SetupIntentCreateParams
 from gavel.gateway.client import stripe_client
 from gavel.gateway.errors import stripe_errors_translated
 from gavel.gateway.keys import idempotency_key
+from gavel.gateway.payment_types import StripePaymentIntent
 from gavel.gateway.types import StripePaymentMethod, StripeSetupIntent
 
 
@@ -101,6 +103,18 @@ def customer_setup_intents(*, customer_id: str) -> list[StripeSetupIntent]:
     with stripe_errors_translated():
         page = stripe_client().v1.setup_intents.list(params={"customer": customer_id, "limit": 100})
         return [setup_intent_from_payload(intent.to_dict()) for intent in page.auto_paging_iter()]
+
+
+def customer_payment_intents(*, customer_id: str) -> list[StripePaymentIntent]:
+    """The customer's PaymentIntents, newest first, every page (a card saved by a payment,
+    ``setup_future_usage``, has no SetupIntent)."""
+    with stripe_errors_translated():
+        page = stripe_client().v1.payment_intents.list(
+            params={"customer": customer_id, "limit": 100}
+        )
+        return [
+            StripePaymentIntent.from_payload(intent.to_dict()) for intent in page.auto_paging_iter()
+        ]
 
 
 def _payment_method(method: PaymentMethod) -> StripePaymentMethod:

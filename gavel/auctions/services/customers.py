@@ -1,8 +1,8 @@
 """Buyers' Stripe customers brought from elsewhere (the legacy portal's import), and read
 back from Stripe: an imported customer is ``unsynced`` until a refresh finds it in Stripe
 (``active``), and the cards saved on it for off-session use become the buyer's verified payment
-methods; one Stripe no longer has is forgotten, and ``buyer_customer_ensure`` makes a new one
-when the buyer next needs it."""
+methods (saved by a SetupIntent, or by a payment that saved its card); one Stripe no longer
+has is forgotten, and ``buyer_customer_ensure`` makes a new one when the buyer next needs it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from gavel.auctions.models import (
@@ -27,7 +28,11 @@ from gavel.common.outbox import outbox_enqueue
 from gavel.common.pairs import pairs_split
 from gavel.gateway.customers import customer_retrieve
 from gavel.gateway.errors import GatewayError, GatewayFinalError, GatewayRetryableError
-from gavel.gateway.setup_intents import customer_cards, customer_setup_intents
+from gavel.gateway.setup_intents import (
+    customer_cards,
+    customer_payment_intents,
+    customer_setup_intents,
+)
 from gavel.gateway.types import StripePaymentMethod
 
 logger = logging.getLogger(__name__)
@@ -204,16 +209,26 @@ def buyer_customer_refresh(*, customer_pk: int) -> BuyerCustomer:
 
 @dataclass(frozen=True, slots=True)
 class SavedCard:
-    setup_intent_id: str
+    """A card saved on the customer for off-session use, and what verified it: a SetupIntent,
+    or a PaymentIntent that saved the card as it paid (``setup_future_usage``)."""
+
     payment_method: StripePaymentMethod
+    setup_intent_id: str | None = None
+    payment_intent_id: str | None = None
+
+
+# A payment whose card Stripe attached to the customer: authorized (manual capture) or paid.
+PAYMENT_SAVED_STATUSES = frozenset({"requires_capture", "succeeded"})
 
 
 def _saved_cards_read(stripe_customer_id: str) -> list[SavedCard]:
     """The cards a bidder may be charged off session with: attached to the customer now, and
-    verified by a succeeded SetupIntent of usage ``off_session`` made outside Gavel (the
-    newest, for a card verified more than once). A card attached without one (saved during an
-    on-session payment) is not verified for Gavel's off-session charges: the buyer sets one
-    up in the app."""
+    saved for off-session use outside Gavel, by a succeeded SetupIntent of usage
+    ``off_session`` (the newest, for a card verified more than once) or else by a payment
+    with ``setup_future_usage=off_session`` that Stripe authorized (the newest). A card
+    attached without either (saved for on-session use) is not verified for Gavel's
+    off-session charges: the buyer sets one up in the app. Gavel's own SetupIntents and
+    PaymentIntents (their ``gavel_`` metadata) are left to the flows that made them."""
     attached = {card.id: card for card in customer_cards(customer_id=stripe_customer_id)}
     saved: dict[str, SavedCard] = {}
     for intent in customer_setup_intents(customer_id=stripe_customer_id):
@@ -225,37 +240,60 @@ def _saved_cards_read(stripe_customer_id: str) -> list[SavedCard]:
             and intent.gavel_setup_id is None  # Gavel's own: its setup flow records it
             and method_id not in saved
         ):
-            saved[method_id] = SavedCard(intent.id, attached[method_id])
+            saved[method_id] = SavedCard(attached[method_id], setup_intent_id=intent.id)
+    for payment in customer_payment_intents(customer_id=stripe_customer_id):
+        method_id = payment.payment_method_id
+        if (
+            payment.status in PAYMENT_SAVED_STATUSES
+            and payment.setup_future_usage == "off_session"
+            and method_id in attached
+            and not any(key.startswith("gavel_") for key in payment.metadata)
+            and method_id not in saved
+        ):
+            saved[method_id] = SavedCard(attached[method_id], payment_intent_id=payment.id)
     return list(saved.values())
 
 
 def _saved_cards_adopt(customer: BuyerCustomer, cards: list[SavedCard]) -> None:
     """Record each card Gavel does not know yet as a succeeded setup and a verified payment
-    method (the caller holds the customer's row lock; a card known by its SetupIntent or its
-    payment method id is left as it is, so a refresh run twice adopts once)."""
-    intents_known = set(
-        PaymentMethodSetup.objects.filter(
-            stripe_setup_intent_id__in=[card.setup_intent_id for card in cards]
-        ).values_list("stripe_setup_intent_id", flat=True)
-    )
+    method (the caller holds the customer's row lock; a card known by its SetupIntent, its
+    PaymentIntent or its payment method id is left as it is, so a refresh run twice adopts
+    once)."""
+    setups_known = PaymentMethodSetup.objects.filter(
+        Q(
+            stripe_setup_intent_id__in=[
+                card.setup_intent_id for card in cards if card.setup_intent_id
+            ]
+        )
+        | Q(
+            stripe_payment_intent_id__in=[
+                card.payment_intent_id for card in cards if card.payment_intent_id
+            ]
+        )
+    ).values_list("stripe_setup_intent_id", "stripe_payment_intent_id")
+    intents_known = {intent_id for pair in setups_known for intent_id in pair if intent_id}
     methods_known = set(
         VerifiedPaymentMethod.objects.filter(
             stripe_payment_method_id__in=[card.payment_method.id for card in cards]
         ).values_list("stripe_payment_method_id", flat=True)
     )
     for card in cards:
-        if card.setup_intent_id in intents_known or card.payment_method.id in methods_known:
+        intent_id = card.setup_intent_id or card.payment_intent_id
+        if intent_id in intents_known or card.payment_method.id in methods_known:
             continue
         setup = PaymentMethodSetup.objects.create(
             user_id=customer.user_id,
             customer=customer,
             stripe_setup_intent_id=card.setup_intent_id,
+            stripe_payment_intent_id=card.payment_intent_id,
         )
         history_record(
             instance=setup,
             from_status="",
             to_status=setup.status,
-            reason="adopted: verified in Stripe before Gavel",
+            reason="adopted: verified in Stripe before Gavel"
+            if card.setup_intent_id
+            else f"adopted: saved by payment {card.payment_intent_id} in Stripe before Gavel",
         )
         status_transition(
             instance=setup, to_status=SetupStatus.SUCCEEDED, reason="stripe: succeeded"
@@ -265,7 +303,7 @@ def _saved_cards_adopt(customer: BuyerCustomer, cards: list[SavedCard]) -> None:
         )
         logger.info(
             "saved card adopted from Stripe",
-            extra={"customer_pk": customer.pk, "setup_intent_id": card.setup_intent_id},
+            extra={"customer_pk": customer.pk, "stripe_intent_id": intent_id},
         )
 
 

@@ -126,7 +126,14 @@ def setup_intent_event_apply(*, setup_intent_id: str, setup_id_hint: str | None 
 
 
 def _setup_sync(setup: PaymentMethodSetup) -> SetupView:
-    """Create (again, same idempotency key) or re-read the SetupIntent, then apply it."""
+    """Create (again, same idempotency key) or re-read the SetupIntent, then apply it. A card
+    adopted from a payment that saved it has no SetupIntent: it is shown as recorded."""
+    if setup.stripe_setup_intent_id is None and setup.stripe_payment_intent_id is not None:
+        return SetupView(
+            setup=setup,
+            client_secret=None,
+            payment_method=VerifiedPaymentMethod.objects.filter(setup=setup).first(),
+        )
     try:
         if setup.stripe_setup_intent_id is None:
             intent = setup_intent_create(

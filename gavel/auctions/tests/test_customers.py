@@ -24,7 +24,10 @@ from gavel.auctions.services.customers import (
     buyer_customer_refresh,
     buyer_customers_import,
 )
-from gavel.auctions.services.eligibility import buyer_customer_ensure
+from gavel.auctions.services.eligibility import (
+    buyer_customer_ensure,
+    payment_method_setup_refresh,
+)
 from gavel.auctions.tasks import buyer_customers_janitor, buyer_customers_refresh
 from gavel.common.errors import ServiceError
 from gavel.common.models import OutboxMessage
@@ -345,6 +348,89 @@ def test_cards_verified_off_session_in_stripe_before_gavel_are_adopted_once(
     card.refresh_from_db()
     assert card.detached_at is not None
     assert VerifiedPaymentMethod.objects.count() == 2
+
+
+def _payment(client: Any, customer_id: str, payment_method: str, **params: Any) -> Any:
+    """A payment the portal took from the customer, confirmed at once."""
+    return client.v1.payment_intents.create(
+        params={
+            "amount": 2500,
+            "currency": "usd",
+            "customer": customer_id,
+            "payment_method": payment_method,
+            **CONFIRMED,
+            **params,
+        }
+    )
+
+
+def test_cards_saved_off_session_by_payments_before_gavel_are_adopted_once(
+    sandbox: Any, make_user: Any
+) -> None:
+    client = sandbox.client()
+    remote = client.v1.customers.create(params={"email": "ted@example.com"})
+    off_session = {"setup_future_usage": "off_session"}
+    # Saved by a payment: authorized (manual capture), and paid; a card saved twice is
+    # recorded with its newest payment.
+    authorized = _payment(client, remote.id, "pm_card_visa", capture_method="manual", **off_session)
+    paid = _payment(client, remote.id, "pm_card_mastercard", **off_session)
+    again = _payment(client, remote.id, paid.payment_method, **off_session)
+    # Verified by a SetupIntent too: the SetupIntent is the record.
+    verified = _setup_intent(
+        client, remote.id, usage="off_session", payment_method="pm_card_amex", **CONFIRMED
+    )
+    _payment(client, remote.id, verified.payment_method, **off_session)
+    # Not adopted: saved for on-session use; saved then detached; Gavel's own payment
+    # (its charging flow owns it); declined (nothing saved); paid with a card attached
+    # without a request to save it.
+    _payment(client, remote.id, "pm_card_discover", setup_future_usage="on_session")
+    detached = _payment(client, remote.id, "pm_card_visa_debit", **off_session)
+    client.v1.payment_methods.detach(detached.payment_method)
+    _payment(
+        client,
+        remote.id,
+        "pm_card_mastercard_debit",
+        metadata={"gavel_attempt_id": "7"},
+        **off_session,
+    )
+    with pytest.raises(Exception, match="card was declined"):  # the SDK's CardError
+        _payment(client, remote.id, "pm_card_chargeDeclined", **off_session)
+    unsaved = client.v1.payment_methods.create(
+        params={"type": "card", "card": {"token": "tok_visa"}}
+    )
+    client.v1.payment_methods.attach(unsaved.id, params={"customer": remote.id})
+    _payment(client, remote.id, unsaved.id)
+    ted = make_user("ted@example.com")
+    (row,) = _import((ted, remote.id))
+
+    for _ in range(2):  # a redelivered task adopts nothing twice
+        assert buyer_customers_refresh(customer_ids=[row.pk]) == {"refreshed": 1, "failed": 0}
+        adopted = set(
+            VerifiedPaymentMethod.objects.values_list(
+                "setup__stripe_setup_intent_id",
+                "setup__stripe_payment_intent_id",
+                "stripe_payment_method_id",
+                "brand",
+            )
+        )
+        assert adopted == {
+            (None, authorized.id, authorized.payment_method, "visa"),
+            (None, again.id, paid.payment_method, "mastercard"),
+            (verified.id, None, verified.payment_method, "amex"),
+        }
+    assert bidder_has_verified_payment_method(user=ted)
+    setup = PaymentMethodSetup.objects.get(stripe_payment_intent_id=authorized.id)
+    assert list(setup.transitions.order_by("id").values_list("to_status", "reason")) == [
+        ("creating", f"adopted: saved by payment {authorized.id} in Stripe before Gavel"),
+        ("succeeded", "stripe: succeeded"),
+    ]
+    # The app reading that setup gets it as recorded: no SetupIntent is made for it.
+    setup_intents = len(sandbox.objects_of("setup_intent", ...))
+    view = payment_method_setup_refresh(setup_id=setup.pk, user=ted)
+    assert (view.setup.status, view.client_secret) == ("succeeded", None)
+    assert view.payment_method is not None
+    assert view.payment_method.stripe_payment_method_id == authorized.payment_method
+    assert len(sandbox.objects_of("setup_intent", ...)) == setup_intents
 
 
 def test_cards_stripe_does_not_list_leave_the_customer_unsynced_for_the_janitor(
