@@ -3,6 +3,7 @@ on a customer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from stripe import PaymentMethod
@@ -98,23 +99,24 @@ def customer_cards(*, customer_id: str) -> list[StripePaymentMethod]:
         return [_payment_method(method) for method in page.auto_paging_iter()]
 
 
-def customer_setup_intents(*, customer_id: str) -> list[StripeSetupIntent]:
-    """The customer's SetupIntents, newest first, every page."""
+def customer_setup_intents(*, customer_id: str) -> Iterator[StripeSetupIntent]:
+    """The customer's SetupIntents, newest first, a page read as the caller gets to it (a
+    caller that stops early reads no more pages; errors are translated as they come)."""
     with stripe_errors_translated():
         page = stripe_client().v1.setup_intents.list(params={"customer": customer_id, "limit": 100})
-        return [setup_intent_from_payload(intent.to_dict()) for intent in page.auto_paging_iter()]
+        for intent in page.auto_paging_iter():
+            yield setup_intent_from_payload(intent.to_dict())
 
 
-def customer_payment_intents(*, customer_id: str) -> list[StripePaymentIntent]:
-    """The customer's PaymentIntents, newest first, every page (a card saved by a payment,
-    ``setup_future_usage``, has no SetupIntent)."""
+def customer_payment_intents(*, customer_id: str) -> Iterator[StripePaymentIntent]:
+    """The customer's PaymentIntents, newest first, read like ``customer_setup_intents`` (a
+    card saved by a payment, ``setup_future_usage``, has no SetupIntent)."""
     with stripe_errors_translated():
         page = stripe_client().v1.payment_intents.list(
             params={"customer": customer_id, "limit": 100}
         )
-        return [
-            StripePaymentIntent.from_payload(intent.to_dict()) for intent in page.auto_paging_iter()
-        ]
+        for intent in page.auto_paging_iter():
+            yield StripePaymentIntent.from_payload(intent.to_dict())
 
 
 def _payment_method(method: PaymentMethod) -> StripePaymentMethod:

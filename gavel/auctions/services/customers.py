@@ -231,26 +231,34 @@ def _saved_cards_read(stripe_customer_id: str) -> list[SavedCard]:
     PaymentIntents (their ``gavel_`` metadata) are left to the flows that made them."""
     attached = {card.id: card for card in customer_cards(customer_id=stripe_customer_id)}
     saved: dict[str, SavedCard] = {}
-    for intent in customer_setup_intents(customer_id=stripe_customer_id):
-        method_id = intent.payment_method_id
-        if (
-            intent.status == SetupStatus.SUCCEEDED
-            and intent.usage == "off_session"
-            and method_id in attached
-            and intent.gavel_setup_id is None  # Gavel's own: its setup flow records it
-            and method_id not in saved
-        ):
-            saved[method_id] = SavedCard(attached[method_id], setup_intent_id=intent.id)
-    for payment in customer_payment_intents(customer_id=stripe_customer_id):
-        method_id = payment.payment_method_id
-        if (
-            payment.status in PAYMENT_SAVED_STATUSES
-            and payment.setup_future_usage == "off_session"
-            and method_id in attached
-            and not any(key.startswith("gavel_") for key in payment.metadata)
-            and method_id not in saved
-        ):
-            saved[method_id] = SavedCard(attached[method_id], payment_intent_id=payment.id)
+    # The lists are read newest first, and only as far as a card is left to account for: a
+    # customer with no card costs no list, one whose cards SetupIntents verified no payments.
+    if attached:
+        for intent in customer_setup_intents(customer_id=stripe_customer_id):
+            method_id = intent.payment_method_id
+            if (
+                intent.status == SetupStatus.SUCCEEDED
+                and intent.usage == "off_session"
+                and method_id in attached
+                and intent.gavel_setup_id is None  # Gavel's own: its setup flow records it
+                and method_id not in saved
+            ):
+                saved[method_id] = SavedCard(attached[method_id], setup_intent_id=intent.id)
+                if len(saved) == len(attached):
+                    break
+    if len(saved) < len(attached):
+        for payment in customer_payment_intents(customer_id=stripe_customer_id):
+            method_id = payment.payment_method_id
+            if (
+                payment.status in PAYMENT_SAVED_STATUSES
+                and payment.setup_future_usage == "off_session"
+                and method_id in attached
+                and not any(key.startswith("gavel_") for key in payment.metadata)
+                and method_id not in saved
+            ):
+                saved[method_id] = SavedCard(attached[method_id], payment_intent_id=payment.id)
+                if len(saved) == len(attached):
+                    break
     return list(saved.values())
 
 

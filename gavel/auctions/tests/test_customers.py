@@ -433,6 +433,46 @@ def test_cards_saved_off_session_by_payments_before_gavel_are_adopted_once(
     assert len(sandbox.objects_of("setup_intent", ...)) == setup_intents
 
 
+def test_a_refresh_reads_the_intent_lists_only_while_a_card_is_left_to_account_for(
+    sandbox: Any, make_user: Any, settings: Any
+) -> None:
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    client = sandbox.client()
+    bare = client.v1.customers.create(params={"email": "ula@example.com"})
+    verified = _customer_with_saved_card(client, "val@example.com")
+    rows = _import(
+        (make_user("ula@example.com"), bare.id), (make_user("val@example.com"), verified.id)
+    )
+    # Any list of intents would fail: a customer without cards reads neither, one whose card a
+    # SetupIntent verified reads no payments.
+    for path in ("/v1/setup_intents", "/v1/payment_intents"):
+        sandbox.fail_requests(500, method="GET", path=path, times=10)
+    buyer_customer_refresh(customer_pk=rows[0].pk)
+    sandbox.clear_faults()
+    sandbox.fail_requests(500, method="GET", path="/v1/payment_intents", times=10)
+    buyer_customer_refresh(customer_pk=rows[1].pk)
+    assert [row.status for row in BuyerCustomer.objects.order_by("id")] == ["active", "active"]
+    assert VerifiedPaymentMethod.objects.get().user.email == "val@example.com"
+    # A card still unaccounted for makes the refresh read the payments: it fails, and the
+    # janitor comes back.
+    client.v1.payment_methods.attach("pm_card_discover", params={"customer": verified.id})
+    with pytest.raises(ServiceError):
+        buyer_customer_refresh(customer_pk=rows[1].pk)
+    sandbox.clear_faults()
+    # Pages are read as far as needed: the newest of 101 SetupIntents verifies the only card,
+    # and the second page, which would fail, is never asked for.
+    paged = client.v1.customers.create(params={"email": "wes@example.com"})
+    for _ in range(100):
+        _setup_intent(client, paged.id, usage="off_session")
+    newest = _setup_intent(
+        client, paged.id, usage="off_session", payment_method="pm_card_visa", **CONFIRMED
+    )
+    (row,) = _import((make_user("wes@example.com"), paged.id))[2:]
+    sandbox.fail_requests(500, nth=2, method="GET", path="/v1/setup_intents", times=10)
+    buyer_customer_refresh(customer_pk=row.pk)
+    assert PaymentMethodSetup.objects.get(customer_id=row.pk).stripe_setup_intent_id == newest.id
+
+
 def test_cards_stripe_does_not_list_leave_the_customer_unsynced_for_the_janitor(
     sandbox: Any, make_user: Any, settings: Any
 ) -> None:
