@@ -43,6 +43,14 @@ def bearer(user: User) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {RefreshToken.for_user(user).access_token}"}
 
 
+def client_for(user: User | None) -> APIClient:
+    """An API client signed in as ``user`` (anonymous for None)."""
+    client = APIClient()
+    if user is not None:
+        client.credentials(**bearer(user))
+    return client
+
+
 @pytest.fixture
 def auth_client(buyer: User) -> APIClient:
     client = APIClient()

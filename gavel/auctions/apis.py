@@ -587,6 +587,11 @@ class PaymentMethodListApi(GavelAPIView):
 class SetupOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     id = serializers.IntegerField()
     setup_intent_id = serializers.CharField(allow_null=True)
+    payment_intent_id = serializers.CharField(
+        allow_null=True,
+        help_text="A card adopted from a payment that saved it before Gavel: that"
+        " PaymentIntent (such a setup has no SetupIntent)",
+    )
     status = serializers.ChoiceField(choices=PaymentMethodSetup.Status.choices)
     client_secret = serializers.CharField(
         allow_null=True, help_text="For Stripe PaymentSheet / Elements; not stored by Gavel"
@@ -600,6 +605,7 @@ def setup_render(view: SetupView) -> dict[str, Any]:
         {
             "id": view.setup.pk,
             "setup_intent_id": view.setup.stripe_setup_intent_id,
+            "payment_intent_id": view.setup.stripe_payment_intent_id,
             "status": view.setup.status,
             "client_secret": view.client_secret,
             "last_error_code": view.setup.last_error_code,

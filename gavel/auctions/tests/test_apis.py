@@ -7,24 +7,15 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from conftest import bearer
+from conftest import client_for
 from gavel.auctions.models import Auction, Bid, Sale, SecondChanceOffer
 from gavel.auctions.services.bidding import bid_place
 from gavel.auctions.services.closing import auction_close
 from gavel.auctions.services.sales import sale_payment_failed, sales_unpaid_cancel_due
 from gavel.auctions.tests.factories import auction_make, user_make
-from gavel.users.models import User
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(**bearer(user))
-    return client
 
 
 def _error(response: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from conftest import client_for
 from gavel.auctions.models import (
     BuyerCustomer,
     BuyerCustomerTransition,
@@ -426,11 +427,20 @@ def test_cards_saved_off_session_by_payments_before_gavel_are_adopted_once(
     ]
     # The app reading that setup gets it as recorded: no SetupIntent is made for it.
     setup_intents = len(sandbox.objects_of("setup_intent", ...))
-    view = payment_method_setup_refresh(setup_id=setup.pk, user=ted)
-    assert (view.setup.status, view.client_secret) == ("succeeded", None)
-    assert view.payment_method is not None
-    assert view.payment_method.stripe_payment_method_id == authorized.payment_method
+    body = client_for(ted).post(f"/api/v1/payment-methods/setup/{setup.pk}/refresh/").json()
+    assert {key: body[key] for key in ("setup_intent_id", "payment_intent_id", "status")} == {
+        "setup_intent_id": None,
+        "payment_intent_id": authorized.id,
+        "status": "succeeded",
+    }
+    assert body["client_secret"] is None
+    assert body["payment_method"]["last4"] == "4242"
     assert len(sandbox.objects_of("setup_intent", ...)) == setup_intents
+    # Nor for a staff member reading it; another buyer may not.
+    staff = make_user("staff@example.com", is_staff=True)
+    assert payment_method_setup_refresh(setup_id=setup.pk, user=staff).setup.pk == setup.pk
+    other = client_for(make_user("uninvited@example.com"))
+    assert other.post(f"/api/v1/payment-methods/setup/{setup.pk}/refresh/").status_code == 403
 
 
 def test_a_refresh_reads_the_intent_lists_only_while_a_card_is_left_to_account_for(

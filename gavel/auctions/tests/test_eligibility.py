@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
-from conftest import bearer
+from conftest import client_for
 from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPaymentMethod
 from gavel.auctions.services.bidding import bid_place
 from gavel.auctions.services.eligibility import setup_intent_event_apply
@@ -18,12 +17,6 @@ from gavel.users.models import User
 from gavel.webhooks.registry import IncomingEvent, handler_for
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user: User) -> APIClient:
-    client = APIClient()
-    client.credentials(**bearer(user))
-    return client
 
 
 def _deliver(sandbox: Any, event_type: str) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
-from conftest import bearer
+from conftest import client_for
 from gavel.payments.models import AuditLogEntry, Dispute, Order, Refund
 from gavel.payments.services.charging import order_charge
 from gavel.payments.services.orders import order_for_sale
@@ -21,13 +20,6 @@ from gavel.payments.tests.factories import (
 )
 from gavel.payments.tests.helpers import assert_books_clean
 from gavel.users.models import User
-
-
-def client_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(**bearer(user))
-    return client
 
 
 @pytest.fixture
