@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 CustomerStatus = BuyerCustomer.Status
 SetupStatus = PaymentMethodSetup.Status
 REFRESH_BATCH_TASK = "gavel.auctions.tasks.buyer_customers_refresh"
+IMPORTED = "imported"  # the history's first reason on a customer brought from elsewhere
 
 
 def gateway_failure(error: GatewayError) -> ServiceError:
@@ -123,7 +124,7 @@ def buyer_customers_import(*, customers: list[CustomerImport]) -> CustomerImport
                 values={
                     "from_status": "",
                     "to_status": CustomerStatus.UNSYNCED,
-                    "reason": "imported",
+                    "reason": IMPORTED,
                 },
             )
             outbox_enqueue(
@@ -360,6 +361,28 @@ def buyer_customers_janitor() -> CustomersRefreshResult:
         .values_list("pk", flat=True)[:batch]
     )
     return buyer_customers_refresh(customer_pks=pks)
+
+
+def buyer_customer_card_attached_apply(*, stripe_customer_id: str, payment_method_id: str) -> bool:
+    """``payment_method.attached`` on an imported buyer's current customer (the legacy portal
+    saving a card while both systems run): refresh the customer, which adopts the card if it
+    was saved for off-session use (``_saved_cards_read``). True when the card is now a
+    verified payment method; False when the customer is not an imported buyer's current one
+    (Gavel's own setups record their cards themselves), or the card was known already.
+    Stripe failing raises ``ServiceError``: the webhook pipeline retries the event."""
+    customer_pk = (
+        BuyerCustomer.objects.filter(
+            stripe_customer_id=stripe_customer_id,
+            transitions__reason=IMPORTED,
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    known = VerifiedPaymentMethod.objects.filter(stripe_payment_method_id=payment_method_id)
+    if customer_pk is None or known.exists():
+        return False
+    buyer_customer_refresh(customer_pk=customer_pk)
+    return known.exists()
 
 
 def buyer_customer_deleted_apply(*, stripe_customer_id: str) -> bool:

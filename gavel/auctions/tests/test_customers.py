@@ -21,6 +21,7 @@ from gavel.auctions.selectors import bidder_has_verified_payment_method
 from gavel.auctions.services.customers import (
     REFRESH_BATCH_TASK,
     CustomerImport,
+    buyer_customer_card_attached_apply,
     buyer_customer_deleted_apply,
     buyer_customer_refresh,
     buyer_customers_import,
@@ -481,6 +482,55 @@ def test_a_refresh_reads_the_intent_lists_only_while_a_card_is_left_to_account_f
     sandbox.fail_requests(500, nth=2, method="GET", path="/v1/setup_intents", times=10)
     buyer_customer_refresh(customer_pk=row.pk)
     assert PaymentMethodSetup.objects.get(customer_id=row.pk).stripe_setup_intent_id == newest.id
+
+
+def test_a_card_the_portal_saves_after_the_import_is_adopted_when_stripe_says_it_attached(
+    sandbox: Any, make_user: Any, settings: Any
+) -> None:
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    client = sandbox.client()
+    remote = client.v1.customers.create(params={"email": "xia@example.com"})
+    xia = make_user("xia@example.com")
+    (row,) = _import((xia, remote.id))
+    assert buyer_customers_refresh(customer_ids=[row.pk]) == {"refreshed": 1, "failed": 0}
+    assert not bidder_has_verified_payment_method(user=xia)
+    handler = handler_for("payment_method.attached")
+    assert handler is not None
+    # While both systems run, the portal takes a payment that saves the buyer's card, and a
+    # card is attached without being saved for off-session use.
+    saved = _payment(
+        client, remote.id, "pm_card_visa", capture_method="manual", setup_future_usage="off_session"
+    )
+    client.v1.payment_methods.attach("pm_card_discover", params={"customer": remote.id})
+    sandbox.fail_requests(500, method="GET", path="/v1/customers/", times=1)
+    events = sandbox.list_events(type="payment_method.attached")
+    assert len(events) == 2
+    with pytest.raises(ServiceError):  # Stripe did not answer: the pipeline retries the event
+        handler(incoming(events[-1]))
+    for raw in [*events, *events]:  # each delivered twice, in any order
+        handler(incoming(raw))
+    (card,) = VerifiedPaymentMethod.objects.filter(user=xia)
+    assert (card.stripe_payment_method_id, card.setup.stripe_payment_intent_id) == (
+        saved.payment_method,
+        saved.id,
+    )
+    assert bidder_has_verified_payment_method(user=xia)
+    assert PaymentMethodSetup.objects.count() == 1
+    # A customer Gavel made itself records its cards through its own setup flow: the event
+    # reads nothing from Stripe (every read would fail).
+    own = buyer_customer_ensure(user=make_user("yan@example.com"))
+    assert own.stripe_customer_id is not None
+    client.v1.payment_methods.attach("pm_card_visa", params={"customer": own.stripe_customer_id})
+    sandbox.fail_requests(500, method="GET", times=10)
+    assert not buyer_customer_card_attached_apply(
+        stripe_customer_id=own.stripe_customer_id, payment_method_id="pm_any"
+    )
+    (own_event,) = [
+        raw
+        for raw in sandbox.list_events(type="payment_method.attached")
+        if raw["data"]["object"]["customer"] == own.stripe_customer_id
+    ]
+    handler(incoming(own_event))
 
 
 def test_cards_stripe_does_not_list_leave_the_customer_unsynced_for_the_janitor(
