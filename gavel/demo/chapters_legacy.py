@@ -171,13 +171,16 @@ def _customers_read_back(context: StoryContext) -> None:
         from_status=BuyerCustomer.Status.UNSYNCED,
         to_status=BuyerCustomer.Status.CREATING,
     ).count()
-    cards = VerifiedPaymentMethod.objects.filter(setup__customer__in=imported).count()
+    cards = VerifiedPaymentMethod.objects.filter(setup__customer__in=imported)
+    adopted = cards.count()
+    by_payment = cards.filter(setup__stripe_payment_intent_id__isnull=False).count()
     context.narrator.detail(
         f"The worker reads the buyers' {found + forgotten} Stripe customers back from Stripe:"
-        f" {found} found, with {cards} card saved for off-session use adopted (that buyer can"
-        f" bid at once); {forgotten} unknown to this Stripe account (the generated portal's"
-        " made-up ids) are forgotten, and Gavel makes those buyers a new customer when they"
-        " next need one."
+        f" {found} found, with {adopted} cards saved for off-session use adopted"
+        f" ({adopted - by_payment} verified by a SetupIntent, {by_payment} saved by the"
+        f" portal's payment; that buyer can bid at once); {forgotten} unknown to this Stripe"
+        " account (the generated portal's made-up ids) are forgotten, and Gavel makes those"
+        " buyers a new customer when they next need one."
     )
 
 
@@ -226,6 +229,7 @@ def _in_flight_make(context: StoryContext) -> dict[str, str]:
             "payment_method": "pm_card_visa",
             "confirm": True,
             "capture_method": "manual",
+            "setup_future_usage": "off_session",  # the portal saves the card as it pays
             "transfer_data": {"destination": account.id},
             "application_fee_amount": SELLER_COMMISSION + BUYER_COMMISSION,
         }

@@ -66,7 +66,10 @@ def test_the_story_ends_balanced_and_reconciled_with_every_webhook_processed(
     assert not imported.filter(status="unsynced").exists()
     assert imported.get(user__legacy_person_id="LegacyBuyerDemo000001").status == "active"
     (read_back,) = [text for text in out if "Stripe customers back from Stripe" in text]
-    assert " 1 found, with 1 card saved for off-session use adopted " in read_back, read_back
+    assert (
+        " 1 found, with 2 cards saved for off-session use adopted (1 verified by a SetupIntent,"
+        " 1 saved by the portal's payment; " in read_back
+    ), read_back
 
     statuses = _webhooks_settled()
     assert statuses.get("processed", 0) > 10
