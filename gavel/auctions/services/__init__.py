@@ -9,7 +9,8 @@
 * eligibility: ``payment_method_setup_create``, ``payment_method_setup_refresh``,
   ``setup_intent_event_apply``
 * customers (``services.customers``): ``buyer_customers_import``, ``buyer_customer_refresh``,
-  ``buyer_customers_refresh``, ``buyer_customers_janitor``, ``buyer_customer_deleted_apply``
+  ``buyer_customers_refresh``, ``buyer_customers_janitor``, ``buyer_customer_deleted_apply``,
+  ``buyer_customer_card_attached_apply``
 """
 
 from gavel.auctions.services.bidding import auction_buy_now, bid_place
