@@ -367,12 +367,14 @@ def buyer_customer_card_attached_apply(*, stripe_customer_id: str, payment_metho
     """``payment_method.attached`` on an imported buyer's current customer (the legacy portal
     saving a card while both systems run): refresh the customer, which adopts the card if it
     was saved for off-session use (``_saved_cards_read``). True when the card is now a
-    verified payment method; False when the customer is not an imported buyer's current one
-    (Gavel's own setups record their cards themselves), or the card was known already.
+    verified payment method; False when the customer is not one an import brought (Gavel's
+    own, including one made after an imported customer was forgotten, record their cards
+    through Gavel's setup flow), or the card was known already.
     Stripe failing raises ``ServiceError``: the webhook pipeline retries the event."""
     customer_pk = (
         BuyerCustomer.objects.filter(
             stripe_customer_id=stripe_customer_id,
+            generation=1,  # still the imported customer: none was forgotten and made again
             transitions__reason=IMPORTED,
         )
         .values_list("pk", flat=True)

@@ -531,6 +531,16 @@ def test_a_card_the_portal_saves_after_the_import_is_adopted_when_stripe_says_it
         if raw["data"]["object"]["customer"] == own.stripe_customer_id
     ]
     handler(incoming(own_event))
+    # Nor does one Gavel made after the imported customer was forgotten.
+    sandbox.clear_faults()
+    client.v1.customers.delete(remote.id)
+    assert buyer_customer_deleted_apply(stripe_customer_id=remote.id)
+    renewed = buyer_customer_ensure(user=xia)
+    assert renewed.stripe_customer_id is not None
+    sandbox.fail_requests(500, method="GET", times=10)
+    assert not buyer_customer_card_attached_apply(
+        stripe_customer_id=renewed.stripe_customer_id, payment_method_id="pm_any"
+    )
 
 
 def test_cards_stripe_does_not_list_leave_the_customer_unsynced_for_the_janitor(
