@@ -5,20 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gavel.gateway.client import stripe_client
+from gavel.gateway.client import account_options, stripe_client
 from gavel.gateway.errors import stripe_errors_translated
 from gavel.gateway.payment_types import StripeBalance, StripeBalanceTransaction
 
 PAGE_SIZE = 100
 
 
-def _options(account_id: str | None) -> dict[str, Any]:
-    return {"stripe_account": account_id} if account_id else {}
-
-
 def balance_retrieve(*, account_id: str | None = None) -> StripeBalance:
     with stripe_errors_translated():
-        balance = stripe_client().v1.balance.retrieve(options=_options(account_id))  # type: ignore[arg-type]
+        balance = stripe_client().v1.balance.retrieve(options=account_options(account_id))
     return StripeBalance.from_payload(balance.to_dict())
 
 
@@ -28,7 +24,7 @@ def balance_transaction_retrieve(
     with stripe_errors_translated():
         transaction = stripe_client().v1.balance_transactions.retrieve(
             balance_transaction_id,
-            options=_options(account_id),  # type: ignore[arg-type]
+            options=account_options(account_id),
         )
     return StripeBalanceTransaction.from_payload(transaction.to_dict())
 
@@ -53,7 +49,7 @@ def balance_transactions_list(
         with stripe_errors_translated():
             page = stripe_client().v1.balance_transactions.list(
                 params=params,  # type: ignore[arg-type]
-                options=_options(account_id),  # type: ignore[arg-type]
+                options=account_options(account_id),
             )
         payload = page.to_dict()
         items = [item for item in payload.get("data") or [] if isinstance(item, dict)]

@@ -69,3 +69,8 @@ def livemode_expected() -> bool:
     """Whether the configured secret key is a live-mode key."""
     key: str = settings.STRIPE_SECRET_KEY
     return key.startswith(("sk_live_", "rk_live_"))
+
+
+def account_options(account_id: str | None) -> stripe.RequestOptions:
+    """Request options acting on ``account_id``'s connected account (the platform for None)."""
+    return {"stripe_account": account_id} if account_id else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gavel.gateway.client import stripe_client
+from gavel.gateway.client import account_options, stripe_client
 from gavel.gateway.errors import stripe_errors_translated
 from gavel.gateway.keys import idempotency_key
 from gavel.gateway.payment_types import StripeCharge, StripePaymentIntent
@@ -99,10 +99,5 @@ def charge_retrieve(*, charge_id: str, account_id: str | None = None) -> StripeC
     """A charge on the platform, or with ``account_id`` one on that connected account (a
     ``py_``: the payment a transfer made to it)."""
     with stripe_errors_translated():
-        if account_id is None:
-            charge = stripe_client().v1.charges.retrieve(charge_id)
-        else:
-            charge = stripe_client().v1.charges.retrieve(
-                charge_id, options={"stripe_account": account_id}
-            )
+        charge = stripe_client().v1.charges.retrieve(charge_id, options=account_options(account_id))
     return StripeCharge.from_payload(charge.to_dict())

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 from django.db import connection
@@ -38,6 +39,8 @@ from gavel.users.models import User
 from gavel.webhooks.registry import handler_for
 
 pytestmark = pytest.mark.django_db
+
+T = TypeVar("T")
 
 
 def test_customers_import_once_and_conflicts_are_returned(make_user: Any) -> None:
@@ -236,25 +239,36 @@ def test_customer_deleted_in_stripe_is_forgotten_with_the_cards_verified_on_it(
     assert buyer_customer_deleted_apply(stripe_customer_id=other.id) is False
 
 
-@pytest.mark.django_db(transaction=True)
-def test_simultaneous_first_needs_make_one_customer_recorded_once(sandbox: Any) -> None:
-    buyer = User.objects.create_user(email="rae@example.com", password="correct horse battery")
-    callers = 6
+def _at_once(callers: int, work: Callable[[], T]) -> tuple[list[T], list[BaseException]]:
+    """``work`` on ``callers`` threads, each on its own connection, released together: what
+    the calls returned, and what they raised."""
     barrier = threading.Barrier(callers)
-    got: list[str | None] = []
+    returned: list[T] = []
+    raised: list[BaseException] = []
 
-    def ensure() -> None:
+    def call() -> None:
         try:
             barrier.wait()
-            got.append(buyer_customer_ensure(user=buyer).stripe_customer_id)
+            returned.append(work())
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            raised.append(error)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=ensure) for _ in range(callers)]
+    threads = [threading.Thread(target=call) for _ in range(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return returned, raised
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_first_needs_make_one_customer_recorded_once(sandbox: Any) -> None:
+    buyer = User.objects.create_user(email="rae@example.com", password="correct horse battery")
+    callers = 6
+    got, errors = _at_once(callers, lambda: buyer_customer_ensure(user=buyer).stripe_customer_id)
+    assert errors == []
     customer = BuyerCustomer.objects.get(user=buyer)
     assert got == [customer.stripe_customer_id] * callers
     assert [c["id"] for c in sandbox.objects_of("customer", ...)] == [customer.stripe_customer_id]
@@ -566,24 +580,7 @@ def test_simultaneous_refreshes_adopt_a_saved_card_once(sandbox: Any) -> None:
     remote = _customer_with_saved_card(client, "uma@example.com")
     buyer = User.objects.create_user(email="uma@example.com", password="correct horse battery")
     (row,) = _import((buyer, remote.id))
-    callers = 4
-    barrier = threading.Barrier(callers)
-    errors: list[BaseException] = []
-
-    def refresh() -> None:
-        try:
-            barrier.wait()
-            buyer_customer_refresh(customer_pk=row.pk)
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=refresh) for _ in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = _at_once(4, lambda: buyer_customer_refresh(customer_pk=row.pk))
     assert errors == []
     assert PaymentMethodSetup.objects.count() == 1
     assert VerifiedPaymentMethod.objects.count() == 1

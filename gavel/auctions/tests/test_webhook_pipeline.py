@@ -28,9 +28,9 @@ def wait_for(predicate: Callable[[], bool], *, timeout_seconds: float = 20.0) ->
     raise AssertionError("condition not met in time")
 
 
-def test_three_d_secure_setup_confirmed_by_webhooks_through_a_real_worker(
-    live_server: Any, celery_worker_thread: Any, sandbox: Any, settings: Any
-) -> None:
+def _webhooks_over_http(live_server: Any, sandbox: Any, settings: Any) -> None:
+    """The sandbox posts every platform event to the live server's webhook endpoint."""
+
     def transport(url: str, headers: dict[str, str], body: bytes) -> int:
         return requests.post(url, data=body, headers=headers, timeout=30).status_code
 
@@ -39,6 +39,12 @@ def test_three_d_secure_setup_confirmed_by_webhooks_through_a_real_worker(
         params={"url": f"{live_server.url}/webhooks/stripe/", "enabled_events": ["*"]}
     )
     settings.STRIPE_WEBHOOK_SECRETS = [endpoint.secret]
+
+
+def test_three_d_secure_setup_confirmed_by_webhooks_through_a_real_worker(
+    live_server: Any, celery_worker_thread: Any, sandbox: Any, settings: Any
+) -> None:
+    _webhooks_over_http(live_server, sandbox, settings)
     user = user_make(eligible=False)
     created = requests.post(
         f"{live_server.url}/api/v1/payment-methods/setup/",
@@ -64,14 +70,7 @@ def test_three_d_secure_setup_confirmed_by_webhooks_through_a_real_worker(
 def test_a_card_the_portal_saves_while_both_run_is_adopted_through_a_real_worker(
     live_server: Any, celery_worker_thread: Any, sandbox: Any, settings: Any
 ) -> None:
-    def transport(url: str, headers: dict[str, str], body: bytes) -> int:
-        return requests.post(url, data=body, headers=headers, timeout=30).status_code
-
-    sandbox.set_webhook_transport(transport)
-    endpoint = sandbox.client().v1.webhook_endpoints.create(
-        params={"url": f"{live_server.url}/webhooks/stripe/", "enabled_events": ["*"]}
-    )
-    settings.STRIPE_WEBHOOK_SECRETS = [endpoint.secret]
+    _webhooks_over_http(live_server, sandbox, settings)
     client = sandbox.client()
     remote = client.v1.customers.create(params={"email": "zoe@example.com"})
     buyer = user_make(eligible=False)

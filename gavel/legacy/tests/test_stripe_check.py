@@ -13,7 +13,7 @@ import pytest
 
 from gavel.legacy.connections import LegacyDatabase, database_connect
 from gavel.legacy.importer import ImportOptions, legacy_import
-from gavel.legacy.tests.conftest import generated
+from gavel.legacy.tests.conftest import LegacySourceFixture, generated
 from gavel.legacy.tests.portal_rows import (
     NET,
     PAID,
@@ -119,6 +119,24 @@ def _captured(intent_id: str, charge_id: str, *, transfer_id: str | None = None)
     )
 
 
+def _portal_with(
+    name: str, payments: dict[int, PortalPayment], seller: str, customer: str
+) -> LegacySourceFixture:
+    """A generated portal without payments of its own, then ``payments``: transaction
+    ``900_000 + number`` each, bought by one buyer (``customer``) from ``seller``."""
+    source = generated("postgres", name, payments=0)
+    for number, payment in payments.items():
+        portal_transaction_write(
+            source.database,
+            payment=payment,
+            account_id=seller,
+            customer=customer,
+            transaction_id=900_000 + number,
+            with_people=number == 1,
+        )
+    return source
+
+
 def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> None:
     seller = _account(sandbox)
     stranger = _account(sandbox)
@@ -153,16 +171,7 @@ def test_every_stripe_id_is_read_and_each_difference_listed(sandbox: Any) -> Non
     _, other_charge = _charge(sandbox, SUM - 1)
     payments[8] = _captured(intent, other_charge)
 
-    source = generated("postgres", f"stripe_check_{os.getpid()}", payments=0)
-    for number, payment in payments.items():
-        portal_transaction_write(
-            source.database,
-            payment=payment,
-            account_id=seller,
-            customer=customer,
-            transaction_id=900_000 + number,
-            with_people=number == 1,
-        )
+    source = _portal_with(f"stripe_check_{os.getpid()}", payments, seller, customer)
     # More of the portal's Stripe accounts rows: an account id Stripe does not know with a
     # customer deleted since, a customer id Stripe does not know, and an id that is not one
     # (quarantined by the import's checks, not read).
@@ -303,16 +312,7 @@ def test_payments_on_the_sellers_account_are_read_on_that_account(sandbox: Any) 
     intent, _ = _charge(sandbox, SUM, capture=False)
     payments[6] = PortalPayment(PREAUTHORIZED, intent, charge_id=early)
 
-    source = generated("postgres", f"stripe_check_py_{os.getpid()}", payments=0)
-    for number, payment in payments.items():
-        portal_transaction_write(
-            source.database,
-            payment=payment,
-            account_id=seller,
-            customer=customer,
-            transaction_id=900_000 + number,
-            with_people=number == 1,
-        )
+    source = _portal_with(f"stripe_check_py_{os.getpid()}", payments, seller, customer)
     legacy_import(database=source.database, options=ImportOptions(is_resumable=False))
 
     report = legacy_verify(database=source.database, stripe_sample=20)
