@@ -108,6 +108,15 @@ def indexes_defer(
     return deferred
 
 
+def table_filled_by_run(*, run: ImportRun, model: type[models.Model]) -> bool:
+    """Whether ``run`` found ``model``'s table empty and deferred its indexes, which are still
+    missing: every row in it now is one this run wrote (its pages are disjoint and each
+    commits with its checkpoint, so a resumed run never writes one again), and a row it writes
+    cannot clash with one it did not. The load may then insert without ``ON CONFLICT``: a
+    clash would fail the page on the unique index, not pass unnoticed."""
+    return DeferredIndex.objects.filter(run=run, table=model._meta.db_table).exists()
+
+
 def _foreign_keys(table: str) -> list[tuple[str, str]]:
     """(name, definition) of the table's own foreign keys (ADR 0012): those it references
     other tables by, not those other tables reference it by."""

@@ -51,6 +51,7 @@ from gavel.legacy.checks import (
     orders_scope,
 )
 from gavel.legacy.commission import amounts_compute
+from gavel.legacy.indexes import table_filled_by_run
 from gavel.legacy.loader import key_page_bounds, key_split, seller_accounts_prepare
 from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import Anomaly, stripe_id_sql
@@ -369,7 +370,9 @@ def orders_page_load(
         cursor.execute(HISTORY_FILL_SQL)
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
     with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
-        result = orders_import_apply(is_move_allowed=True)
+        result = orders_import_apply(
+            is_move_allowed=True, is_all_new=table_filled_by_run(run=run, model=Order)
+        )
     # A transaction an earlier load reported for want of a user, an order now (its buyer and
     # seller have users: the page's import rows hold only such): resolved.
     anomalies_resolve(

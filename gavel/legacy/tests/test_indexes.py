@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from gavel.common.references import inserts_checked_in_bulk
-from gavel.ledger.models import LedgerAccount
+from gavel.ledger.models import JournalEntry, LedgerAccount
 from gavel.ledger.services import credit, debit, entry_post
 from gavel.legacy.importer import (
     DEFER_INDEXES,
@@ -22,7 +22,13 @@ from gavel.legacy.importer import (
     ImportOptions,
     legacy_import,
 )
-from gavel.legacy.indexes import DEFERRABLE, indexes_defer, indexes_missing, indexes_restore
+from gavel.legacy.indexes import (
+    DEFERRABLE,
+    indexes_defer,
+    indexes_missing,
+    indexes_restore,
+    table_filled_by_run,
+)
 from gavel.legacy.models import DeferredIndex, ImportCheckpoint, ImportRun
 from gavel.legacy.staging import STAGING_MODELS
 from gavel.legacy.tests.conftest import truncate_import
@@ -147,6 +153,27 @@ def test_a_table_with_rows_keeps_its_indexes():
     assert not [name for name in deferred if name in posting_indexes]
     assert "order_status" in deferred  # payments_order is still empty
     indexes_restore()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_run_that_found_a_table_empty_may_insert_into_it_plainly():
+    entry_post(
+        reference="test:one",
+        kind="test",
+        lines=[
+            debit("platform:stripe_balance", K.ASSET, 100, "EUR"),
+            credit("revenue:commission", K.REVENUE, 100, "EUR"),
+        ],
+    )
+    first, other = _run(), _run()
+
+    indexes_defer(run=first)
+
+    assert table_filled_by_run(run=first, model=Order)  # empty when it looked
+    assert not table_filled_by_run(run=first, model=JournalEntry)  # held an entry
+    assert not table_filled_by_run(run=other, model=Order)  # deferred by another run
+    indexes_restore()
+    assert not table_filled_by_run(run=first, model=Order)  # indexes back: rows may clash
 
 
 @pytest.mark.django_db(transaction=True)

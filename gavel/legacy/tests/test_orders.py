@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError
 
 from gavel.legacy.importer import (
     LOAD_ORDERS,
@@ -140,6 +141,25 @@ def test_orders_import_refuses_a_bad_batch_whole_and_skips_what_it_has(db: None)
     assert list(order.transitions.values_list("from_status", "to_status", "operation")) == [
         ("", "authorized", "create")
     ]
+
+
+def test_orders_known_to_be_new_fail_the_batch_on_a_reference_that_is_an_order(db: None) -> None:
+    buyer, seller = user_make(), user_make(seller=True)
+    first = _row(buyer.pk, seller.pk)
+    second = _row(
+        buyer.pk,
+        seller.pk,
+        imported=OrderImport(status="authorized", legacy_reference=f"{REFERENCE_PREFIX}2"),
+    )
+    assert orders_import(rows=[first], is_all_new=True) == 1
+
+    with pytest.raises(IntegrityError):
+        orders_import(rows=[second, first], is_all_new=True)
+
+    assert list(Order.objects.values_list("legacy_reference", flat=True)) == [
+        f"{REFERENCE_PREFIX}1"
+    ]  # the batch wrote nothing, not even its new order
+    assert orders_import(rows=[second, first]) == 1  # without: the known one is skipped
 
 
 def test_in_flight_adoption_refuses_an_intent_that_is_not_the_order(sandbox: Any, db: None) -> None:
