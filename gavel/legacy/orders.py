@@ -121,44 +121,48 @@ MAPPING = f"(VALUES {_mapping_values()}) AS m(state, status, is_captured)"
 # half a million steps). The status before it (``from_status``; '' before the first step) is
 # read off the same list: its last entry but one when the step itself is mapped, else its last
 # (a window over the steps again, for the history, was another such sort). ``may_append``:
-# the portal's machine allows the move.
+# the portal's machine allows the move. The steps go straight into the payments service's
+# import history (the steps of a transaction that does not become an order are there too,
+# and the service ignores them: it reads the history of the import's orders), and each
+# transaction's last step, with when it was first paid, into ``_legacy_finals``: the window
+# is computed once and its rows written once, not kept in a table of their own to be copied.
 STEPS_SQL = f"""
-CREATE TEMPORARY TABLE _legacy_steps ON COMMIT DROP AS
-SELECT s.tx, s.step, s.to_state, s.at, mv.to_state IS NOT NULL AS may_append,
-       COALESCE(s.mapped_so_far[cardinality(s.mapped_so_far)], 'pending') AS status,
-       CASE WHEN s.step = 1 THEN ''
-            ELSE COALESCE(s.mapped_so_far[cardinality(s.mapped_so_far)
-                                          - (s.own_status IS NOT NULL)::integer], 'pending')
-       END AS from_status,
-       s.is_last
-FROM (
-    SELECT t.transaction_legacy_id AS tx, t.to_state, t.legacy_created_at AS at,
-           m.status AS own_status, row_number() OVER w AS step,
-           array_remove(array_agg(m.status) OVER w, NULL) AS mapped_so_far,
-           lag(t.to_state) OVER w AS prev_state,
-           lead(t.legacy_id) OVER w IS NULL AS is_last
-    FROM legacy_legacyorder o
-    JOIN legacy_legacyordertransition t ON t.transaction_legacy_id = o.legacy_id
-    LEFT JOIN {MAPPING} ON m.state = t.to_state
-    WHERE {_PAGE} AND {{scope}}
-      -- implied by the join, stated for the planner: the page's range of the history index,
-      -- not a scan of every transition
-      AND t.transaction_legacy_id > %(after)s AND t.transaction_legacy_id <= %(last)s
-    WINDOW w AS (PARTITION BY t.transaction_legacy_id ORDER BY t.sort_key, t.legacy_id)
-) s
-LEFT JOIN (VALUES {_moves_values()}) AS mv(from_state, to_state)
-    ON COALESCE(mv.from_state, '') = COALESCE(s.prev_state, '') AND mv.to_state = s.to_state
-"""
-
-# Each transaction's last step, and when it was first paid: read off the steps (marked last
-# by their window), not aggregated again with a sort per transaction.
-FINALS_SQL = """
-CREATE TEMPORARY TABLE _legacy_finals ON COMMIT DROP AS
-SELECT l.tx, l.to_state AS final_state, l.at AS last_at, p.paid_at
-FROM _legacy_steps l
-LEFT JOIN (SELECT DISTINCT ON (tx) tx, at AS paid_at FROM _legacy_steps
-           WHERE to_state = 'paid' ORDER BY tx, step) p ON p.tx = l.tx
-WHERE l.is_last
+WITH s AS (
+    SELECT s.tx, s.step, s.to_state, s.at, mv.to_state IS NOT NULL AS may_append,
+           COALESCE(s.mapped_so_far[cardinality(s.mapped_so_far)], 'pending') AS status,
+           CASE WHEN s.step = 1 THEN ''
+                ELSE COALESCE(s.mapped_so_far[cardinality(s.mapped_so_far)
+                                              - (s.own_status IS NOT NULL)::integer], 'pending')
+           END AS from_status,
+           s.is_last, s.paid_at
+    FROM (
+        SELECT t.transaction_legacy_id AS tx, t.to_state, t.legacy_created_at AS at,
+               m.status AS own_status, row_number() OVER w AS step,
+               array_remove(array_agg(m.status) OVER w, NULL) AS mapped_so_far,
+               lag(t.to_state) OVER w AS prev_state,
+               lead(t.legacy_id) OVER w IS NULL AS is_last,
+               (array_agg(t.legacy_created_at) FILTER (WHERE t.to_state = 'paid') OVER w)[1]
+                   AS paid_at
+        FROM legacy_legacyorder o
+        JOIN legacy_legacyordertransition t ON t.transaction_legacy_id = o.legacy_id
+        LEFT JOIN {MAPPING} ON m.state = t.to_state
+        WHERE {_PAGE} AND {{scope}}
+          -- implied by the join, stated for the planner: the page's range of the history
+          -- index, not a scan of every transition
+          AND t.transaction_legacy_id > %(after)s AND t.transaction_legacy_id <= %(last)s
+        WINDOW w AS (PARTITION BY t.transaction_legacy_id ORDER BY t.sort_key, t.legacy_id)
+    ) s
+    LEFT JOIN (VALUES {_moves_values()}) AS mv(from_state, to_state)
+        ON COALESCE(mv.from_state, '') = COALESCE(s.prev_state, '') AND mv.to_state = s.to_state
+), history AS (
+    INSERT INTO {IMPORT_HISTORY} (legacy_reference, step, from_status, to_status, operation,
+        reason, occurred_at, may_append)
+    SELECT '{REFERENCE_PREFIX}' || s.tx, s.step, s.from_status, s.status, '{HISTORY_OPERATION}',
+           'legacy ' || COALESCE(s.to_state, ''), s.at, s.may_append
+    FROM s
+)
+INSERT INTO _legacy_finals (tx, final_state, last_at, paid_at)
+SELECT s.tx, s.to_state, s.at, s.paid_at FROM s WHERE s.is_last
 """
 
 # Transactions not captured and without a payment row that can be loaded: their amounts come
@@ -247,15 +251,6 @@ WITHOUT_USER_SQL = order_people_select(
     f" AND o.legacy_id NOT IN (SELECT seq FROM {IMPORT_ORDERS})",
 )
 
-HISTORY_FILL_SQL = f"""
-INSERT INTO {IMPORT_HISTORY} (legacy_reference, step, from_status, to_status, operation,
-    reason, occurred_at, may_append)
-SELECT '{REFERENCE_PREFIX}' || s.tx, s.step, s.from_status, s.status, '{HISTORY_OPERATION}',
-       'legacy ' || COALESCE(s.to_state, ''), s.at, s.may_append
-FROM _legacy_steps s
-WHERE s.tx IN (SELECT seq FROM {IMPORT_ORDERS})
-"""
-
 
 @contextmanager
 def _hash_joins_only(cursor: CursorWrapper) -> Iterator[None]:
@@ -323,10 +318,13 @@ def orders_page_load(
     orders_import_tables_reset()
     with connection.cursor() as cursor:
         # Dropped at commit; dropped here too for a dry run's single transaction.
-        cursor.execute("DROP TABLE IF EXISTS _legacy_steps, _legacy_finals, _legacy_computed")
+        cursor.execute("DROP TABLE IF EXISTS _legacy_finals, _legacy_computed")
         seller_accounts_prepare()
+        cursor.execute(
+            "CREATE TEMPORARY TABLE _legacy_finals (tx bigint NOT NULL, final_state text,"
+            " last_at timestamptz, paid_at timestamptz) ON COMMIT DROP"
+        )
         cursor.execute(STEPS_SQL.format(scope=orders_scope(scope_after)), params)
-        cursor.execute(FINALS_SQL)
         # Statistics for the joins that build the page's orders: without them the planner
         # expects a few dozen rows and looks every one up by index, for 100,000 of them.
         cursor.execute("ANALYZE _legacy_finals")
@@ -367,7 +365,6 @@ def orders_page_load(
                 WITHOUT_USER_SQL,
                 {"run": run.pk, "after": after_key, "last": last},
             )
-        cursor.execute(HISTORY_FILL_SQL)
     # Foreign keys checked for the page in one statement each, not per row (ADR 0010).
     with inserts_checked_in_bulk(Order, OrderLine, OrderTransition):
         result = orders_import_apply(

@@ -289,7 +289,9 @@ IMPORT_ORDER_COLUMNS = (
     " transferred_minor bigint NOT NULL, captured_at timestamptz"
 )
 # ``may_append``: this step may be appended to an order that already exists (a delta moved it
-# on); a step that may not makes the whole move refused.
+# on); a step that may not makes the whole move refused. Steps of a reference that is not in
+# the batch's orders are ignored (the legacy import writes every step of a page of
+# transactions before it knows which become orders).
 IMPORT_HISTORY_COLUMNS = (
     "legacy_reference text NOT NULL, step integer NOT NULL, from_status text NOT NULL,"
     " to_status text NOT NULL, operation text NOT NULL, reason text NOT NULL,"
