@@ -354,8 +354,13 @@ class ImportedListingOrderLine(models.Model):
     """Which imported listing an imported order line bought (the portal's
     ``transactions.listing_id``); one listing may have been bought many times."""
 
+    # The line is the key: no sequence and second index of its own for each of a million
+    # links a first import writes.
     order_line = models.OneToOneField(
-        "payments.OrderLine", on_delete=models.PROTECT, related_name="imported_listing_link"
+        "payments.OrderLine",
+        on_delete=models.PROTECT,
+        primary_key=True,
+        related_name="imported_listing_link",
     )
     listing = models.ForeignKey(
         ImportedListing, on_delete=models.PROTECT, related_name="order_line_links"
