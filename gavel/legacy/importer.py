@@ -279,7 +279,17 @@ class _Importer:
         """The cross-table checks in two halves side by side (each in its own transaction;
         both add anomalies idempotently, so a run killed between them runs both again), then
         the quarantine flags with the step's checkpoint."""
-        _tables_analyze(STAGING_TABLES)
+        # Statistics for the checks, the history (the largest table) beside the others.
+        history_table = STAGING_MODELS["transaction_transitions"]._meta.db_table
+        self._side_by_side(
+            [(f"{CHECKS}:analyze:1", lambda: _tables_analyze((history_table,)))],
+            [
+                (
+                    f"{CHECKS}:analyze:2",
+                    lambda: _tables_analyze(tuple(t for t in STAGING_TABLES if t != history_table)),
+                )
+            ],
+        )
 
         def history() -> None:
             with transaction.atomic():
@@ -332,8 +342,10 @@ class _Importer:
             [(f"{LINK_LISTINGS}:{part + 1}", functools.partial(link, part))]
             for part in range(LINK_PARTS)
         ]
-        # The id map reads staging and the users, accounts and listings, not the links.
-        lanes[-1].append((LOAD_ID_MAP, functools.partial(self._id_map_load, run, scope_after)))
+        # The id map reads staging and the users, accounts and listings, not the links: a lane
+        # of its own beside them (after the second half, it ran alone for a few seconds, one
+        # core idle).
+        lanes.append([(LOAD_ID_MAP, functools.partial(self._id_map_load, run, scope_after))])
         self._side_by_side(*lanes)
         with transaction.atomic():
             self._step_done(run, LINK_LISTINGS, changed=sum(linked))

@@ -30,12 +30,14 @@ the database knows which indexes and foreign keys are missing, and the next run 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
+from django.db.models.expressions import RawSQL
 
 from gavel.ledger.models import JournalEntry, Posting
 from gavel.legacy.models import DeferredIndex, ImportedListingOrderLine, ImportRun
@@ -150,8 +152,12 @@ def _secondary_indexes(table: str) -> list[tuple[str, str, tuple[str, ...]]]:
 
 def indexes_restore(*, tables: Collection[str] | None = None) -> list[IndexBuilt]:
     """Build every recorded index again (any run's; only those of ``tables`` when given), one
-    per transaction, each deleting its record. Several connections may call this at once:
-    each takes the next index no other is building (``SKIP LOCKED``)."""
+    per transaction, each deleting its record; the largest tables first. Several connections
+    may call this at once: each takes the next index no other is building (``SKIP LOCKED``)
+    whose tables it can lock at once (``_tables_lock``): a build never waits behind another
+    (an index and a foreign key of one table exclude each other) or behind a writer. One that
+    none can take yet is tried again shortly; each call returns when every index left is
+    being built by another."""
     if connection.vendor != "postgresql":
         return []
     built: list[IndexBuilt] = []
@@ -160,32 +166,90 @@ def indexes_restore(*, tables: Collection[str] | None = None) -> list[IndexBuilt
             "SELECT set_config('maintenance_work_mem', %s, false)",
             [settings.LEGACY_IMPORT_MAINTENANCE_WORK_MEM],
         )
+    busy_rounds = 0
     try:
         while True:
-            with transaction.atomic():
-                recorded = DeferredIndex.objects.select_for_update(skip_locked=True)
-                if tables is not None:
-                    recorded = recorded.filter(table__in=tables)
-                deferred = recorded.order_by("pk").first()
-                if deferred is None:
-                    break
-                started = time.perf_counter()
-                if deferred.kind == DeferredIndex.Kind.FOREIGN_KEY:
-                    _foreign_key_add(deferred)
-                else:
-                    with connection.cursor() as cursor:
-                        cursor.execute(
-                            deferred.definition.replace(
-                                "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1
-                            )
-                        )
-                deferred.delete()
-            built.append(IndexBuilt(deferred.name, deferred.table, time.perf_counter() - started))
+            # After a while of finding every table locked (a writer outside the import keeps
+            # taking one), wait for the locks in line instead of trying again.
+            outcome = _next_restore(tables, is_waiting=busy_rounds >= RESTORE_BUSY_ROUNDS)
+            if isinstance(outcome, IndexBuilt):
+                built.append(outcome)
+                busy_rounds = 0
+            elif outcome == "none_left":
+                break
+            else:  # "busy": every one left is locked by a writer or another build
+                busy_rounds += 1
+                time.sleep(RESTORE_RETRY_SECONDS)
     finally:
         if not connection.needs_rollback:
             with connection.cursor() as cursor:
                 cursor.execute("RESET maintenance_work_mem")
     return built
+
+
+RESTORE_RETRY_SECONDS = 0.2
+RESTORE_BUSY_ROUNDS = 150  # 30 s of finding every table left locked
+_LOCK_NOT_AVAILABLE = "55P03"
+_REFERENCED_TABLE = re.compile(r"REFERENCES ([\w.\"]+)\(")
+
+
+def _next_restore(tables: Collection[str] | None, *, is_waiting: bool) -> IndexBuilt | str:
+    """Restore the next index or foreign key this connection can take: the built one,
+    ``"none_left"`` when every one left (of ``tables``) is another connection's, or
+    ``"busy"`` when some are left that no connection holds but their tables are locked."""
+    recorded = DeferredIndex.objects.all()
+    if tables is not None:
+        recorded = recorded.filter(table__in=tables)
+    candidates = list(
+        recorded.annotate(size=RawSQL('pg_relation_size("table"::regclass)', ()))
+        .order_by("-size", "pk")
+        .values_list("pk", flat=True)
+    )
+    is_busy = False
+    for pk in candidates:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():  # a savepoint: a lock refused takes nothing
+                    deferred = (
+                        DeferredIndex.objects.select_for_update(skip_locked=True)
+                        .filter(pk=pk)
+                        .first()
+                    )
+                    if deferred is None:  # another connection's, or restored since
+                        continue
+                    _tables_lock(deferred, is_waiting=is_waiting)
+            except OperationalError as error:
+                if getattr(error.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                    raise
+                is_busy = True
+                continue
+            started = time.perf_counter()
+            if deferred.kind == DeferredIndex.Kind.FOREIGN_KEY:
+                _foreign_key_add(deferred)
+            else:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        deferred.definition.replace(
+                            "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1
+                        )
+                    )
+            deferred.delete()
+        return IndexBuilt(deferred.name, deferred.table, time.perf_counter() - started)
+    return "busy" if is_busy else "none_left"
+
+
+def _tables_lock(deferred: DeferredIndex, *, is_waiting: bool) -> None:
+    """The locks its restore takes, taken now or refused at once (``NOWAIT``; waited for with
+    ``is_waiting``): an index, its table's ``SHARE`` (CREATE INDEX's own); a foreign key,
+    ``SHARE ROW EXCLUSIVE`` on its table and the table it references (ADD FOREIGN KEY's own)."""
+    nowait = "" if is_waiting else " NOWAIT"
+    with connection.cursor() as cursor:
+        if deferred.kind == DeferredIndex.Kind.FOREIGN_KEY:
+            referenced = _REFERENCED_TABLE.search(deferred.definition)
+            locked = [deferred.table] + ([referenced.group(1)] if referenced else [])
+            cursor.execute(f"LOCK TABLE {', '.join(locked)} IN SHARE ROW EXCLUSIVE MODE{nowait}")
+        else:
+            cursor.execute(f"LOCK TABLE {deferred.table} IN SHARE MODE{nowait}")
 
 
 def _foreign_key_add(deferred: DeferredIndex) -> None:

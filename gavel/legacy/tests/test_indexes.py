@@ -5,8 +5,11 @@ before, whatever stops the run."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
@@ -24,6 +27,8 @@ from gavel.legacy.importer import (
 )
 from gavel.legacy.indexes import (
     DEFERRABLE,
+    RESTORE_RETRY_SECONDS,
+    IndexBuilt,
     indexes_defer,
     indexes_missing,
     indexes_restore,
@@ -131,6 +136,83 @@ def test_a_row_breaking_a_deferred_foreign_key_stops_its_restore():
     assert not DeferredIndex.objects.exists()
     with pytest.raises(IntegrityError, match="987654322"):
         order_insert(987654322)
+
+
+def _dsn() -> str:
+    params = connection.get_connection_params()
+    return " ".join(
+        f"{key}={params[key]}" for key in ("host", "port", "user", "dbname") if params.get(key)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_builds_what_it_can_lock_and_waits_for_a_writer():
+    indexes_defer(run=_run())
+    # What needs payments_order: its own indexes and keys, and the keys that reference it
+    # (adding one locks the referenced table too).
+    held = [
+        deferred
+        for deferred in DeferredIndex.objects.all()
+        if deferred.table == "payments_order" or "REFERENCES payments_order(" in deferred.definition
+    ]
+    held_back = {deferred.name for deferred in held}
+    assert "order_status" in held_back
+    assert {deferred.table for deferred in held} >= {"payments_orderline", "payments_order"}
+    writer = psycopg.connect(_dsn())  # a transaction writing orders, still open
+    writer.execute("LOCK TABLE payments_order IN ROW EXCLUSIVE MODE")
+    built: list[IndexBuilt] = []
+    failed: list[BaseException] = []
+
+    def restore() -> None:
+        try:
+            built.extend(indexes_restore())
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            failed.append(error)
+        finally:
+            connection.close()
+
+    restoring = threading.Thread(target=restore)
+    restoring.start()
+    try:
+        # Everything else is built meanwhile, none of it waiting behind the writer...
+        deadline = time.monotonic() + 60
+        while set(indexes_missing()) != held_back and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(indexes_missing()) == held_back
+        time.sleep(3 * RESTORE_RETRY_SECONDS)
+        assert restoring.is_alive()  # ...and the rest is tried again, not given up on
+        assert set(indexes_missing()) == held_back
+    finally:
+        writer.commit()
+        writer.close()
+        restoring.join(timeout=60)
+    assert not failed
+    assert not restoring.is_alive()
+    assert {index.name for index in built} >= held_back
+    assert not DeferredIndex.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_restores_side_by_side_share_the_work():
+    before, keys_before = _indexes(), _foreign_keys()
+    deferred = indexes_defer(run=_run())
+    results: list[list[IndexBuilt]] = [[], []]
+
+    def restore(lane: int) -> None:
+        try:
+            results[lane] = indexes_restore()
+        finally:
+            connection.close()
+
+    lanes = [threading.Thread(target=restore, args=(lane,)) for lane in range(2)]
+    for lane in lanes:
+        lane.start()
+    for lane in lanes:
+        lane.join(timeout=120)
+    names = [index.name for result in results for index in result]
+    assert sorted(names) == sorted(deferred)  # each built once, by one of them
+    assert _indexes() == before
+    assert _foreign_keys() == keys_before
 
 
 @pytest.mark.django_db(transaction=True)
