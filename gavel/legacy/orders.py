@@ -31,13 +31,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.backends.utils import CursorWrapper
 
 from gavel.common.errors import ServiceError
 from gavel.common.money import SUPPORTED_CURRENCIES
@@ -52,7 +49,12 @@ from gavel.legacy.checks import (
 )
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.indexes import table_filled_by_run
-from gavel.legacy.loader import key_page_bounds, key_split, seller_accounts_prepare
+from gavel.legacy.loader import (
+    hash_joins_only,
+    key_page_bounds,
+    key_split,
+    seller_accounts_prepare,
+)
 from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import Anomaly, stripe_id_sql
 from gavel.legacy.staging import anomalies_record
@@ -252,20 +254,6 @@ WITHOUT_USER_SQL = order_people_select(
 )
 
 
-@contextmanager
-def _hash_joins_only(cursor: CursorWrapper) -> Iterator[None]:
-    """No nested-loop joins for the statements of the block (in the caller's transaction);
-    the setting it had before afterwards."""
-    cursor.execute("SELECT current_setting('enable_nestloop')")
-    (before,) = cursor.fetchone()
-    cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
-    try:
-        yield
-    finally:
-        if not connection.needs_rollback:
-            cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
-
-
 @dataclass(frozen=True, slots=True)
 class OrdersPageResult:
     last_key: int
@@ -357,7 +345,7 @@ def orders_page_load(
         # The page's orders join its users, listings and accounts by hash: the planner,
         # misled by the currency filter, expects a few thousand rows and would look each of
         # the 100,000 up by index, four times (2.4 s a page on 1 M, against 1.1 s).
-        with _hash_joins_only(cursor):
+        with hash_joins_only(cursor):
             cursor.execute(ORDERS_FILL_SQL, params)
             anomalies_insert(
                 AnomalyKind.PERSON_WITHOUT_USER,
