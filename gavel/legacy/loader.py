@@ -281,7 +281,11 @@ _PAYMENT_HISTORY_JOINS = """
 FROM legacy_legacypayment pay
 JOIN legacy_legacyorder o ON o.legacy_id = pay.transaction_legacy_id
 CROSS JOIN LATERAL (
-    SELECT (array_agg(t.to_state ORDER BY t.sort_key DESC, t.legacy_id DESC))[1] AS final_state,
+    -- the last step read off the history's index (an ordered aggregate sorted each payment's
+    -- steps on its own: twice the time on a million payments)
+    SELECT (SELECT l.to_state FROM legacy_legacyordertransition l
+            WHERE l.transaction_legacy_id = pay.transaction_legacy_id
+            ORDER BY l.sort_key DESC, l.legacy_id DESC LIMIT 1) AS final_state,
            min(t.legacy_created_at) FILTER (WHERE t.to_state = 'paid') AS paid_at,
            min(t.legacy_created_at) FILTER (WHERE t.to_state = 'disputed') AS disputed_at,
            max(t.legacy_created_at) FILTER (
