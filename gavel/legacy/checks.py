@@ -342,17 +342,25 @@ def history_checks_run(
     status disagrees with their order's state, and payments stuck in 3-D Secure."""
     params: dict[str, Any] = {"run": run_id, "after": scope_after, "scope": scope_after}
     order_scope = orders_scope(scope_after)
+    moves = f"(VALUES {_moves_values()}) AS m(from_state, to_state, move)"
     found = 0
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS _legacy_steps")
+        # Only the steps a check reads: each history's last, and the steps whose move the
+        # machine does not allow or deprecates, or that happened before the step before them
+        # (a fifth of the steps written, not all five million).
         cursor.execute(
-            "CREATE TEMPORARY TABLE _legacy_steps AS"
+            "CREATE TEMPORARY TABLE _legacy_steps AS SELECT s.*, m.move FROM ("
             " SELECT t.transaction_legacy_id AS tx, t.to_state, t.legacy_created_at,"
             " LAG(t.to_state) OVER w AS prev_state, LAG(t.legacy_created_at) OVER w AS prev_at,"
             " LEAD(t.legacy_id) OVER w IS NULL AS is_last"
             f" FROM {TRANSITIONS} t JOIN {ORDERS} o ON o.legacy_id = t.transaction_legacy_id"
             f" WHERE {order_scope}"
-            " WINDOW w AS (PARTITION BY t.transaction_legacy_id ORDER BY t.sort_key, t.legacy_id)",
+            " WINDOW w AS (PARTITION BY t.transaction_legacy_id ORDER BY t.sort_key, t.legacy_id)"
+            f") s LEFT JOIN {moves} ON m.from_state IS NOT DISTINCT FROM s.prev_state"
+            " AND m.to_state = s.to_state"
+            " WHERE s.is_last OR m.move IS DISTINCT FROM 'allowed'"
+            " OR s.legacy_created_at < s.prev_at",
             params,
         )
         cursor.execute("CREATE INDEX ON _legacy_steps (tx) WHERE is_last")
@@ -376,7 +384,6 @@ def history_checks_run(
             rows=f"{rows} WHERE {order_scope}",
             params=params,
         )
-    moves = f"(VALUES {_moves_values()}) AS m(from_state, to_state, move)"
     found += anomalies_insert(
         A.STATE_MISMATCH,
         "transactions",
@@ -388,16 +395,14 @@ def history_checks_run(
         reopen=True,
     )
     for kind, condition in (
-        (A.TRANSITION_NOT_ALLOWED, "m.move IS NULL"),
-        (A.DEPRECATED_STATE, "m.move = 'deprecated'"),
+        (A.TRANSITION_NOT_ALLOWED, "s.move IS NULL"),
+        (A.DEPRECATED_STATE, "s.move = 'deprecated'"),
     ):
         found += anomalies_insert(
             kind,
             "transactions",
             "SELECT s.tx::text, jsonb_build_object('moves', jsonb_agg(jsonb_build_array("
-            "s.prev_state, s.to_state)))"
-            f" FROM _legacy_steps s LEFT JOIN {moves} ON m.from_state IS NOT DISTINCT FROM"
-            f" s.prev_state AND m.to_state = s.to_state WHERE {condition} GROUP BY s.tx",
+            f"s.prev_state, s.to_state))) FROM _legacy_steps s WHERE {condition} GROUP BY s.tx",
             params,
             reopen=True,
         )

@@ -283,14 +283,18 @@ class _Importer:
         """The cross-table checks in two halves side by side (each in its own transaction;
         both add anomalies idempotently, so a run killed between them runs both again), then
         the quarantine flags with the step's checkpoint."""
-        # Statistics for the checks, the history (the largest table) beside the others.
-        history_table = STAGING_MODELS["transaction_transitions"]._meta.db_table
+        # Statistics for the checks in two lanes: the history and the transactions (0.6 s on
+        # a million payments) beside the other tables (the payments' many columns: 0.6 s).
+        first = tuple(
+            STAGING_MODELS[table]._meta.db_table
+            for table in ("transaction_transitions", "transactions")
+        )
         self._side_by_side(
-            [(f"{CHECKS}:analyze:1", lambda: _tables_analyze((history_table,)))],
+            [(f"{CHECKS}:analyze:1", lambda: _tables_analyze(first))],
             [
                 (
                     f"{CHECKS}:analyze:2",
-                    lambda: _tables_analyze(tuple(t for t in STAGING_TABLES if t != history_table)),
+                    lambda: _tables_analyze(tuple(t for t in STAGING_TABLES if t not in first)),
                 )
             ],
         )

@@ -310,7 +310,7 @@ def orders_import_tables_reset() -> None:
         for table, columns in (
             (IMPORT_ORDERS, IMPORT_ORDER_COLUMNS),
             (IMPORT_HISTORY, IMPORT_HISTORY_COLUMNS),
-            # No key: references are unique in the batch (``_refusal``) and in the orders
+            # No key: references are unique in the batch (``_batch_check``) and in the orders
             # table, and the joins read it whole by hash (a text index cost a third of the
             # orders' insert).
             (_IMPORT_IDS, "legacy_reference text NOT NULL, order_id bigint NOT NULL"),
@@ -381,8 +381,15 @@ def _import_tables_fill(rows: Sequence[ImportedOrder]) -> None:
                     )  # fmt: skip
 
 
-def _refusal() -> tuple[str | None, str] | None:
-    """The first import row that cannot be an order, and why (None: every row can). References
+@dataclass(frozen=True, slots=True)
+class _BatchChecked:
+    refusal: tuple[str | None, str] | None  # the first row that cannot be an order, and why
+    has_order_without_history: bool
+
+
+def _batch_check() -> _BatchChecked:
+    """The first import row that cannot be an order, and why (None: every row can), and
+    whether an order of the batch has no history rows (it gets a creation step). References
     are grouped in byte order (``COLLATE "C"``): any order groups them, and the database's
     own collation compares each pair through the C library, several times slower."""
     reasons = (
@@ -409,12 +416,15 @@ def _refusal() -> tuple[str | None, str] | None:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT legacy_reference, reason FROM (SELECT s.legacy_reference, CASE {case} END"
-            f" AS reason FROM {IMPORT_ORDERS} s LEFT JOIN (SELECT DISTINCT ON (legacy_reference"
+            "SELECT (array_agg(legacy_reference) FILTER (WHERE reason IS NOT NULL))[1],"
+            " (array_agg(reason) FILTER (WHERE reason IS NOT NULL))[1],"
+            " COALESCE(bool_or(without_history), false)"
+            f" FROM (SELECT s.legacy_reference, CASE {case} END AS reason,"
+            " h.legacy_reference IS NULL AS without_history"
+            f" FROM {IMPORT_ORDERS} s LEFT JOIN (SELECT DISTINCT ON (legacy_reference"
             f' COLLATE "C") legacy_reference, to_status FROM {IMPORT_HISTORY}'
             ' ORDER BY legacy_reference COLLATE "C", step DESC) h'
-            " ON h.legacy_reference = s.legacy_reference)"
-            " checked WHERE reason IS NOT NULL LIMIT 1",
+            " ON h.legacy_reference = s.legacy_reference) checked",
             {
                 "statuses": list(Order.Status.values),
                 "flows": list(Order.FundsFlow.values),
@@ -422,8 +432,10 @@ def _refusal() -> tuple[str | None, str] | None:
                 **{f"reason_{index}": reason for index, (_, reason) in enumerate(reasons)},
             },
         )
-        found = cursor.fetchone()
-    return None if found is None else (found[0], found[1])
+        reference, reason, has_order_without_history = cursor.fetchone()
+    return _BatchChecked(
+        None if reason is None else (reference, reason), bool(has_order_without_history)
+    )
 
 
 _ORDER_COLUMNS = (
@@ -463,9 +475,9 @@ def orders_import_apply(
     imported ones. Otherwise it is left as it is and listed in ``refused``. Any row that cannot
     be an order refuses the whole batch with ServiceError before anything is written.
     """
-    refusal = _refusal()
-    if refusal is not None:
-        reference, reason = refusal
+    checked = _batch_check()
+    if checked.refusal is not None:
+        reference, reason = checked.refusal
         raise ServiceError(f"{reference}: {reason}.", code="order_import_invalid")
     now = timezone.now()
     tables = (Order._meta.db_table, OrderLine._meta.db_table, OrderTransition._meta.db_table)
@@ -495,17 +507,24 @@ def orders_import_apply(
             f" FROM {IMPORT_ORDERS} s JOIN {_IMPORT_IDS} i USING (legacy_reference)"
             " ORDER BY i.order_id"
         )
+        # Orders without history rows get a creation step; the branch that finds them is
+        # left out when the batch check found none (it hashed every history row's reference:
+        # 0.16 s of each 500,000 steps).
+        created_steps = (
+            " UNION ALL SELECT i.order_id, 1, '', s.status, %(create)s, 'imported', %(now)s"
+            f" FROM {_IMPORT_IDS} i JOIN {IMPORT_ORDERS} s USING (legacy_reference)"
+            # NOT IN (the column is NOT NULL): one hash of the history's references, where
+            # NOT EXISTS was planned as two sorts by text to merge (0.6 s for 500,000 steps)
+            f" WHERE i.legacy_reference NOT IN (SELECT h.legacy_reference FROM {IMPORT_HISTORY} h)"
+            if checked.has_order_without_history
+            else ""
+        )
         cursor.execute(
             f"INSERT INTO {tables[2]} ({_TRANSITION_COLUMNS})"
             " SELECT order_id, from_status, to_status, operation, reason, occurred_at, %(now)s"
             " FROM (SELECT i.order_id, h.step, h.from_status, h.to_status, h.operation,"
             f" left(h.reason, 300) AS reason, h.occurred_at FROM {IMPORT_HISTORY} h"
-            f" JOIN {_IMPORT_IDS} i USING (legacy_reference)"
-            " UNION ALL SELECT i.order_id, 1, '', s.status, %(create)s, 'imported', %(now)s"
-            f" FROM {_IMPORT_IDS} i JOIN {IMPORT_ORDERS} s USING (legacy_reference)"
-            # NOT IN (the column is NOT NULL): one hash of the history's references, where
-            # NOT EXISTS was planned as two sorts by text to merge (0.6 s for 500,000 steps)
-            f" WHERE i.legacy_reference NOT IN (SELECT h.legacy_reference FROM {IMPORT_HISTORY} h))"
+            f" JOIN {_IMPORT_IDS} i USING (legacy_reference){created_steps})"
             " steps ORDER BY order_id, step",
             {"now": now, "create": Operation.CREATE.value},
         )
