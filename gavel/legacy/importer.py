@@ -283,8 +283,8 @@ class _Importer:
         """The cross-table checks in two halves side by side (each in its own transaction;
         both add anomalies idempotently, so a run killed between them runs both again), then
         the quarantine flags with the step's checkpoint."""
-        # Statistics for the checks in two lanes: the history and the transactions (0.6 s on
-        # a million payments) beside the other tables (the payments' many columns: 0.6 s).
+        # Statistics for the checks in two lanes: the history and the transactions beside the
+        # other tables (on one million payments the history alone took 0.2 s, the rest 1.0 s).
         first = tuple(
             STAGING_MODELS[table]._meta.db_table
             for table in ("transaction_transitions", "transactions")
