@@ -179,6 +179,8 @@ JOIN legacy_legacyorder o ON o.legacy_id = f.tx
 WHERE NOT m.is_captured AND o.unit_price_cents IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM legacy_legacypayment p
                   WHERE p.transaction_legacy_id = o.legacy_id AND NOT p.is_quarantined)
+  -- implied by the finals, stated for the planner: the page's range of the orders
+  AND o.legacy_id > %(after)s AND o.legacy_id <= %(last)s
 """
 
 ORDERS_FILL_SQL = f"""
@@ -316,7 +318,7 @@ def orders_page_load(
         # Statistics for the joins that build the page's orders: without them the planner
         # expects a few dozen rows and looks every one up by index, for 100,000 of them.
         cursor.execute("ANALYZE _legacy_finals")
-        cursor.execute(UNPAID_TERMS_SQL)
+        cursor.execute(UNPAID_TERMS_SQL, params)
         unpaid = cursor.fetchall()
         cursor.execute(
             "CREATE TEMPORARY TABLE _legacy_computed (tx bigint PRIMARY KEY, sum_cents bigint,"
