@@ -698,14 +698,14 @@ def _accounts_page_sql() -> str:
     wanted = []
     for (code, kind), conditions in lines_of.items():
         condition = f"f.currency = ANY(%(currencies)s) AND ({' OR '.join(conditions)})"
-        if code.startswith("f."):
-            wanted.append(
-                f"SELECT DISTINCT {code}, '{kind}' FROM _ledger_facts f WHERE {condition}"
-            )
-        else:
+        if code.startswith("'"):  # a fixed account: is it posted to at all?
             wanted.append(
                 f"SELECT {code}, '{kind}' WHERE EXISTS (SELECT 1 FROM _ledger_facts f WHERE"
                 f" {condition})"
+            )
+        else:  # an expression over the facts (a seller's account): each one posted to
+            wanted.append(
+                f"SELECT DISTINCT {code}, '{kind}' FROM _ledger_facts f WHERE {condition}"
             )
     return (
         "INSERT INTO ledger_ledgeraccount (code, kind, description, created_at)"
@@ -885,7 +885,7 @@ def ledger_page_load(
             " occurred_at, created_at) SELECT reference, kind, '', occurred_at, %(now)s"
             f" FROM ({_ENTRIES_PAGE_SQL}) e ORDER BY legacy_id, position"
             # A first import into an empty ledger inserts without ON CONFLICT (no reference can
-            # clash; one that did would fail the page): about a quarter cheaper.
+            # clash; one that did would fail the page): ADR 0014.
             + (
                 ""
                 if table_filled_by_run(run=run, model=JournalEntry)
