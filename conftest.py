@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -43,6 +44,15 @@ def bearer(user: User) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {RefreshToken.for_user(user).access_token}"}
 
 
+def database_dsn() -> str:
+    """The test database's libpq connection string, for a second connection of a test's own
+    (a writer holding a lock, a session looking on) outside Django's."""
+    params = connection.get_connection_params()
+    return " ".join(
+        f"{key}={params[key]}" for key in ("host", "port", "user", "dbname") if params.get(key)
+    )
+
+
 def client_for(user: User | None) -> APIClient:
     """An API client signed in as ``user`` (anonymous for None)."""
     client = APIClient()
@@ -77,8 +87,8 @@ def celery_worker_thread(transactional_db: None) -> Iterator[Any]:
 
     from gavel.celery import app
 
-    with app.connection_for_write() as connection:
-        channel: Any = connection.default_channel
+    with app.connection_for_write() as broker:
+        channel: Any = broker.default_channel
         for queue in QUEUES:
             channel.queue_declare(queue=queue, durable=True, auto_delete=False)
             channel.queue_purge(queue)

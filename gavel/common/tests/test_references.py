@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from conftest import database_dsn
 from gavel.common.references import inserts_checked_in_bulk
 from gavel.ledger.models import JournalEntry, LedgerAccount, Posting
 from gavel.ledger.services import credit, debit, entry_post
@@ -61,7 +62,7 @@ def test_a_missing_reference_is_refused_by_the_set_based_check() -> None:
 def test_existing_references_pass_and_are_locked(transactional_db) -> None:
     entry = _entry()
     account = LedgerAccount.objects.get(code="revenue:x")
-    other = psycopg.connect(_dsn(), autocommit=True)
+    other = psycopg.connect(database_dsn(), autocommit=True)
     try:
         with transaction.atomic():
             with inserts_checked_in_bulk(Posting) as is_set_based:
@@ -80,13 +81,6 @@ def test_existing_references_pass_and_are_locked(transactional_db) -> None:
         )
     finally:
         other.close()
-
-
-def _dsn() -> str:
-    params = connection.get_connection_params()
-    return " ".join(
-        f"{key}={params[key]}" for key in ("host", "port", "user", "dbname") if params.get(key)
-    )
 
 
 def test_guard_triggers_fire_even_when_row_checks_are_skipped() -> None:

@@ -14,6 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
+from conftest import database_dsn
 from gavel.common.references import inserts_checked_in_bulk
 from gavel.ledger.models import JournalEntry, LedgerAccount
 from gavel.ledger.services import credit, debit, entry_post
@@ -64,6 +65,18 @@ def _foreign_keys(tables: list[str] = TABLES) -> dict[str, tuple[str, bool]]:
             [tables],
         )
         return {name: (definition, validated) for name, definition, validated in cursor}
+
+
+def _entry_posted() -> None:
+    """One journal entry: the ledger's tables hold rows, so their indexes are not deferred."""
+    entry_post(
+        reference="test:one",
+        kind="test",
+        lines=[
+            debit("platform:stripe_balance", K.ASSET, 100, "EUR"),
+            credit("revenue:commission", K.REVENUE, 100, "EUR"),
+        ],
+    )
 
 
 def _run() -> ImportRun:
@@ -138,13 +151,6 @@ def test_a_row_breaking_a_deferred_foreign_key_stops_its_restore():
         order_insert(987654322)
 
 
-def _dsn() -> str:
-    params = connection.get_connection_params()
-    return " ".join(
-        f"{key}={params[key]}" for key in ("host", "port", "user", "dbname") if params.get(key)
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_restore_builds_what_it_can_lock_and_waits_for_a_writer():
     indexes_defer(run=_run())
@@ -158,7 +164,7 @@ def test_a_restore_builds_what_it_can_lock_and_waits_for_a_writer():
     held_back = {deferred.name for deferred in held}
     assert "order_status" in held_back
     assert {deferred.table for deferred in held} >= {"payments_orderline", "payments_order"}
-    writer = psycopg.connect(_dsn())  # a transaction writing orders, still open
+    writer = psycopg.connect(database_dsn())  # a transaction writing orders, still open
     writer.execute("LOCK TABLE payments_order IN ROW EXCLUSIVE MODE")
     built: list[IndexBuilt] = []
     failed: list[BaseException] = []
@@ -217,14 +223,7 @@ def test_two_restores_side_by_side_share_the_work():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_table_with_rows_keeps_its_indexes():
-    entry_post(
-        reference="test:one",
-        kind="test",
-        lines=[
-            debit("platform:stripe_balance", K.ASSET, 100, "EUR"),
-            credit("revenue:commission", K.REVENUE, 100, "EUR"),
-        ],
-    )
+    _entry_posted()
 
     deferred = indexes_defer(run=_run())
 
@@ -239,14 +238,7 @@ def test_a_table_with_rows_keeps_its_indexes():
 
 @pytest.mark.django_db(transaction=True)
 def test_only_the_run_that_found_a_table_empty_may_insert_into_it_plainly():
-    entry_post(
-        reference="test:one",
-        kind="test",
-        lines=[
-            debit("platform:stripe_balance", K.ASSET, 100, "EUR"),
-            credit("revenue:commission", K.REVENUE, 100, "EUR"),
-        ],
-    )
+    _entry_posted()
     first, other = _run(), _run()
 
     indexes_defer(run=first)
