@@ -21,10 +21,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.backends.utils import CursorWrapper
 
 from gavel.auctions.services.customers import CustomerImport, buyer_customers_import
 from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.common.planner import hash_joins_only
 from gavel.common.references import inserts_checked_in_bulk
 from gavel.connect.services import AccountImport, connected_accounts_import
 from gavel.ledger.models import JournalEntry, LedgerAccount, Posting
@@ -524,20 +524,6 @@ def entries_post_bulk(entries: Sequence[PlannedEntry]) -> int:
 def account_cache_clear() -> None:
     """Forget cached ledger account ids (tests truncate the ledger between runs)."""
     _account_ids.clear()
-
-
-@contextmanager
-def hash_joins_only(cursor: CursorWrapper) -> Iterator[None]:
-    """No nested-loop joins for the statements of the block (in the caller's transaction);
-    the setting it had before afterwards."""
-    cursor.execute("SELECT current_setting('enable_nestloop')")
-    (before,) = cursor.fetchone()
-    cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
-    try:
-        yield
-    finally:
-        if not connection.needs_rollback:
-            cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
 
 
 # ---- the ledger in SQL (the default path) --------------------------------------------------

@@ -38,6 +38,7 @@ from django.db import connection
 
 from gavel.common.errors import ServiceError
 from gavel.common.money import SUPPORTED_CURRENCIES
+from gavel.common.planner import hash_joins_only
 from gavel.common.references import inserts_checked_in_bulk
 from gavel.gateway.errors import GatewayFinalError, GatewayRetryableError
 from gavel.legacy.adoption import orders_captured_adopt
@@ -50,7 +51,6 @@ from gavel.legacy.checks import (
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.indexes import table_filled_by_run
 from gavel.legacy.loader import (
-    hash_joins_only,
     key_page_bounds,
     key_split,
     seller_accounts_prepare,
@@ -157,9 +157,9 @@ WITH s AS (
     LEFT JOIN (VALUES {_moves_values()}) AS mv(from_state, to_state)
         ON COALESCE(mv.from_state, '') = COALESCE(s.prev_state, '') AND mv.to_state = s.to_state
 ), history AS (
-    INSERT INTO {IMPORT_HISTORY} (legacy_reference, step, from_status, to_status, operation,
-        reason, occurred_at, may_append)
-    SELECT '{REFERENCE_PREFIX}' || s.tx, s.step, s.from_status, s.status, '{HISTORY_OPERATION}',
+    INSERT INTO {IMPORT_HISTORY} (seq, step, from_status, to_status, operation, reason,
+        occurred_at, may_append)
+    SELECT s.tx, s.step, s.from_status, s.status, '{HISTORY_OPERATION}',
            'legacy ' || COALESCE(s.to_state, ''), s.at, s.may_append
     FROM s
 )

@@ -28,6 +28,8 @@ from gavel.payments.services.orders import (
     ImportedPayment,
     OrderImport,
     orders_import,
+    orders_import_apply,
+    orders_import_tables_reset,
 )
 from gavel.payments.tests.factories import seller_make, user_make
 
@@ -141,6 +143,37 @@ def test_orders_import_refuses_a_bad_batch_whole_and_skips_what_it_has(db: None)
     assert list(order.transitions.values_list("from_status", "to_status", "operation")) == [
         ("", "authorized", "create")
     ]
+
+
+def test_orders_import_refuses_a_reference_or_a_seq_twice_in_the_batch(db: None) -> None:
+    from django.db import connection, transaction
+
+    from gavel.common.errors import ServiceError
+
+    buyer, seller = user_make(), user_make(seller=True)
+    row = _row(buyer.pk, seller.pk)
+    with pytest.raises(ServiceError, match="reference twice in the batch"):
+        orders_import(rows=[row, row])
+
+    # A caller filling the import tables itself (the legacy import) names each step's order
+    # by its seq: two orders under one seq would share a history.
+    with transaction.atomic():
+        orders_import_tables_reset()
+        with connection.cursor() as cursor:
+            for reference in (f"{REFERENCE_PREFIX}1", f"{REFERENCE_PREFIX}2"):
+                cursor.execute(
+                    "INSERT INTO _orders_import (seq, legacy_reference, buyer_id, seller_id,"
+                    " seller_account_id, currency, funds_flow, description, status,"
+                    " hammer_minor, buyers_premium_minor, buyer_fee_minor, commission_minor,"
+                    " stripe_payment_intent_id, stripe_charge_id, captured_minor,"
+                    " stripe_fee_minor, refunded_minor, disputed_minor, transferred_minor)"
+                    " VALUES (7, %s, %s, %s, 'acct_x', 'USD', 'destination_charge', '',"
+                    " 'authorized', 1000, 0, 0, 100, '', '', 0, 0, 0, 0, 0)",
+                    [reference, buyer.pk, seller.pk],
+                )
+        with pytest.raises(ServiceError, match="seq twice in the batch"):
+            orders_import_apply()
+    assert Order.objects.count() == 0
 
 
 def test_orders_known_to_be_new_fail_the_batch_on_a_reference_that_is_an_order(db: None) -> None:
