@@ -291,6 +291,9 @@ CROSS JOIN LATERAL (
            max(t.legacy_created_at) FILTER (
                WHERE t.to_state IN ('refunded', 'dismissed', 'canceled')) AS resolved_at
     FROM legacy_legacyordertransition t WHERE t.transaction_legacy_id = pay.transaction_legacy_id
+    -- a fence: the row is computed once per payment (pulled up, the last step's lookup ran
+    -- once for the filter on it and again for the output: 0.14 s of each page's 1.0 s)
+    OFFSET 0
 ) h
 """
 _SELLER_ACCOUNT_LOOKUP = f"""LEFT JOIN LATERAL (
