@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,6 +52,21 @@ def database_dsn() -> str:
     return " ".join(
         f"{key}={params[key]}" for key in ("host", "port", "user", "dbname") if params.get(key)
     )
+
+
+def wait_for(
+    predicate: Callable[[], bool],
+    *,
+    timeout_seconds: float = 20.0,
+    failure: str = "condition not met in time",
+) -> None:
+    """Poll ``predicate`` until it holds (work another thread or process does: a worker, a
+    server); AssertionError with ``failure`` when it still does not after the timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(failure)
+        time.sleep(0.05)
 
 
 def client_for(user: User | None) -> APIClient:

@@ -3,29 +3,18 @@ pipeline stores them and a real Celery worker runs our handler."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
-from conftest import bearer
+from conftest import bearer, wait_for
 from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPaymentMethod
 from gavel.auctions.services.customers import CustomerImport, buyer_customers_import
 from gavel.auctions.tests.factories import user_make
 from gavel.gateway.setup_intents import setup_intent_confirm
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout_seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _webhooks_over_http(live_server: Any, sandbox: Any, settings: Any) -> None:

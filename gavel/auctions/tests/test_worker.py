@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from conftest import wait_for
 from gavel.auctions.models import Auction, Sale
 from gavel.auctions.services.bidding import bid_place
 from gavel.auctions.services.closing import auction_closes_schedule
@@ -35,15 +35,6 @@ def private_worker(transactional_db: None, settings: Any) -> Iterator[str]:
         yield queue
 
 
-def _wait_for(predicate: Any, timeout_seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
@@ -54,7 +45,7 @@ def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
     ending_soon = auction_make(now=now - timedelta(days=7) + timedelta(seconds=2))
     bid_place(auction_id=ending_soon.pk, bidder=user_make(), max_amount_minor=300, currency="USD")
     assert auction_closes_schedule() == 1
-    assert _wait_for(lambda: Auction.objects.get(pk=ending_soon.pk).status == "sold")
+    wait_for(lambda: Auction.objects.get(pk=ending_soon.pk).status == "sold")
     closed = Auction.objects.get(pk=ending_soon.pk)
     assert closed.closed_at is not None
     assert closed.closed_at >= closed.ends_at
@@ -63,4 +54,4 @@ def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
 
     overdue = auction_make(now=now - timedelta(days=8))
     app.send_task("gavel.auctions.tasks.auctions_close_scan", queue=private_worker)  # as beat
-    assert _wait_for(lambda: Auction.objects.get(pk=overdue.pk).status == "unsold")
+    wait_for(lambda: Auction.objects.get(pk=overdue.pk).status == "unsold")

@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection, transaction
 
+from conftest import wait_for
 from gavel.celery import app
 from gavel.common.models import OutboxMessage
 from gavel.common.outbox import outbox_enqueue, outbox_publish, outbox_sweep
@@ -94,13 +95,11 @@ def _run_child(reference: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait_for_entry(reference: str, timeout_seconds: float = 20) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if JournalEntry.objects.filter(reference=reference).exists():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"task for {reference} never ran")
+def _wait_for_entry(reference: str) -> None:
+    wait_for(
+        lambda: JournalEntry.objects.filter(reference=reference).exists(),
+        failure=f"task for {reference} never ran",
+    )
 
 
 @pytest.mark.django_db(transaction=True)

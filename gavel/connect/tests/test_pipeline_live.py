@@ -3,29 +3,18 @@ worker processes them, and the seller's record follows Stripe."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
-from conftest import bearer
+from conftest import bearer, wait_for
 from gavel.connect.models import ConnectedAccount
 from gavel.connect.selectors import seller_can_list
 from gavel.connect.tests.conftest import ONBOARDING_URL
 from gavel.webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout_seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def all_finished() -> bool:

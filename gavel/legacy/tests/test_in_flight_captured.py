@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from io import StringIO
 from typing import Any
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from conftest import wait_for
 from gavel.connect.models import ConnectedAccount
 from gavel.connect.services import connected_account_refresh
 from gavel.gateway.disputes import dispute_retrieve
@@ -273,15 +273,6 @@ def _wire_webhooks(sandbox: Any) -> None:
     sandbox.set_webhook_transport(transport)
 
 
-def _wait_for(condition: Callable[[], bool], timeout_seconds: float = 30) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError("the worker did not apply the event in time")
-
-
 def _closed() -> bool:
     return Dispute.objects.exclude(outcome="open").exists()
 
@@ -298,7 +289,7 @@ def test_a_disputed_payment_is_adopted_and_won_from_stripes_webhook(
 
     _wire_webhooks(sandbox)
     sandbox.close_dispute(dispute_id, "won")
-    _wait_for(_closed)
+    wait_for(_closed, timeout_seconds=30, failure="the worker did not apply the event in time")
 
     dispute = Dispute.objects.get()
     assert (dispute.outcome, dispute.stripe_status) == ("won", "won")
@@ -325,7 +316,7 @@ def test_a_disputed_payment_is_adopted_and_lost_from_stripes_webhook(
 
     _wire_webhooks(sandbox)
     sandbox.close_dispute(dispute_id, "lost")
-    _wait_for(_closed)
+    wait_for(_closed, timeout_seconds=30, failure="the worker did not apply the event in time")
 
     dispute = Dispute.objects.get()
     assert (dispute.outcome, dispute.stripe_status) == ("lost", "lost")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -14,6 +12,7 @@ from django.core import mail
 from django.db import connection
 from rest_framework.test import APIClient
 
+from conftest import wait_for
 from gavel.common.models import OutboxMessage
 from gavel.users.models import User
 from gavel.users.services import (
@@ -24,14 +23,6 @@ from gavel.users.services import (
 )
 
 NEW_PASSWORD = "a brand new long passphrase"
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_seconds: float = 20) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def _imported_user(email: str = "ines@example.com") -> User:
@@ -71,7 +62,7 @@ def test_an_imported_member_sets_a_password_from_the_emailed_link_then_signs_in(
         "/api/v1/auth/password-reset/", {"email": "Ines@Example.com"}, format="json"
     )
     assert response.status_code == 202
-    _wait_for(lambda: len(mail.outbox) == 1)
+    wait_for(lambda: len(mail.outbox) == 1)
     message = mail.outbox[0]
     assert message.to == ["ines@example.com"]
     uid, token = _link_params(str(message.body))

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -175,15 +175,6 @@ def fast_retries(settings: Any) -> Any:
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     settings.WEBHOOK_SWEEP_AFTER_SECONDS = 0
     return settings
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout_seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def statuses() -> dict[str, str]:

@@ -28,6 +28,7 @@ import requests
 from django.db import connection
 from prometheus_client import REGISTRY
 
+from conftest import wait_for
 from gavel.common.models import OutboxMessage
 from gavel.common.outbox import outbox_sweep
 from gavel.webhooks.envelope import envelope_read
@@ -45,7 +46,6 @@ from gavel.webhooks.tests.conftest import (
     fresh_connections,
     signed,
     thin_payload,
-    wait_for,
 )
 from gavel.webhooks.tests.intake_server import IntakeServer, intake_server_running
 

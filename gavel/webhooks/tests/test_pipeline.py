@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from conftest import wait_for
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
 from gavel.webhooks.services import events_sweep
 from gavel.webhooks.tests.conftest import (
@@ -17,7 +18,6 @@ from gavel.webhooks.tests.conftest import (
     fresh_connections,
     signed,
     statuses,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

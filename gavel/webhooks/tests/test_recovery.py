@@ -17,6 +17,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.db import connection
 
+from conftest import wait_for
 from gavel.celery import app
 from gavel.common.models import OutboxMessage
 from gavel.common.outbox import outbox_sweep
@@ -24,7 +25,7 @@ from gavel.webhooks.envelope import envelope_read
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent, WebhookObjectCursor
 from gavel.webhooks.services import event_ingest, events_sweep
 from gavel.webhooks.services.drain import DRAIN_TASK
-from gavel.webhooks.tests.conftest import Applied, event_payload, signed, wait_for
+from gavel.webhooks.tests.conftest import Applied, event_payload, signed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 
+from conftest import wait_for
 from gavel.gateway.events import thin_event_retrieve, thin_events_list
 from gavel.ledger.models import JournalEntry
 from gavel.payments.models import Order
@@ -25,7 +26,7 @@ from gavel.webhooks.envelope import envelope_read
 from gavel.webhooks.models import WebhookAttempt, WebhookEvent
 from gavel.webhooks.services import event_ingest, event_process, events_sweep
 from gavel.webhooks.services.backfill import thin_events_backfill
-from gavel.webhooks.tests.conftest import Applied, wait_for
+from gavel.webhooks.tests.conftest import Applied
 
 Status = WebhookEvent.Status
 

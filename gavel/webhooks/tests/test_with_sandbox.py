@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from conftest import wait_for
 from gavel.gateway.errors import GatewayFinalError
 from gavel.gateway.events import event_retrieve, related_object_fetch
 from gavel.webhooks.envelope import envelope_read
 from gavel.webhooks.models import WebhookEvent
 from gavel.webhooks.services import event_ingest, event_process, events_backfill
-from gavel.webhooks.tests.conftest import Applied, thin_payload, wait_for
+from gavel.webhooks.tests.conftest import Applied, thin_payload
 
 Status = WebhookEvent.Status
 
