@@ -142,7 +142,9 @@ def _stripe_ids_select(table: str, columns: tuple[str, ...]) -> str:
 
 
 def _currency_select(table: str, columns: tuple[str, ...], *, is_known: bool) -> str:
-    """Unknown currencies (``is_known`` false), or known ones not written in upper case."""
+    """Unknown currencies (``is_known`` false), or known ones not written in upper case. One
+    row per legacy row: its first such column (``columns``' order) and, when there are more,
+    the others under ``also`` (two rows for one anomaly would fail its insert)."""
     branches = []
     for position, column in enumerate(columns):
         upper = f"upper(btrim({column}, {_WHITESPACE}))"
@@ -157,8 +159,10 @@ def _currency_select(table: str, columns: tuple[str, ...], *, is_known: bool) ->
             f" WHERE {{page}} AND {column} IS NOT NULL AND {test}"
         )
     return (
-        f"SELECT legacy_id::text, details FROM ({' UNION ALL '.join(branches)}) c"
-        " ORDER BY legacy_id, position"
+        "SELECT legacy_id::text, CASE WHEN count(*) = 1 THEN (array_agg(details))[1]"
+        " ELSE (array_agg(details ORDER BY position))[1] || jsonb_build_object('also',"
+        " to_jsonb((array_agg(details ORDER BY position))[2:])) END"
+        f" FROM ({' UNION ALL '.join(branches)}) c GROUP BY legacy_id ORDER BY legacy_id"
     )
 
 

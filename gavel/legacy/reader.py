@@ -675,13 +675,22 @@ TRANSACTION_CURRENCIES = ("unit_price_currency", "minimum_commission_currency")
 
 
 def transaction_anomalies(record: TransactionRecord) -> list[Anomaly]:
-    found = []
+    """One anomaly of a kind per transaction: the first column that has it (in
+    ``TRANSACTION_CURRENCIES`` order), with the others that have it too under ``also``."""
+    by_kind: dict[AnomalyKind, list[Anomaly]] = {}
     for column in TRANSACTION_CURRENCIES:
         anomaly = _currency_anomaly(
             "transactions", record.legacy_id, column, getattr(record, column)
         )
         if anomaly is not None:
-            found.append(anomaly)
+            by_kind.setdefault(anomaly.kind, []).append(anomaly)
+    found = []
+    for first, *others in by_kind.values():
+        if others:
+            first = first._replace(
+                details={**first.details, "also": [other.details for other in others]}
+            )
+        found.append(first)
     return found
 
 

@@ -62,6 +62,16 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
             cursor.execute(
                 "UPDATE transaction_transitions SET metadata = %s WHERE id = 1", [AWKWARD]
             )
+            # Both currency columns of one transaction unknown, both of another lower case:
+            # one anomaly each, naming both columns.
+            cursor.execute(
+                "UPDATE transactions SET unit_price_currency = 'zzz',"
+                " minimum_commission_currency = 'qqq' WHERE id = 2"
+            )
+            cursor.execute(
+                "UPDATE transactions SET unit_price_currency = 'usd',"
+                " minimum_commission_currency = ' eur' WHERE id = 3"
+            )
         legacy.close()
     results = []
     for source in sources:
@@ -77,6 +87,17 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
     assert all(rows for rows in by_records.values())
     kinds = {kind for kind, *_ in by_records["anomalies"]}
     assert {"null_money", "invalid_stripe_id", "currency_case", "unknown_currency"} <= kinds
+    both = {
+        (kind, legacy_id): details
+        for kind, table, legacy_id, _, details in by_records["anomalies"]
+        if table == "transactions" and legacy_id in ("2", "3")
+    }
+    assert both == {
+        ("unknown_currency", "2"): '{"also": [{"value": "qqq", "column":'
+        ' "minimum_commission_currency"}], "value": "zzz", "column": "unit_price_currency"}',
+        ("currency_case", "3"): '{"also": [{"value": " eur", "column":'
+        ' "minimum_commission_currency"}], "value": "usd", "column": "unit_price_currency"}',
+    }
     assert results == [by_records, by_records]
     listing = next(row for row in by_records["legacy_legacylisting"] if row[0] == 1)
     assert AWKWARD in listing
