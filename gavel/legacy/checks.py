@@ -141,22 +141,28 @@ def _stripe_ids_select(table: str, columns: tuple[str, ...]) -> str:
     )
 
 
-def _currency_select(table: str, columns: tuple[str, ...], *, is_known: bool) -> str:
-    """Unknown currencies (``is_known`` false), or known ones not written in upper case. One
-    row per legacy row: its first such column (``columns``' order) and, when there are more,
-    the others under ``also`` (two rows for one anomaly would fail its insert)."""
+def _currency_select(
+    table: str, columns: tuple[str, ...], *, is_known: bool, is_required: bool = False
+) -> str:
+    """Unknown currencies (``is_known`` false; a missing one too when ``is_required``), or
+    known ones not written in upper case. One row per legacy row: its first such column
+    (``columns``' order) and, when there are more, the others under ``also`` (two rows for
+    one anomaly would fail its insert)."""
     branches = []
     for position, column in enumerate(columns):
         upper = f"upper(btrim({column}, {_WHITESPACE}))"
-        test = (
-            f"{upper} = ANY(%(currencies)s) AND {upper} <> {column}"
-            if is_known
-            else f"{upper} <> ALL(%(currencies)s)"
-        )
+        if is_known:
+            test = f"{column} IS NOT NULL AND {upper} = ANY(%(currencies)s) AND {upper} <> {column}"
+        else:
+            test = f"{upper} <> ALL(%(currencies)s)"
+            test = (
+                f"({column} IS NULL OR {test})"
+                if is_required
+                else f"{column} IS NOT NULL AND {test}"
+            )
         branches.append(
             f"SELECT legacy_id, {position} AS position, jsonb_build_object('column', '{column}',"
-            f" 'value', {column}) AS details FROM {table}"
-            f" WHERE {{page}} AND {column} IS NOT NULL AND {test}"
+            f" 'value', {column}) AS details FROM {table} WHERE {{page}} AND {test}"
         )
     return (
         "SELECT legacy_id::text, CASE WHEN count(*) = 1 THEN (array_agg(details))[1]"
@@ -170,7 +176,10 @@ ROW_CHECKS_SQL: dict[str, tuple[tuple[AnomalyKind, str], ...]] = {
     "stripe_payments": (
         (A.NULL_MONEY, _null_money_select(PAYMENTS)),
         (A.INVALID_STRIPE_ID, _stripe_ids_select(PAYMENTS, PAYMENT_STRIPE_IDS)),
-        (A.UNKNOWN_CURRENCY, _currency_select(PAYMENTS, ("currency",), is_known=False)),
+        (
+            A.UNKNOWN_CURRENCY,
+            _currency_select(PAYMENTS, ("currency",), is_known=False, is_required=True),
+        ),
         (A.CURRENCY_CASE, _currency_select(PAYMENTS, ("currency",), is_known=True)),
     ),
     "stripe_accounts": ((A.INVALID_STRIPE_ID, _stripe_ids_select(ACCOUNTS, ACCOUNT_STRIPE_IDS)),),

@@ -621,10 +621,17 @@ CURRENCY_WHITESPACE = " \t\n\r\f\v"
 
 
 def _currency_anomaly(
-    table: str, legacy_id: object, column: str, value: str | None
+    table: str, legacy_id: object, column: str, value: str | None, *, is_required: bool = False
 ) -> Anomaly | None:
+    """``unknown_currency`` for a currency Gavel does not support (or none, when
+    ``is_required``: a payment's money has to be in one), ``currency_case`` for a supported
+    one not written in upper case."""
     if value is None:
-        return None
+        if not is_required:
+            return None
+        return Anomaly(
+            AnomalyKind.UNKNOWN_CURRENCY, table, str(legacy_id), {"column": column, "value": None}
+        )
     upper = value.strip(CURRENCY_WHITESPACE).upper()
     if upper not in SUPPORTED_CURRENCIES:
         return Anomaly(
@@ -661,7 +668,9 @@ def payment_anomalies(record: PaymentRecord) -> list[Anomaly]:
             )
         )
     found += _stripe_id_anomalies("stripe_payments", record.legacy_id, record, PAYMENT_STRIPE_IDS)
-    currency = _currency_anomaly("stripe_payments", record.legacy_id, "currency", record.currency)
+    currency = _currency_anomaly(
+        "stripe_payments", record.legacy_id, "currency", record.currency, is_required=True
+    )
     if currency is not None:
         found.append(currency)
     return found

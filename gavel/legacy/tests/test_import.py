@@ -333,6 +333,28 @@ def test_delta_import_takes_what_changed_since_the_watermark(own_source):
     assert JournalEntry.objects.count() == entries + len(expected)
 
 
+@pytest.mark.parametrize("own_source", ["postgres"], indirect=True)
+def test_a_payment_without_a_currency_is_quarantined_not_dropped(own_source):
+    legacy = database_connect(own_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute("SELECT min(id) FROM stripe_payments WHERE status = 'transfered'")
+        (payment_id,) = cursor.fetchone()
+        cursor.execute("UPDATE stripe_payments SET currency = NULL WHERE id = %s", [payment_id])
+    legacy.close()
+
+    assert run_import(own_source).status == ImportRun.Status.COMPLETED
+
+    anomaly = LegacyAnomaly.objects.get(legacy_table="stripe_payments", legacy_id=str(payment_id))
+    assert (anomaly.kind, anomaly.is_blocking) == (AnomalyKind.UNKNOWN_CURRENCY, True)
+    assert anomaly.details == {"column": "currency", "value": None}
+    assert LegacyPayment.objects.get(legacy_id=payment_id).is_quarantined
+    assert not JournalEntry.objects.filter(
+        reference__startswith=f"legacy:stripe_payments:{payment_id}:"
+    ).exists()
+    # Its money is in verification's quarantined column, not a difference (it was five).
+    assert legacy_verify(database=own_source.database).difference_count == 0
+
+
 def test_a_payment_changed_after_import_is_reported_not_silently_reposted(mysql_source):
     run_import(mysql_source)
     payment = LegacyPayment.objects.filter(status="transfered", is_quarantined=False).first()

@@ -72,6 +72,7 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
                 "UPDATE transactions SET unit_price_currency = 'usd',"
                 " minimum_commission_currency = ' eur' WHERE id = 3"
             )
+            cursor.execute("UPDATE stripe_payments SET currency = NULL WHERE id = 4")
         legacy.close()
     results = []
     for source in sources:
@@ -92,6 +93,13 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
         for kind, table, legacy_id, _, details in by_records["anomalies"]
         if table == "transactions" and legacy_id in ("2", "3")
     }
+    assert (
+        "unknown_currency",
+        "stripe_payments",
+        "4",
+        True,
+        '{"value": null, "column": "currency"}',
+    ) in (by_records["anomalies"])
     assert both == {
         ("unknown_currency", "2"): '{"also": [{"value": "qqq", "column":'
         ' "minimum_commission_currency"}], "value": "zzz", "column": "unit_price_currency"}',
