@@ -32,6 +32,7 @@ from gavel.legacy.reader import (
     ACCOUNT_STRIPE_IDS,
     CURRENCY_WHITESPACE,
     PAYMENT_MONEY_COLUMNS,
+    PAYMENT_NONNEGATIVE_COLUMNS,
     PAYMENT_STRIPE_IDS,
     ROW_CHECKS,
     TRANSACTION_CURRENCIES,
@@ -118,14 +119,14 @@ def anomalies_insert(
 _WHITESPACE = "E'" + "".join(f"\\x{ord(char):02x}" for char in CURRENCY_WHITESPACE) + "'"
 
 
-def _null_money_select(table: str) -> str:
-    names = ", ".join(
-        f"CASE WHEN {column} IS NULL THEN '{column}' END" for column in PAYMENT_MONEY_COLUMNS
-    )
-    nulls = " OR ".join(f"{column} IS NULL" for column in PAYMENT_MONEY_COLUMNS)
+def _money_select(table: str, columns: tuple[str, ...], test: str) -> str:
+    """The rows with a money column for which ``test`` (``{column} IS NULL``, …) holds, with
+    the names of those columns."""
+    tests = {column: test.format(column=column) for column in columns}
+    names = ", ".join(f"CASE WHEN {held} THEN '{column}' END" for column, held in tests.items())
     return (
         f"SELECT legacy_id::text, jsonb_build_object('columns', array_remove(ARRAY[{names}], NULL))"
-        f" FROM {table} WHERE {{page}} AND ({nulls}) ORDER BY legacy_id"
+        f" FROM {table} WHERE {{page}} AND ({' OR '.join(tests.values())}) ORDER BY legacy_id"
     )
 
 
@@ -174,7 +175,8 @@ def _currency_select(
 
 ROW_CHECKS_SQL: dict[str, tuple[tuple[AnomalyKind, str], ...]] = {
     "stripe_payments": (
-        (A.NULL_MONEY, _null_money_select(PAYMENTS)),
+        (A.NULL_MONEY, _money_select(PAYMENTS, PAYMENT_MONEY_COLUMNS, "{column} IS NULL")),
+        (A.NEGATIVE_MONEY, _money_select(PAYMENTS, PAYMENT_NONNEGATIVE_COLUMNS, "{column} < 0")),
         (A.INVALID_STRIPE_ID, _stripe_ids_select(PAYMENTS, PAYMENT_STRIPE_IDS)),
         (
             A.UNKNOWN_CURRENCY,

@@ -606,6 +606,8 @@ PAYMENT_MONEY_COLUMNS = (
     "buyer_commission_cents",
     "fee_cents",
 )
+# Amounts the portal never stores below zero (a refund is a state, not a negative payment).
+PAYMENT_NONNEGATIVE_COLUMNS = (*PAYMENT_MONEY_COLUMNS, "real_fee_cents")
 PAYMENT_STRIPE_IDS = ("stripe_charge_id", "stripe_payment_intent_id", "stripe_transfer_id")
 ACCOUNT_STRIPE_IDS = ("stripe_seller_id", "stripe_bank_id", "stripe_customer_id")
 
@@ -665,6 +667,20 @@ def payment_anomalies(record: PaymentRecord) -> list[Anomaly]:
         found.append(
             Anomaly(
                 AnomalyKind.NULL_MONEY, "stripe_payments", str(record.legacy_id), {"columns": nulls}
+            )
+        )
+    negatives = [
+        column
+        for column in PAYMENT_NONNEGATIVE_COLUMNS
+        if (value := getattr(record, column)) is not None and value < 0
+    ]
+    if negatives:
+        found.append(
+            Anomaly(
+                AnomalyKind.NEGATIVE_MONEY,
+                "stripe_payments",
+                str(record.legacy_id),
+                {"columns": negatives},
             )
         )
     found += _stripe_id_anomalies("stripe_payments", record.legacy_id, record, PAYMENT_STRIPE_IDS)

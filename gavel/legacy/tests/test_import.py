@@ -334,24 +334,34 @@ def test_delta_import_takes_what_changed_since_the_watermark(own_source):
 
 
 @pytest.mark.parametrize("own_source", ["postgres"], indirect=True)
-def test_a_payment_without_a_currency_is_quarantined_not_dropped(own_source):
+@pytest.mark.parametrize(
+    ("change", "kind", "details"),
+    [
+        ("currency = NULL", AnomalyKind.UNKNOWN_CURRENCY, {"column": "currency", "value": None}),
+        ("sum_cents = -sum_cents", AnomalyKind.NEGATIVE_MONEY, {"columns": ["sum_cents"]}),
+    ],
+    ids=["no_currency", "negative_sum"],
+)
+def test_a_payment_whose_money_cannot_be_posted_is_quarantined_not_dropped(
+    own_source, change, kind, details
+):
     legacy = database_connect(own_source.database, autocommit=True)
     with legacy.cursor() as cursor:
         cursor.execute("SELECT min(id) FROM stripe_payments WHERE status = 'transfered'")
         (payment_id,) = cursor.fetchone()
-        cursor.execute("UPDATE stripe_payments SET currency = NULL WHERE id = %s", [payment_id])
+        cursor.execute(f"UPDATE stripe_payments SET {change} WHERE id = %s", [payment_id])  # noqa: S608
     legacy.close()
 
     assert run_import(own_source).status == ImportRun.Status.COMPLETED
 
     anomaly = LegacyAnomaly.objects.get(legacy_table="stripe_payments", legacy_id=str(payment_id))
-    assert (anomaly.kind, anomaly.is_blocking) == (AnomalyKind.UNKNOWN_CURRENCY, True)
-    assert anomaly.details == {"column": "currency", "value": None}
+    assert (anomaly.kind, anomaly.is_blocking, anomaly.details) == (kind, True, details)
     assert LegacyPayment.objects.get(legacy_id=payment_id).is_quarantined
     assert not JournalEntry.objects.filter(
         reference__startswith=f"legacy:stripe_payments:{payment_id}:"
     ).exists()
-    # Its money is in verification's quarantined column, not a difference (it was five).
+    # Its money is in verification's quarantined column, not a difference (posted, or left
+    # out without an anomaly, it was one).
     assert legacy_verify(database=own_source.database).difference_count == 0
 
 

@@ -73,6 +73,10 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
                 " minimum_commission_currency = ' eur' WHERE id = 3"
             )
             cursor.execute("UPDATE stripe_payments SET currency = NULL WHERE id = 4")
+            cursor.execute(
+                "UPDATE stripe_payments SET fee_cents = -fee_cents, real_fee_cents = -1"
+                " WHERE id = 5"
+            )
         legacy.close()
     results = []
     for source in sources:
@@ -100,6 +104,13 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
         True,
         '{"value": null, "column": "currency"}',
     ) in (by_records["anomalies"])
+    assert (
+        "negative_money",
+        "stripe_payments",
+        "5",
+        True,
+        '{"columns": ["fee_cents", "real_fee_cents"]}',
+    ) in by_records["anomalies"]
     assert both == {
         ("unknown_currency", "2"): '{"also": [{"value": "qqq", "column":'
         ' "minimum_commission_currency"}], "value": "zzz", "column": "unit_price_currency"}',
