@@ -337,7 +337,12 @@ def order_people_select(condition: str, *, joins: str, where: str) -> str:
 # What ``reference_checks_run`` finds, on the orders and on the payments: checked again on
 # every run, with the rows whose anomaly is still open, so that what the portal fixed (the
 # person or the transaction arrives, one of two payments gets its own Stripe id) is released.
-REFERENCE_ORDER_KINDS = (A.PERSON_MISSING, A.PERSON_DELETED)
+REFERENCE_ORDER_KINDS = (
+    A.PERSON_MISSING,
+    A.PERSON_DELETED,
+    A.TRANSACTION_DELETED,
+    A.SEVERAL_PAYMENTS,
+)
 REFERENCE_PAYMENT_KINDS = (A.ORPHAN_PAYMENT, A.DUPLICATE_STRIPE_ID)
 # What ``history_checks_run`` finds, on the orders and on their payments.
 HISTORY_ORDER_KINDS = (
@@ -458,7 +463,8 @@ def history_checks_run(
 
 def reference_checks_run(*, run_id: int, scope_after: int) -> int:
     """The checks of what rows point at: orders whose buyer or seller is missing or deleted,
-    payments without an order, and Stripe ids more than one payment claims. As the history
+    orders soft-deleted or with several payments, payments without an order, and Stripe ids
+    more than one payment claims. As the history
     checks do, the rows checked are checked whole again: what they found on them before and
     do not find now is resolved by this run, what they find again stays (or is opened again),
     in this transaction. The rows checked: a run's orders (``orders_scope``, which takes
@@ -512,6 +518,27 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
             params,
             reopen=True,
         )
+    found += anomalies_insert(
+        A.TRANSACTION_DELETED,
+        "transactions",
+        f"SELECT o.legacy_id::text, '{{}}'::jsonb FROM {ORDERS} o"
+        f" WHERE {order_scope} AND o.is_deleted",
+        params,
+        reopen=True,
+    )
+    # The transactions with several payments found by one hash of every payment's
+    # transaction; only theirs listed.
+    found += anomalies_insert(
+        A.SEVERAL_PAYMENTS,
+        "transactions",
+        "SELECT o.legacy_id::text, jsonb_build_object('payments', (SELECT"
+        f" array_agg(p.legacy_id ORDER BY p.legacy_id) FROM {PAYMENTS} p"
+        f" WHERE p.transaction_legacy_id = o.legacy_id)) FROM {ORDERS} o"
+        f" WHERE {order_scope} AND o.legacy_id IN (SELECT transaction_legacy_id"
+        f" FROM {PAYMENTS} GROUP BY transaction_legacy_id HAVING count(*) > 1)",
+        params,
+        reopen=True,
+    )
     found += anomalies_insert(
         A.ORPHAN_PAYMENT,
         "stripe_payments",

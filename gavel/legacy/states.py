@@ -126,6 +126,11 @@ class AnomalyKind(enum.StrEnum):
     PERSON_WITHOUT_USER = "person_without_user"
     # A payment whose capture Gavel posted, and whose amounts the portal changed since.
     POSTED_AMOUNTS_CHANGED = "posted_amounts_changed"
+    # Imported as they are (the money moved), listed for a human: a soft-deleted transaction,
+    # and one with more than one ``stripe_payments`` row (each is posted; the order carries
+    # the amounts of the first by id).
+    TRANSACTION_DELETED = "transaction_deleted"
+    SEVERAL_PAYMENTS = "several_payments"
 
 
 BLOCKING_ANOMALIES = frozenset(

@@ -365,6 +365,67 @@ def test_a_payment_whose_money_cannot_be_posted_is_quarantined_not_dropped(
     assert legacy_verify(database=own_source.database).difference_count == 0
 
 
+@pytest.mark.parametrize("own_source", ["postgres"], indirect=True)
+def test_a_deleted_transaction_and_one_paid_twice_are_imported_and_listed(own_source):
+    legacy = database_connect(own_source.database, autocommit=True)
+    with legacy.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, transaction_id FROM stripe_payments WHERE status = 'transfered'"
+            " ORDER BY id LIMIT 2"
+        )
+        (first, paid_twice), (_, deleted) = cursor.fetchall()
+        # A second payment of the same transaction, with Stripe ids of its own.
+        cursor.execute(
+            "INSERT INTO stripe_payments (id, community_id, transaction_id, payer_id,"
+            " receiver_id, status, sum_cents, commission_cents, currency, fee_cents,"
+            " real_fee_cents, subtotal_cents, created_at, updated_at, buyer_commission_cents,"
+            " stripe_payment_intent_id, stripe_payment_intent_status, stripe_charge_id,"
+            " stripe_transfer_id, transfered_at) SELECT 99999999, community_id, transaction_id,"
+            " payer_id, receiver_id, status, sum_cents, commission_cents, currency, fee_cents,"
+            " real_fee_cents, subtotal_cents, created_at, updated_at, buyer_commission_cents,"
+            " 'pi_Second000000000000001', stripe_payment_intent_status,"
+            " 'ch_Second000000000000001', 'po_Second000000000000001', transfered_at"
+            " FROM stripe_payments WHERE id = %s",
+            [first],
+        )
+        cursor.execute("UPDATE transactions SET deleted = true WHERE id = %s", [deleted])
+    legacy.close()
+
+    run_import(own_source)
+
+    listed = {
+        (anomaly.kind, anomaly.legacy_id): (anomaly.is_blocking, anomaly.details)
+        for anomaly in LegacyAnomaly.objects.filter(
+            kind__in=[AnomalyKind.SEVERAL_PAYMENTS, AnomalyKind.TRANSACTION_DELETED]
+        )
+    }
+    assert listed == {
+        (AnomalyKind.SEVERAL_PAYMENTS, str(paid_twice)): (
+            False,
+            {"payments": [first, 99999999]},
+        ),
+        (AnomalyKind.TRANSACTION_DELETED, str(deleted)): (False, {}),
+    }
+    # Not held back: both are orders, every payment is posted, verification agrees.
+    for transaction_id in (paid_twice, deleted):
+        assert Order.objects.filter(legacy_reference=f"legacy:transactions:{transaction_id}")
+    for payment_id in (first, 99999999):
+        assert JournalEntry.objects.filter(
+            reference=f"legacy:stripe_payments:{payment_id}:capture"
+        ).exists()
+    assert legacy_verify(database=own_source.database).difference_count == 0
+    # Checked again by a delta (their rows are in every run's scope while the anomaly is
+    # open), they are found again, not twice.
+    run_import(own_source, mode=ImportRun.Mode.DELTA)
+    assert (
+        LegacyAnomaly.objects.filter(
+            kind__in=[AnomalyKind.SEVERAL_PAYMENTS, AnomalyKind.TRANSACTION_DELETED],
+            resolved_run__isnull=True,
+        ).count()
+        == 2
+    )
+
+
 def test_a_payment_changed_after_import_is_reported_not_silently_reposted(mysql_source):
     run_import(mysql_source)
     payment = LegacyPayment.objects.filter(status="transfered", is_quarantined=False).first()
