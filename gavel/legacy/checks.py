@@ -166,9 +166,9 @@ def _currency_select(
             f" 'value', {column}) AS details FROM {table} WHERE {{page}} AND {test}"
         )
     return (
-        "SELECT legacy_id::text, CASE WHEN count(*) = 1 THEN (array_agg(details))[1]"
-        " ELSE (array_agg(details ORDER BY position))[1] || jsonb_build_object('also',"
-        " to_jsonb((array_agg(details ORDER BY position))[2:])) END"
+        "SELECT legacy_id::text, (array_agg(details ORDER BY position))[1]"
+        " || CASE WHEN count(*) > 1 THEN jsonb_build_object('also',"
+        " to_jsonb((array_agg(details ORDER BY position))[2:])) ELSE '{}' END"
         f" FROM ({' UNION ALL '.join(branches)}) c GROUP BY legacy_id ORDER BY legacy_id"
     )
 

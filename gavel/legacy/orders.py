@@ -50,11 +50,7 @@ from gavel.legacy.checks import (
 )
 from gavel.legacy.commission import amounts_compute
 from gavel.legacy.indexes import table_filled_by_run
-from gavel.legacy.loader import (
-    key_page_bounds,
-    key_split,
-    seller_accounts_prepare,
-)
+from gavel.legacy.loader import key_page_bounds, key_split, seller_accounts_prepare
 from gavel.legacy.models import ImportRun
 from gavel.legacy.reader import Anomaly, stripe_id_sql
 from gavel.legacy.staging import anomalies_record

@@ -45,7 +45,7 @@ def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
     ending_soon = auction_make(now=now - timedelta(days=7) + timedelta(seconds=2))
     bid_place(auction_id=ending_soon.pk, bidder=user_make(), max_amount_minor=300, currency="USD")
     assert auction_closes_schedule() == 1
-    wait_for(lambda: Auction.objects.get(pk=ending_soon.pk).status == "sold")
+    wait_for(lambda: Auction.objects.get(pk=ending_soon.pk).status == "sold", timeout_seconds=15)
     closed = Auction.objects.get(pk=ending_soon.pk)
     assert closed.closed_at is not None
     assert closed.closed_at >= closed.ends_at
@@ -54,4 +54,4 @@ def test_exact_time_task_closes_at_the_end_and_the_scanner_task_closes_the_rest(
 
     overdue = auction_make(now=now - timedelta(days=8))
     app.send_task("gavel.auctions.tasks.auctions_close_scan", queue=private_worker)  # as beat
-    wait_for(lambda: Auction.objects.get(pk=overdue.pk).status == "unsold")
+    wait_for(lambda: Auction.objects.get(pk=overdue.pk).status == "unsold", timeout_seconds=15)
