@@ -44,6 +44,19 @@ from gavel.users.models import User
 
 S = Order.Status
 
+# Stripe's dispute statuses that close a dispute, and what each means for us. An inquiry
+# (``warning_*``) withdraws nothing; ``warning_closed`` ends it without a chargeback, like a
+# win with no money to reinstate.
+CLOSED_OUTCOMES = {
+    "won": Dispute.Outcome.WON,
+    "lost": Dispute.Outcome.LOST,
+    "warning_closed": Dispute.Outcome.WON,
+}
+
+
+def _status_is_inquiry(stripe_status: str) -> bool:
+    return stripe_status.startswith("warning_")
+
 
 def _unlinked_dispute_transactions(dispute_id: str) -> list[BalanceLink]:
     linked = linked_balance_transaction_ids(source_id=dispute_id)
@@ -106,6 +119,7 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
                 withdrawal_booked_minor=_withdrawal_booked_by_import(order),
             )
         dispute = dispute_lock(dispute_id=existing.pk).get()
+        withdrawn = False
         withdrawals = [
             link
             for link in _unlinked_dispute_transactions(stripe_dispute.id)
@@ -114,7 +128,7 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
         if withdrawals:
             currency = order.currency
             booked = dispute.withdrawal_booked_minor
-            money_post(
+            withdrawn = money_post(
                 reference=f"dispute:{stripe_dispute.id}:withdrawal",
                 kind="dispute_withdrawal",
                 lines=[
@@ -146,9 +160,22 @@ def dispute_opened_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
                 reason=f"{stripe_dispute.id}: {stripe_dispute.reason or ''}",
             )
             Order.objects.filter(pk=order.pk).update(disputed_minor=stripe_dispute.amount_minor)
-            if settings.PAYMENTS_SELLERS_BEAR_DISPUTES:
+            if settings.PAYMENTS_SELLERS_BEAR_DISPUTES and not _status_is_inquiry(
+                stripe_dispute.status
+            ):
                 reversal_ids = _dispute_reversals_plan(order, dispute)
             metrics.DISPUTES.labels(event="opened").inc()
+        elif withdrawn and not first_seen:
+            # An inquiry withdraws nothing (no balance transaction); money first moves when it
+            # escalates to a chargeback, and only then do the sellers bear their share.
+            Dispute.objects.filter(pk=dispute.pk).update(stripe_status=stripe_dispute.status)
+            if (
+                settings.PAYMENTS_SELLERS_BEAR_DISPUTES
+                and dispute.outcome == Dispute.Outcome.OPEN
+                and order.status == S.DISPUTED
+                and not dispute.reversals.exists()
+            ):
+                reversal_ids = _dispute_reversals_plan(order, dispute)
         event_record(
             order=order,
             type="dispute_opened",
@@ -233,7 +260,7 @@ def dispute_closed_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
         )
         if dispute_pk is None:
             return False
-    outcome = {"won": Dispute.Outcome.WON, "lost": Dispute.Outcome.LOST}.get(stripe_dispute.status)
+    outcome = CLOSED_OUTCOMES.get(stripe_dispute.status)
     transfer_ids: list[int] = []
     order_id = Dispute.objects.filter(pk=dispute_pk).values_list("order_id", flat=True)[0]
     with transaction.atomic():
@@ -250,7 +277,7 @@ def dispute_closed_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
             )
             return False
         if outcome == Dispute.Outcome.WON:
-            transfer_ids = _dispute_won(order, dispute)
+            transfer_ids = _dispute_won(order, dispute, reason=stripe_dispute.status)
         else:
             _dispute_lost(order, dispute)
         dispute.outcome = outcome
@@ -271,7 +298,7 @@ def dispute_closed_apply(*, stripe_dispute: StripeDispute, stripe_event_id: str 
     return True
 
 
-def _dispute_won(order: Order, dispute: Dispute) -> list[int]:
+def _dispute_won(order: Order, dispute: Dispute, *, reason: str) -> list[int]:
     currency = order.currency
     reinstated = [
         link
@@ -320,7 +347,10 @@ def _dispute_won(order: Order, dispute: Dispute) -> list[int]:
     else:
         to_status = S.CAPTURED
     order_transition(
-        order=order, operation=Operation.DISPUTE_WIN, to_status=to_status, reason="dispute won"
+        order=order,
+        operation=Operation.DISPUTE_WIN,
+        to_status=to_status,
+        reason=f"dispute {reason}",
     )
     Order.objects.filter(pk=order.pk).update(disputed_minor=0)
     return transfer_ids
@@ -444,7 +474,7 @@ def order_disputes_sync(*, order_id: int) -> int:
     found = gateway_disputes.disputes_for_charge(charge_id=order.stripe_charge_id)
     for stripe_dispute in found:
         dispute_opened_apply(stripe_dispute=stripe_dispute)
-        if stripe_dispute.status in ("won", "lost"):
+        if stripe_dispute.status in CLOSED_OUTCOMES:
             dispute_closed_apply(stripe_dispute=stripe_dispute)
     return len(found)
 
@@ -454,7 +484,9 @@ def disputes_open_refresh(*, limit: int = 100) -> int:
     refreshed = 0
     for dispute in Dispute.objects.filter(outcome=Dispute.Outcome.OPEN).order_by("pk")[:limit]:
         stripe_dispute = gateway_disputes.dispute_retrieve(dispute_id=dispute.stripe_dispute_id)
-        if stripe_dispute.status in ("won", "lost"):
+        if stripe_dispute.status in CLOSED_OUTCOMES:
+            # First what was withdrawn meanwhile (an inquiry escalated to a chargeback).
+            dispute_opened_apply(stripe_dispute=stripe_dispute)
             dispute_closed_apply(stripe_dispute=stripe_dispute)
             refreshed += 1
     return refreshed
