@@ -22,7 +22,7 @@ from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPay
 from gavel.auctions.selectors import payment_method_setup_get
 from gavel.auctions.services.customers import gateway_failure, verified_fields
 from gavel.auctions.states import SETUP_TRANSITIONS, history_record, status_transition
-from gavel.common.errors import ServiceError
+from gavel.common.errors import ConflictError, ServiceError
 from gavel.gateway.customers import customer_create
 from gavel.gateway.errors import GatewayError
 from gavel.gateway.setup_intents import (
@@ -36,6 +36,7 @@ from gavel.users.models import User
 logger = logging.getLogger(__name__)
 
 SetupStatus = PaymentMethodSetup.Status
+PAYMENT_METHOD_IN_USE = "payment_method_in_use"  # the card is recorded for another user
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,48 @@ def _setup_sync(setup: PaymentMethodSetup) -> SetupView:
         payment_method = _verified_details(intent)
     except GatewayError as error:
         raise gateway_failure(error) from error
-    return _intent_apply(setup_id=setup.pk, intent=intent, payment_method=payment_method)
+    view = _intent_apply(setup_id=setup.pk, intent=intent, payment_method=payment_method)
+    if view.payment_method is None and view.setup.last_error_code == PAYMENT_METHOD_IN_USE:
+        raise ConflictError(
+            "This card is already recorded for another account; contact support.",
+            code=PAYMENT_METHOD_IN_USE,
+        )
+    return view
+
+
+def _verified_record(
+    *, setup: PaymentMethodSetup, payment_method: StripePaymentMethod
+) -> VerifiedPaymentMethod | None:
+    """Record the card ``setup`` verified (under the setup's lock). A card verified before,
+    under an earlier setup, moves to this one with Stripe's current details; one recorded for
+    another user is not taken from them: the setup records ``payment_method_in_use``, None."""
+    fields = verified_fields(payment_method)
+    known = (
+        VerifiedPaymentMethod.objects.select_for_update()
+        .filter(stripe_payment_method_id=payment_method.id)
+        .first()
+    )
+    if known is None:
+        verified, _ = VerifiedPaymentMethod.objects.get_or_create(
+            setup=setup, defaults={"user_id": setup.user_id, **fields}
+        )
+        return verified
+    if known.user_id != setup.user_id:
+        if setup.last_error_code != PAYMENT_METHOD_IN_USE:
+            setup.last_error_code = PAYMENT_METHOD_IN_USE
+            setup.save(update_fields=["last_error_code", "updated_at"])
+        logger.warning(
+            "verified card belongs to another user",
+            extra={"setup_pk": setup.pk, "verified_payment_method_pk": known.pk},
+        )
+        return None
+    if known.setup_id != setup.pk:
+        for name, value in fields.items():
+            setattr(known, name, value)
+        known.setup = setup
+        known.detached_at = None
+        known.save(update_fields=[*fields, "setup", "detached_at"])
+    return known
 
 
 def _verified_details(intent: StripeSetupIntent) -> StripePaymentMethod | None:
@@ -179,10 +221,7 @@ def _intent_apply(
             setup.save(update_fields=[*fields, "updated_at"])
         verified = None
         if setup.status == SetupStatus.SUCCEEDED and payment_method is not None:
-            verified, _ = VerifiedPaymentMethod.objects.get_or_create(
-                setup=setup,
-                defaults={"user_id": setup.user_id, **verified_fields(payment_method)},
-            )
+            verified = _verified_record(setup=setup, payment_method=payment_method)
     terminal = setup.status in (SetupStatus.SUCCEEDED, SetupStatus.CANCELED)
     return SetupView(
         setup=setup,

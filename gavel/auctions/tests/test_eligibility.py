@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from conftest import client_for
 from gavel.auctions.models import BuyerCustomer, PaymentMethodSetup, VerifiedPaymentMethod
@@ -221,3 +222,70 @@ def test_expired_or_detached_methods_do_not_make_a_bidder_eligible() -> None:
     this_month = user_make()
     this_month.verified_payment_methods.update(exp_year=today.year, exp_month=today.month)
     assert bid_place(auction_id=auction.pk, bidder=this_month, max_amount_minor=100, currency="USD")
+
+
+def test_re_verifying_a_card_already_verified_moves_it_to_the_new_setup(sandbox: Any) -> None:
+    user = user_make(eligible=False)
+    first = _start(user)
+    setup_intent_confirm(
+        operation_id=first["id"],
+        setup_intent_id=first["setup_intent_id"],
+        payment_method_id="pm_card_visa",
+    )
+    _deliver(sandbox, "setup_intent.succeeded")
+    method = VerifiedPaymentMethod.objects.get(user=user)
+    VerifiedPaymentMethod.objects.filter(pk=method.pk).update(
+        brand="old", exp_year=2001, detached_at=timezone.now()
+    )
+
+    second = _start(user)
+    setup_intent_confirm(
+        operation_id=second["id"],
+        setup_intent_id=second["setup_intent_id"],
+        payment_method_id=method.stripe_payment_method_id,
+    )
+    refreshed = client_for(user).post(f"/api/v1/payment-methods/setup/{second['id']}/refresh/")
+    assert refreshed.status_code == 200, refreshed.json()
+    assert (refreshed.json()["status"], refreshed.json()["payment_method"]["last4"]) == (
+        "succeeded",
+        "4242",
+    )
+    _deliver(sandbox, "setup_intent.succeeded")  # the webhook converges too
+    moved = VerifiedPaymentMethod.objects.get(user=user)
+    assert (moved.pk, moved.setup_id, moved.brand, moved.detached_at) == (
+        method.pk,
+        second["id"],
+        "visa",
+        None,
+    )
+    assert moved.exp_year == sandbox.get_object(method.stripe_payment_method_id)["card"]["exp_year"]
+    assert PaymentMethodSetup.objects.get(pk=second["id"]).status == "succeeded"
+
+
+def test_a_card_recorded_for_another_user_is_refused_and_left_as_it_was(sandbox: Any) -> None:
+    user, other = user_make(eligible=False), user_make()
+    body = _start(user)
+    intent = setup_intent_confirm(
+        operation_id=body["id"],
+        setup_intent_id=body["setup_intent_id"],
+        payment_method_id="pm_card_visa",
+    )
+    assert intent.payment_method_id is not None
+    others = VerifiedPaymentMethod.objects.get(user=other)
+    VerifiedPaymentMethod.objects.filter(pk=others.pk).update(
+        stripe_payment_method_id=intent.payment_method_id
+    )
+    before = list(VerifiedPaymentMethod.objects.order_by("pk").values())
+
+    refresh = f"/api/v1/payment-methods/setup/{body['id']}/refresh/"
+    response = client_for(user).post(refresh)
+    assert (response.status_code, response.json()["error"]["code"]) == (
+        409,
+        "payment_method_in_use",
+    )
+    _deliver(sandbox, "setup_intent.succeeded")  # recorded on the setup, not retried forever
+    assert list(VerifiedPaymentMethod.objects.order_by("pk").values()) == before
+    setup = PaymentMethodSetup.objects.get(pk=body["id"])
+    assert (setup.status, setup.last_error_code) == ("succeeded", "payment_method_in_use")
+    again = client_for(user).post(refresh)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "payment_method_in_use")
