@@ -48,9 +48,12 @@ REFUNDABLE_STATUSES = (S.CAPTURED, S.PARTIALLY_REFUNDED)
 
 
 def line_refundable(line: OrderLine) -> LineRefundable:
+    """What is left on a line. A seller share the platform absorbed (not recoverable from
+    the seller) was refunded all the same: it is not left to refund."""
     return LineRefundable(
         seller_minor=line.seller_net_minor
         - line.refunded_seller_minor
+        - line.refunded_absorbed_minor
         - line.disputed_seller_minor,
         commission_minor=line.commission_minor - line.refunded_commission_minor,
         premium_minor=line.buyers_premium_minor
@@ -60,14 +63,12 @@ def line_refundable(line: OrderLine) -> LineRefundable:
 
 
 def order_refundable_minor(order: Order) -> int:
-    """What may still be refunded, by policy, less what was absorbed already."""
-    lines = list(order.lines.order_by("pk"))
+    """What may still be refunded, by policy (absorbed shares count as refunded)."""
     policy = refundable_minor(
-        [line_refundable(line) for line in lines],
+        [line_refundable(line) for line in order.lines.order_by("pk")],
         premium_refundable=settings.PAYMENTS_REFUND_BUYERS_PREMIUM,
     )
-    absorbed = sum(line.refunded_absorbed_minor for line in lines)
-    return max(0, min(policy - absorbed, order.captured_minor - order.refunded_minor))
+    return max(0, min(policy, order.captured_minor - order.refunded_minor))
 
 
 def _refund_check(order: Order, amount_minor: int) -> None:

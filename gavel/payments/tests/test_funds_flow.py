@@ -263,3 +263,49 @@ def test_transfers_wait_while_connect_does_not_allow_them(
     assert orders_release_due() == 1
     assert SellerTransfer.objects.get().amount_minor == 9_000
     assert_books_clean()
+
+
+def test_refunds_split_by_what_each_line_has_left_after_an_absorbed_share(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    """Seller A was paid out (their refund share is absorbed), seller B not yet transferred:
+    each partial refund splits by what each line really has left, and a full refund leaves no
+    seller holding money."""
+    from gavel.connect.models import ConnectedAccount
+
+    (seller_a, acct_a), (seller_b, acct_b) = seller_pair
+    staff = user_make()
+    sale_a = sale_make(seller_a, card_buyer, 10_000)
+    sale_make(seller_b, card_buyer, 10_000)
+    order = order_charge(order_id=order_for_sale(sale_id=sale_a.pk).pk)
+    assert order.total_minor == 21_000
+    ConnectedAccount.objects.filter(stripe_account_id=acct_b).update(
+        capabilities={"card_payments": "active", "transfers": "inactive"}
+    )
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    assert list(SellerTransfer.objects.values_list("destination_account_id", "amount_minor")) == [
+        (acct_a, 9_000)
+    ]
+    assert payout_run().payouts_created == 1
+    assert (payable(acct_a), payable(acct_b)) == (0, 9_000)
+
+    refund_issue(order_id=order.pk, actor=staff, amount_minor=10_500, reason="half")
+    line_a, line_b = OrderLine.objects.order_by("pk")
+    # 5250 per line: premium 250, seller 4500, commission 500; A's seller part absorbed.
+    assert (line_a.refunded_absorbed_minor, line_a.refunded_seller_minor) == (4_500, 0)
+    assert (line_b.refunded_absorbed_minor, line_b.refunded_seller_minor) == (0, 4_500)
+    assert (line_a.refunded_minor, line_b.refunded_minor) == (5_250, 5_250)
+    assert payable(acct_b) == 4_500
+
+    refund_issue(order_id=order.pk, actor=staff, amount_minor=10_500, reason="the rest")
+    order.refresh_from_db()
+    assert (order.status, order.refunded_minor) == (Order.Status.REFUNDED, 21_000)
+    line_a, line_b = OrderLine.objects.order_by("pk")
+    assert (line_a.refunded_minor, line_b.refunded_minor) == (10_500, 10_500)
+    assert (line_a.refunded_absorbed_minor, line_a.refunded_seller_minor) == (9_000, 0)
+    assert (line_b.refunded_absorbed_minor, line_b.refunded_seller_minor) == (0, 9_000)
+    assert (payable(acct_a), payable(acct_b)) == (0, 0)
+    assert account_balance(code="expense:refunds_absorbed", currency="USD") == 9_000
+    assert account_balance(code="revenue:commission", currency="USD") == 0
+    assert account_balance(code="revenue:buyers_premium", currency="USD") == 0
+    assert_books_clean()
