@@ -21,6 +21,9 @@ DISPUTES = Counter("gavel_payments_disputes_total", "Disputes by event", ["event
 JANITOR_SETTLED = Counter(
     "gavel_payments_janitor_settled_total", "Uncertain operations the janitor settled", ["kind"]
 )
+JANITOR_FAILED = Counter(
+    "gavel_payments_janitor_failed_total", "Janitor items that failed (logged, retried)", ["kind"]
+)
 NEGATIVE_SELLER_BALANCES = Counter(
     "gavel_payments_negative_seller_balances_total", "Seller payables flagged negative"
 )

@@ -76,7 +76,7 @@ def janitor_run(*, now: datetime | None = None, limit: int = 100) -> dict[str, i
         .values_list("pk", flat=True)[:limit]
     )
     for attempt_id in attempt_ids:
-        counts["attempts"] += _guarded(_attempt_settle, attempt_id)
+        counts["attempts"] += _guarded(_attempt_settle, attempt_id, kind="attempt")
     hold_orders = list(
         Order.objects.filter(
             status=Order.Status.UNKNOWN,
@@ -87,42 +87,56 @@ def janitor_run(*, now: datetime | None = None, limit: int = 100) -> dict[str, i
         .distinct()[:limit]
     )
     for order_id in hold_orders:
-        counts["captures"] += _guarded(_hold_capture_settle, order_id)
+        counts["captures"] += _guarded(_hold_capture_settle, order_id, kind="capture")
     for transfer_id in (
         SellerTransfer.objects.filter(_stuck((T.UNKNOWN,), T.CREATING, cutoff))
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     ):
-        counts["transfers"] += _guarded(_transfer_settle, transfer_id)
+        counts["transfers"] += _guarded(_transfer_settle, transfer_id, kind="transfer")
     for refund_id in (
         Refund.objects.filter(_stuck((R.UNKNOWN,), R.CREATING, cutoff))
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     ):
-        counts["refunds"] += _guarded(_refund_settle, refund_id)
+        counts["refunds"] += _guarded(_refund_settle, refund_id, kind="refund")
     for reversal_id in (
         TransferReversal.objects.filter(_stuck((V.UNKNOWN,), V.CREATING, cutoff))
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     ):
-        counts["reversals"] += _guarded(_reversal_settle, reversal_id)
+        counts["reversals"] += _guarded(_reversal_settle, reversal_id, kind="reversal")
     counts["orders_cancelled"] = orders_unpaid_cancel(limit=limit)
     try:
         counts["disputes"] = disputes_open_refresh(limit=limit)
     except GatewayError as error:
         logger.warning("janitor: disputes not re-read", extra={"error": str(error)})
+    except Exception:  # the pass goes on to the payouts janitor; logged with its traceback
+        logger.exception("janitor: disputes not re-read", extra={"kind": "dispute"})
     return counts
 
 
-def _guarded(settle: object, object_id: int) -> int:
-    """Run one settle step; Stripe having no answer yet is not an error (next pass)."""
+def _guarded(settle: object, object_id: int, *, kind: str) -> int:
+    """Run one settle step; Stripe having no answer yet is not an error (next pass).
+
+    Any other failure is this item's alone: its transaction is rolled back, it is logged with
+    its id and traceback, and the pass goes on with the next item (retried next pass).
+    """
     assert callable(settle)
     try:
         return 1 if settle(object_id) else 0
     except GatewayError as error:
         logger.warning(
-            "janitor: Stripe had no answer yet", extra={"object_id": object_id, "error": str(error)}
+            "janitor: Stripe had no answer yet",
+            extra={"kind": kind, "object_id": object_id, "error": str(error)},
         )
+        return 0
+    except Exception:  # one broken item must not stop every other settlement
+        logger.exception(
+            "janitor: item failed, left for the next pass",
+            extra={"kind": kind, "object_id": object_id},
+        )
+        metrics.JANITOR_FAILED.labels(kind=kind).inc()
         return 0
 
 

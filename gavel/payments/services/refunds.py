@@ -45,6 +45,10 @@ R = Refund.Status
 S = Order.Status
 IN_FLIGHT = (R.CREATING, R.UNKNOWN)
 REFUNDABLE_STATUSES = (S.CAPTURED, S.PARTIALLY_REFUNDED)
+# A refund sent before a dispute that settles after it opened: its money is booked, the order
+# keeps its dispute status (no refund move leaves one); a won dispute returns it to the status
+# its refunded total gives (``_dispute_won``).
+FROZEN_STATUSES = (S.DISPUTED, S.DISPUTE_LOST)
 
 
 def line_refundable(line: OrderLine) -> LineRefundable:
@@ -286,12 +290,13 @@ def refund_succeeded_apply(*, refund_id: int, stripe_refund: StripeRefund) -> Re
             refunded_minor=F("refunded_minor") + refund.amount_minor
         )
         order.refresh_from_db()
-        to_status = (
-            S.REFUNDED if order.refunded_minor >= order.captured_minor else S.PARTIALLY_REFUNDED
-        )
-        order_transition(
-            order=order, operation=Operation.REFUND, to_status=to_status, reason=refund.reason
-        )
+        if order.status not in FROZEN_STATUSES:
+            to_status = (
+                S.REFUNDED if order.refunded_minor >= order.captured_minor else S.PARTIALLY_REFUNDED
+            )
+            order_transition(
+                order=order, operation=Operation.REFUND, to_status=to_status, reason=refund.reason
+            )
         event_record(
             order=order,
             type="refund_success",

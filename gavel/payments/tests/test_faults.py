@@ -253,3 +253,78 @@ def test_rate_limited_handoff_asks_celery_to_retry(
     assert Order.objects.get(pk=order_id).status == Order.Status.CAPTURED
     assert PaymentAttempt.objects.count() == 1
     assert _stripe_count(sandbox, "payment_intent") == 1
+
+
+def _single_order_refund_lost(sandbox: Any, buyer: User, seller: User, hammer: int) -> Order:
+    """A charged single-seller order whose refund Stripe applied but whose answer was lost."""
+    order = order_charge(order_id=order_for_sale(sale_id=sale_make(seller, buyer, hammer).pk).pk)
+    sandbox.timeout_after_apply(method="POST", path="/v1/refunds")
+    refund = refund_issue(order_id=order.pk, actor=user_make(), amount_minor=1_050, reason="x")
+    assert refund.status == Refund.Status.UNKNOWN
+    return order
+
+
+def test_refund_settled_after_a_dispute_opened_books_the_money_and_keeps_the_freeze(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    from gavel.payments.tests.factories import events_deliver
+
+    (seller, _), _ = seller_pair
+    disputed = _single_order_refund_lost(sandbox, card_buyer, seller, 10_000)
+    other = _single_order_refund_lost(sandbox, card_buyer, seller, 20_000)
+    dispute = sandbox.open_dispute(disputed.stripe_charge_id, amount=10_500 - 1_050)
+    events_deliver(sandbox, "charge.dispute.created")
+    disputed.refresh_from_db()
+    assert disputed.status == Order.Status.DISPUTED
+    history_before = list(disputed.transitions.order_by("pk").values_list("to_status", flat=True))
+
+    counts = janitor_run()
+    assert counts["refunds"] == 2
+    assert set(Refund.objects.values_list("status", flat=True)) == {"succeeded"}
+    disputed.refresh_from_db()
+    other.refresh_from_db()
+    # The disputed order's refund is booked; its status stays frozen, no history row.
+    assert (disputed.status, disputed.refunded_minor) == (Order.Status.DISPUTED, 1_050)
+    assert (
+        list(disputed.transitions.order_by("pk").values_list("to_status", flat=True))
+        == history_before
+    )
+    assert (other.status, other.refunded_minor) == (Order.Status.PARTIALLY_REFUNDED, 1_050)
+    assert_books_clean()
+
+    sandbox.close_dispute(dispute["id"], "won")
+    events_deliver(sandbox, "charge.dispute.funds_reinstated", "charge.dispute.closed")
+    disputed.refresh_from_db()
+    assert disputed.status == Order.Status.PARTIALLY_REFUNDED
+    assert_books_clean()
+
+
+def test_janitor_logs_a_failing_item_and_settles_the_others(
+    sandbox: Any,
+    card_buyer: User,
+    seller_pair: list[tuple[User, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gavel.payments.services import janitor as janitor_module
+
+    (seller, _), _ = seller_pair
+    broken = _single_order_refund_lost(sandbox, card_buyer, seller, 10_000)
+    other = _single_order_refund_lost(sandbox, card_buyer, seller, 20_000)
+    broken_refund = Refund.objects.get(order=broken)
+    from gavel.payments.services.refunds import refund_succeeded_apply as apply
+
+    def apply_or_fail(*, refund_id: int, stripe_refund: Any) -> Refund:
+        if refund_id == broken_refund.pk:
+            raise RuntimeError("unexpected")
+        return apply(refund_id=refund_id, stripe_refund=stripe_refund)
+
+    monkeypatch.setattr(janitor_module, "refund_succeeded_apply", apply_or_fail)
+    with caplog.at_level("ERROR", logger="gavel.payments.services.janitor"):
+        counts = janitor_run()
+    assert counts["refunds"] == 1
+    assert Refund.objects.get(pk=broken_refund.pk).status == Refund.Status.UNKNOWN
+    assert Refund.objects.get(order=other).status == Refund.Status.SUCCEEDED
+    failures = [r for r in caplog.records if getattr(r, "object_id", None) == broken_refund.pk]
+    assert [(r.levelname, getattr(r, "kind", None)) for r in failures] == [("ERROR", "refund")]
+    assert failures[0].exc_info is not None
