@@ -21,12 +21,22 @@ class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
         return super().to_internal_value(data)
 
 
+# The largest amount the API accepts (USD 10 billion, JPY 1 trillion): far above any lot, and
+# small enough that prices plus increments and amounts times basis points stay in a bigint.
+AMOUNT_MINOR_MAX = 10**12
+
+
 class MinorUnitsField(serializers.IntegerField):
-    """An amount in integer minor units; strings, floats and booleans are refused."""
+    """An amount in integer minor units, at most ``AMOUNT_MINOR_MAX`` unless the field says
+    otherwise; strings, floats and booleans are refused."""
 
     default_error_messages = {
         "invalid": "An integer number of minor units is required.",
     }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_value", AMOUNT_MINOR_MAX)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):

@@ -400,3 +400,33 @@ def test_bid_history_pages_keep_aliases_stable() -> None:
     assert [b["sequence"] for b in last["results"]] == [1]
     assert last["next_before_sequence"] is None
     assert viewer.get(path, {"limit": 0}).status_code == 400
+
+
+def test_amounts_above_the_cap_are_a_400_and_write_nothing() -> None:
+    seller, bidder = user_make(seller=True), user_make()
+    auction = auction_make(seller=seller, starting_price_minor=500)
+    expected = {"max_amount_minor": ["Ensure this value is less than or equal to 1000000000000."]}
+    for amount in (10**19, 10**12 + 1):
+        before = (Bid.objects.count(), list(Auction.objects.values_list("version", "price_minor")))
+        response = client_for(bidder).post(
+            f"/api/v1/auctions/{auction.pk}/bids/place/",
+            {"max_amount_minor": amount, "currency": "USD"},
+            format="json",
+        )
+        assert (response.status_code, _error(response)["fields"]) == (400, expected)
+        after = (Bid.objects.count(), list(Auction.objects.values_list("version", "price_minor")))
+        assert after == before
+        response = client_for(seller).post(
+            "/api/v1/auctions/create/",
+            _terms(starting_price_minor=amount, reserve_price_minor=None, buy_now_price_minor=None),
+            format="json",
+        )
+        assert response.status_code == 400
+        assert list(_error(response)["fields"]) == ["starting_price_minor"]
+        assert Auction.objects.count() == 1
+    response = client_for(bidder).post(
+        f"/api/v1/auctions/{auction.pk}/bids/place/",
+        {"max_amount_minor": 10**12, "currency": "USD"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
