@@ -18,6 +18,8 @@ from gavel.users.models import User
 from gavel.users.permissions import IsStaff
 from gavel.users.selectors import user_list
 from gavel.users.services import (
+    EMAIL_MAX_LENGTH,
+    EMAIL_TOO_LONG,
     password_reset_confirm,
     password_reset_request,
     user_register,
@@ -37,7 +39,9 @@ class RegisterApi(GavelAPIView):
     permission_classes = (AllowAny,)
 
     class InputSerializer(StrictSerializer):
-        email = serializers.EmailField(max_length=254)
+        email = serializers.EmailField(
+            max_length=EMAIL_MAX_LENGTH, error_messages={"max_length": EMAIL_TOO_LONG}
+        )
         password = serializers.CharField(max_length=128, write_only=True)
         display_name = serializers.CharField(max_length=150, required=False, default="")
 

@@ -28,6 +28,9 @@ from gavel.users.models import User
 logger = logging.getLogger(__name__)
 
 PASSWORD_RESET_EMAIL_TASK = "gavel.users.tasks.password_reset_email_send"  # noqa: S105 - a task name
+# The username column (150 characters) keeps the email too, so an email can be no longer.
+EMAIL_MAX_LENGTH = 150
+EMAIL_TOO_LONG = f"An email of at most {EMAIL_MAX_LENGTH} characters is required."
 
 
 def _password_validate(password: str, user: User) -> None:
@@ -42,6 +45,8 @@ def _password_validate(password: str, user: User) -> None:
 def user_register(*, email: str, password: str, display_name: str = "") -> User:
     """Create a buyer account. The email is unique, case-insensitively."""
     normalized_email = User.objects.normalize_email(email).lower()
+    if len(normalized_email) > EMAIL_MAX_LENGTH:  # lower() can lengthen a few letters
+        raise ServiceError(EMAIL_TOO_LONG, code="invalid", fields={"email": [EMAIL_TOO_LONG]})
     candidate = User(email=normalized_email, username=normalized_email, display_name=display_name)
     _password_validate(password, candidate)
     try:

@@ -6,7 +6,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from conftest import bearer
+from gavel.common.errors import ServiceError
 from gavel.users.models import User
+from gavel.users.services import user_register
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +156,39 @@ def test_browsable_docs_are_served_without_a_cdn(api_client: APIClient) -> None:
     page = response.content.decode()
     assert "swagger-ui" in page
     assert "cdn.jsdelivr" not in page
+
+
+def test_an_email_longer_than_the_username_column_is_a_400_and_writes_nothing(
+    api_client: APIClient,
+) -> None:
+    longest = "a" * 138 + "@example.com"  # 150 characters: registers
+    too_long = "a" * 139 + "@example.com"  # 151: a valid email, but longer than the 150 kept
+    response = api_client.post(
+        "/api/v1/auth/register/",
+        {"email": too_long, "password": "a long enough passphrase"},
+        format="json",
+    )
+    assert response.status_code == 400
+    error = _error(response)
+    assert (error["code"], error["fields"]) == (
+        "invalid",
+        {"email": ["An email of at most 150 characters is required."]},
+    )
+    assert User.objects.count() == 0
+    response = api_client.post(
+        "/api/v1/auth/register/",
+        {"email": longest, "password": "a long enough passphrase"},
+        format="json",
+    )
+    assert (response.status_code, response.json()["email"]) == (201, longest)
+
+
+def test_an_email_lowercasing_makes_too_long_is_refused_by_the_service() -> None:
+    email = "a" * 138 + "@ex\u0130mple.com"  # 150 characters, 151 once lower-cased
+    with pytest.raises(ServiceError) as raised:
+        user_register(email=email, password="a long enough passphrase")
+    assert (raised.value.code, raised.value.fields) == (
+        "invalid",
+        {"email": ["An email of at most 150 characters is required."]},
+    )
+    assert User.objects.count() == 0
