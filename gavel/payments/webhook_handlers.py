@@ -4,10 +4,11 @@ transition tables refuse backward moves (a late event is recorded, and changes n
 
 from __future__ import annotations
 
-from gavel.gateway.payment_types import StripeDispute, StripePaymentIntent
+from gavel.gateway.payment_types import StripeDispute, StripePaymentIntent, StripeRefund
 from gavel.payments.services.charging import attempt_intent_apply, attempt_of_metadata
 from gavel.payments.services.disputes import dispute_closed_apply, dispute_opened_apply
 from gavel.payments.services.events import event_record
+from gavel.payments.services.refunds import refund_failed_apply
 from gavel.webhooks.registry import IncomingEvent, webhook_handler
 
 
@@ -53,3 +54,27 @@ def dispute_closed_event_apply(event: IncomingEvent) -> None:
     dispute_closed_apply(
         stripe_dispute=StripeDispute.from_payload(event.data_object), stripe_event_id=event.id
     )
+
+
+@webhook_handler("refund.failed")
+def refund_failed_event_apply(event: IncomingEvent) -> None:
+    from gavel.payments.models import Refund
+
+    stripe_refund = StripeRefund.from_payload(event.data_object)
+    refund_id = stripe_refund.metadata.get("gavel_refund_id", "")
+    refund = (
+        Refund.objects.filter(pk=int(refund_id)).first()
+        if refund_id.isdigit()
+        else Refund.objects.filter(stripe_refund_id=stripe_refund.id).first()
+    )
+    if refund is None:
+        event_record(
+            order=None,
+            type=event.type,
+            stripe_object_id=stripe_refund.id,
+            stripe_event_id=event.id,
+            applied=False,
+            message="no refund of ours",
+        )
+        return
+    refund_failed_apply(refund_id=refund.pk, stripe_refund=stripe_refund, stripe_event_id=event.id)

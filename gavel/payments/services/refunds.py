@@ -44,6 +44,8 @@ from gavel.users.models import User
 R = Refund.Status
 S = Order.Status
 IN_FLIGHT = (R.CREATING, R.UNKNOWN)
+# Stripe refund statuses that mean the money never left (or came back).
+STRIPE_REFUND_FAILED = ("failed", "canceled")
 REFUNDABLE_STATUSES = (S.CAPTURED, S.PARTIALLY_REFUNDED)
 # A refund sent before a dispute that settles after it opened: its money is booked, the order
 # keeps its dispute status (no refund move leaves one); a won dispute returns it to the status
@@ -260,6 +262,10 @@ def refund_execute(*, refund_id: int) -> Refund:
 
 
 def refund_succeeded_apply(*, refund_id: int, stripe_refund: StripeRefund) -> Refund:
+    """Book a refund Stripe made (our call's answer, or the janitor's re-read). A refund
+    Stripe reports failed or canceled is never booked: it is marked failed instead."""
+    if stripe_refund.status in STRIPE_REFUND_FAILED:
+        return refund_failed_apply(refund_id=refund_id, stripe_refund=stripe_refund)
     order_id = _refund_order_id(refund_id)
     reversal_ids: list[int] = []
     with transaction.atomic():
@@ -306,6 +312,63 @@ def refund_succeeded_apply(*, refund_id: int, stripe_refund: StripeRefund) -> Re
     metrics.REFUNDS.labels(outcome="succeeded").inc()
     for reversal_id in reversal_ids:
         reversal_execute(reversal_id=reversal_id)
+    return refund
+
+
+def refund_failed_apply(
+    *, refund_id: int, stripe_refund: StripeRefund, stripe_event_id: str = ""
+) -> Refund:
+    """Stripe reports the refund failed (or canceled): the money came back to the balance.
+
+    A refund still in flight on our side is marked failed; its balance transactions (the
+    refund and its refund_failure, which cancel out) are linked in one entry so the books
+    reconcile. A refund we booked as succeeded is not unwound here (the refunded totals, the
+    sellers' reversals and the order's status would all have to move back): the event is
+    recorded, not applied, and reconciliation reports the refund_failure transaction.
+    """
+    order_id = _refund_order_id(refund_id)
+    with transaction.atomic():
+        order = order_lock(order_id=order_id).get()
+        refund = refund_lock(refund_id=refund_id).get()
+        if refund.status not in IN_FLIGHT:
+            event_record(
+                order=order,
+                type="refund_failed_after_apply"
+                if refund.status == R.SUCCEEDED
+                else "refund_failed",
+                amount_minor=stripe_refund.amount_minor,
+                stripe_object_id=stripe_refund.id,
+                stripe_event_id=stripe_event_id,
+                applied=False,
+                message=f"our refund {refund.pk} is {refund.status}",
+            )
+            return refund
+        linked = linked_balance_transaction_ids(source_id=stripe_refund.id)
+        links = [
+            BalanceLink(bt)
+            for bt in gateway_balance.balance_transactions_list(source_id=stripe_refund.id)
+            if bt.id not in linked
+        ]
+        if links and sum(link.transaction.net_minor for link in links) == 0:
+            money_post(
+                reference=f"refund:{refund.pk}:failed",
+                kind="refund_failed",
+                lines=[],
+                links=links,
+                description=f"Refund {stripe_refund.id} of order {order.pk} failed",
+            )
+        refund.status = R.FAILED
+        refund.stripe_refund_id = stripe_refund.id
+        refund.error_code = stripe_refund.status[:100]
+        refund.save(update_fields=["status", "stripe_refund_id", "error_code", "updated_at"])
+        event_record(
+            order=order,
+            type="refund_failure",
+            amount_minor=stripe_refund.amount_minor,
+            stripe_object_id=stripe_refund.id,
+            stripe_event_id=stripe_event_id,
+        )
+    metrics.REFUNDS.labels(outcome="failed").inc()
     return refund
 
 
