@@ -10,15 +10,28 @@ from django.utils.translation import gettext_lazy as _
 
 
 class GavelUserManager(UserManager["User"]):
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        """The one form an email is stored and looked up in: lower case, all of it (Django's
+        lowers only the domain). Registration, sign-in and password reset all use it."""
+        return super().normalize_email(email).lower()
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        """Sign-in (API tokens and the admin) finds the member whatever case the email is
+        typed in."""
+        return super().get_by_natural_key(self.normalize_email(username))
+
     def create_user(  # type: ignore[override]
         self, email: str, password: str | None = None, **extra_fields: Any
     ) -> User:
+        email = self.normalize_email(email)
         extra_fields.setdefault("username", email)
         return super().create_user(email=email, password=password, **extra_fields)
 
     def create_superuser(  # type: ignore[override]
         self, email: str, password: str | None = None, **extra_fields: Any
     ) -> User:
+        email = self.normalize_email(email)
         extra_fields.setdefault("username", email)
         return super().create_superuser(email=email, password=password, **extra_fields)
 

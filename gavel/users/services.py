@@ -44,7 +44,7 @@ def _password_validate(password: str, user: User) -> None:
 
 def user_register(*, email: str, password: str, display_name: str = "") -> User:
     """Create a buyer account. The email is unique, case-insensitively."""
-    normalized_email = User.objects.normalize_email(email).lower()
+    normalized_email = User.objects.normalize_email(email)
     if len(normalized_email) > EMAIL_MAX_LENGTH:  # lower() can lengthen a few letters
         raise ServiceError(EMAIL_TOO_LONG, code="invalid", fields={"email": [EMAIL_TOO_LONG]})
     candidate = User(email=normalized_email, username=normalized_email, display_name=display_name)
@@ -72,7 +72,7 @@ def password_reset_request(*, email: str) -> bool:
     """
     now = timezone.now()
     window_start = now - timedelta(seconds=settings.PASSWORD_RESET_MIN_INTERVAL_SECONDS)
-    normalized_email = User.objects.normalize_email(email).lower()
+    normalized_email = User.objects.normalize_email(email)
     with transaction.atomic():
         user_ids = list(
             User.objects.filter(email=normalized_email, is_active=True)

@@ -192,3 +192,21 @@ def test_an_email_lowercasing_makes_too_long_is_refused_by_the_service() -> None
         {"email": ["An email of at most 150 characters is required."]},
     )
     assert User.objects.count() == 0
+
+
+def test_log_in_with_the_email_as_registered_in_any_case(api_client: APIClient) -> None:
+    password = "a long enough passphrase"
+    response = api_client.post(
+        "/api/v1/auth/register/", {"email": "Ann@Example.com", "password": password}, format="json"
+    )
+    assert (response.status_code, response.json()["email"]) == (201, "ann@example.com")
+    for typed in ("Ann@Example.com", "ann@example.com", "ANN@EXAMPLE.COM"):
+        tokens = api_client.post(
+            "/api/v1/auth/token/", {"email": typed, "password": password}, format="json"
+        )
+        assert (tokens.status_code, sorted(tokens.json())) == (200, ["access", "refresh"]), typed
+    wrong = api_client.post(
+        "/api/v1/auth/token/", {"email": "Ann@Example.com", "password": "not it"}, format="json"
+    )
+    assert wrong.status_code == 401
+    assert User.objects.get().email == "ann@example.com"
