@@ -189,7 +189,27 @@ def order_for_sale(*, sale_id: int) -> Order:
     from gavel.auctions.models import Sale
 
     with transaction.atomic():
-        sale = sales_lock(sale_ids=[sale_id]).first()
+        # Read first, then lock the sale and the buyer's other candidates in one statement in
+        # id order (two handoffs for one buyer never lock them in opposite orders), and decide
+        # on the locked rows.
+        unlocked = Sale.objects.filter(pk=sale_id).first()
+        if unlocked is None:
+            raise NotFoundError("No such sale.", code="sale_not_found")
+        others: list[int] = []
+        if settings.PAYMENTS_COMBINE_SALES and unlocked.kind != Sale.Kind.BUY_NOW:
+            others = list(
+                Sale.objects.filter(
+                    buyer_id=unlocked.buyer_id,
+                    currency=unlocked.currency,
+                    status=Sale.Status.AWAITING_PAYMENT,
+                    order_line__isnull=True,
+                )
+                .exclude(pk=sale_id)
+                .exclude(kind=Sale.Kind.BUY_NOW)
+                .values_list("pk", flat=True)
+            )
+        locked = {row.pk: row for row in sales_lock(sale_ids=[sale_id, *others])}  # pk order
+        sale = locked.get(sale_id)
         if sale is None:
             raise NotFoundError("No such sale.", code="sale_not_found")
         existing = OrderLine.objects.filter(sale_id=sale.pk).select_related("order").first()
@@ -197,27 +217,15 @@ def order_for_sale(*, sale_id: int) -> Order:
             return existing.order
         if sale.status == Sale.Status.CANCELLED:
             raise ServiceError("This sale was cancelled.", code="sale_cancelled", status_code=409)
-        sales: list[Sale] = [sale]
-        if settings.PAYMENTS_COMBINE_SALES and sale.kind != Sale.Kind.BUY_NOW:
-            others = list(
-                Sale.objects.filter(
-                    buyer_id=sale.buyer_id,
-                    currency=sale.currency,
-                    status=Sale.Status.AWAITING_PAYMENT,
-                    order_line__isnull=True,
-                )
-                .exclude(pk=sale.pk)
-                .exclude(kind=Sale.Kind.BUY_NOW)
-                .values_list("pk", flat=True)
-            )
-            locked = list(sales_lock(sale_ids=others))  # pk order
-            sales += [
-                row
-                for row in locked
-                if row.status == Sale.Status.AWAITING_PAYMENT
+        sales: list[Sale] = [
+            row
+            for pk, row in sorted(locked.items())
+            if pk == sale_id
+            or (
+                row.status == Sale.Status.AWAITING_PAYMENT
                 and not OrderLine.objects.filter(sale_id=row.pk).exists()
-            ]
-        sales.sort(key=lambda row: row.pk)
+            )
+        ]
         kind = Order.Kind.BUY_NOW if sale.kind == Sale.Kind.BUY_NOW else Order.Kind.AUCTION
         return order_create(
             buyer=sale.buyer,

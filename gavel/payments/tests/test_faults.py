@@ -328,3 +328,62 @@ def test_janitor_logs_a_failing_item_and_settles_the_others(
     failures = [r for r in caplog.records if getattr(r, "object_id", None) == broken_refund.pk]
     assert [(r.levelname, getattr(r, "kind", None)) for r in failures] == [("ERROR", "refund")]
     assert failures[0].exc_info is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_handoffs_for_one_buyer_lock_the_sales_in_id_order(sandbox: Any) -> None:
+    """Another handoff for the same buyer holds the lower sale and goes on to the higher one
+    (id order): this handoff must wait for the lower sale before it locks the higher one, or
+    the two deadlock."""
+    import threading
+
+    import psycopg
+    import psycopg.sql
+    from django.db import connection
+
+    from conftest import database_dsn, wait_for
+    from gavel.auctions.models import Sale
+    from gavel.payments.tests.factories import seller_make
+
+    seller, _ = seller_make(sandbox)
+    buyer = user_make()
+    sale_low = sale_make(seller, buyer, 1_000)
+    sale_high = sale_make(seller, buyer, 2_000)
+    lock_sale = psycopg.sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(
+        psycopg.sql.Identifier(Sale._meta.db_table)
+    )
+    order_ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def handoff() -> None:
+        try:
+            order_ids.append(order_for_sale(sale_id=sale_high.pk).pk)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    with (
+        psycopg.connect(database_dsn()) as other,
+        psycopg.connect(database_dsn(), autocommit=True) as observer,
+    ):
+        other.execute(lock_sale, [sale_low.pk])
+        thread = threading.Thread(target=handoff)
+        thread.start()
+        wait_for(
+            lambda: (
+                observer.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                ).fetchone()
+                == (1,)
+            ),
+            failure="the handoff never waited for the lower sale",
+        )
+        other.execute("SET lock_timeout = '3s'")
+        other.execute(lock_sale, [sale_high.pk])
+        other.rollback()
+    thread.join(timeout=30)
+    assert errors == []
+    order = Order.objects.get(pk__in=order_ids)
+    assert sorted(order.lines.values_list("sale_id", flat=True)) == [sale_low.pk, sale_high.pk]
