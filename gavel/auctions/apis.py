@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from gavel.auctions.selectors import (
     auction_get,
     auction_list,
     auction_public_state,
+    auction_stream_snapshot,
     bid_history,
     bids_of_user,
     offers_visible_to,
@@ -453,7 +455,7 @@ class AuctionStreamApi(GavelAPIView):
         response = StreamingHttpResponse(
             auction_event_stream(
                 auction_id=auction.pk,
-                snapshot=auction_public_state(auction).as_event(auction.pk),
+                snapshot_read=partial(auction_stream_snapshot, auction_id=auction.pk),
                 max_seconds=max_seconds,
                 keepalive_seconds=settings.AUCTIONS_STREAM_KEEPALIVE_SECONDS,
             ),

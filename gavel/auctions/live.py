@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -69,18 +69,22 @@ def sse_format(*, event_type: str, data: dict[str, Any], event_id: str | None = 
 def auction_event_stream(
     *,
     auction_id: int,
-    snapshot: dict[str, Any],
+    snapshot_read: Callable[[], dict[str, Any]],
     max_seconds: float,
     keepalive_seconds: float,
 ) -> Iterator[bytes]:
     """Yield a snapshot, then every published event, for at most ``max_seconds``.
 
-    The subscription is made before the snapshot is taken by the caller's generator step, so
-    no event between the two is lost; a keep-alive comment goes out when the line is quiet.
+    The snapshot is read once Redis has confirmed the subscription (when the response is first
+    read, not when the view answered), so an event published between the two is either in the
+    snapshot or delivered after it, never lost; a keep-alive comment goes out when the line is
+    quiet.
     """
-    pubsub = redis_client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = redis_client().pubsub()  # type: ignore[no-untyped-call]
     try:
         pubsub.subscribe(auction_channel(auction_id))
+        pubsub.get_message(timeout=5)  # Redis's confirmation of the subscription
+        snapshot = snapshot_read()
         yield b"retry: 2000\n\n"
         yield sse_format(
             event_type="snapshot", data=snapshot, event_id=str(snapshot.get("version", ""))

@@ -154,6 +154,11 @@ def auction_get(*, auction_id: int) -> Auction:
     return auction
 
 
+def auction_stream_snapshot(*, auction_id: int) -> dict[str, Any]:
+    """The live stream's first event: the auction's public state, read now."""
+    return auction_public_state(auction_get(auction_id=auction_id)).as_event(auction_id)
+
+
 def auction_list(
     *,
     status: str | None = None,

@@ -71,3 +71,27 @@ def test_publish_failure_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch) -
     unreachable = redis.Redis(port=1, socket_connect_timeout=0.1, retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr(live, "_client", unreachable)
     assert live.auction_event_publish(auction_id=1, event_type="bid", data={}) is False
+
+
+def test_bids_placed_before_the_stream_is_first_read_are_in_its_snapshot(
+    settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.AUCTIONS_STREAM_CHANNEL_PREFIX = f"{settings.AUCTIONS_STREAM_CHANNEL_PREFIX}race-"
+    settings.AUCTIONS_STREAM_KEEPALIVE_SECONDS = 60
+    auction = auction_make()
+    client = APIClient()
+    client.credentials(**bearer(user_make()))
+    response = client.get(f"/api/v1/auctions/{auction.pk}/stream/", {"max_seconds": 0.5})
+    assert response.status_code == 200
+    # The app has the answer but has not read its first byte: bids land (and are published)
+    # before the stream subscribes.
+    with django_capture_on_commit_callbacks(execute=True):
+        bid_place(auction_id=auction.pk, bidder=user_make(), max_amount_minor=300, currency="USD")
+        bid_place(auction_id=auction.pk, bidder=user_make(), max_amount_minor=200, currency="USD")
+    auction.refresh_from_db()
+    events = _events(b"".join(response.streaming_content))  # type: ignore[attr-defined]
+    assert [(kind, data.get("price_minor"), data.get("bid_count")) for kind, data in events] == [
+        ("snapshot", 225, 2),
+        ("end", None, None),
+    ]
+    assert events[0][1]["version"] == auction.version
