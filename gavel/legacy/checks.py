@@ -35,7 +35,10 @@ from gavel.legacy.reader import (
     PAYMENT_NONNEGATIVE_COLUMNS,
     PAYMENT_STRIPE_IDS,
     ROW_CHECKS,
+    STRIPE_GATEWAY,
     TRANSACTION_CURRENCIES,
+    TRANSACTION_MINIMUMS,
+    TRANSACTION_MONEY_COLUMNS,
     stripe_id_sql,
 )
 from gavel.legacy.states import (
@@ -119,15 +122,43 @@ def anomalies_insert(
 _WHITESPACE = "E'" + "".join(f"\\x{ord(char):02x}" for char in CURRENCY_WHITESPACE) + "'"
 
 
-def _money_select(table: str, columns: tuple[str, ...], test: str) -> str:
-    """The rows with a money column for which ``test`` (``{column} IS NULL``, …) holds, with
-    the names of those columns."""
-    tests = {column: test.format(column=column) for column in columns}
+def _columns_select(table: str, tests: dict[str, str], *, where: str = "TRUE") -> str:
+    """The rows (of those ``where`` takes) for which a column's test holds, with the names of
+    those columns (``tests``: column -> SQL condition)."""
     names = ", ".join(f"CASE WHEN {held} THEN '{column}' END" for column, held in tests.items())
     return (
         f"SELECT legacy_id::text, jsonb_build_object('columns', array_remove(ARRAY[{names}], NULL))"
-        f" FROM {table} WHERE {{page}} AND ({' OR '.join(tests.values())}) ORDER BY legacy_id"
+        f" FROM {table} WHERE {{page}} AND ({where}) AND ({' OR '.join(tests.values())})"
+        " ORDER BY legacy_id"
     )
+
+
+def _money_select(table: str, columns: tuple[str, ...], test: str, *, where: str = "TRUE") -> str:
+    """The rows with a money column for which ``test`` (``{column} IS NULL``, …) holds, with
+    the names of those columns."""
+    return _columns_select(
+        table, {column: test.format(column=column) for column in columns}, where=where
+    )
+
+
+def _currency_normal_sql(column: str) -> str:
+    return f"upper(btrim({column}, {_WHITESPACE}))"
+
+
+# reader.transaction_invalid_terms, column by column.
+_INVALID_TERMS = {
+    "listing_quantity": "listing_quantity < 1",
+    "commission_from_seller": "commission_from_seller < 0",
+    "commission_from_buyer": "commission_from_buyer < 0",
+    **{
+        currency: f"{amount} <> 0 AND {_currency_normal_sql(currency)} = ANY(%(currencies)s)"
+        f" AND {_currency_normal_sql('unit_price_currency')} = ANY(%(currencies)s)"
+        f" AND {_currency_normal_sql(currency)} <> {_currency_normal_sql('unit_price_currency')}"
+        for amount, currency in TRANSACTION_MINIMUMS
+    },
+    "unit_price_cents": "unit_price_cents = 0 AND COALESCE(shipping_price_cents, 0) = 0",
+}
+_STRIPE_TRANSACTION = f"payment_gateway = '{STRIPE_GATEWAY}'"
 
 
 def _stripe_ids_select(table: str, columns: tuple[str, ...]) -> str:
@@ -143,24 +174,25 @@ def _stripe_ids_select(table: str, columns: tuple[str, ...]) -> str:
 
 
 def _currency_select(
-    table: str, columns: tuple[str, ...], *, is_known: bool, is_required: bool = False
+    table: str,
+    columns: tuple[str, ...],
+    *,
+    is_known: bool,
+    required: dict[str, str] | None = None,
 ) -> str:
-    """Unknown currencies (``is_known`` false; a missing one too when ``is_required``), or
-    known ones not written in upper case. One row per legacy row: its first such column
-    (``columns``' order) and, when there are more, the others under ``also`` (two rows for
-    one anomaly would fail its insert)."""
+    """Unknown currencies (``is_known`` false; a missing one too where ``required`` gives the
+    column a condition that holds for the row), or known ones not written in upper case. One
+    row per legacy row: its first such column (``columns``' order) and, when there are more,
+    the others under ``also`` (two rows for one anomaly would fail its insert)."""
     branches = []
     for position, column in enumerate(columns):
-        upper = f"upper(btrim({column}, {_WHITESPACE}))"
+        upper = _currency_normal_sql(column)
         if is_known:
             test = f"{column} IS NOT NULL AND {upper} = ANY(%(currencies)s) AND {upper} <> {column}"
         else:
-            test = f"{upper} <> ALL(%(currencies)s)"
-            test = (
-                f"({column} IS NULL OR {test})"
-                if is_required
-                else f"{column} IS NOT NULL AND {test}"
-            )
+            test = f"{column} IS NOT NULL AND {upper} <> ALL(%(currencies)s)"
+            if (condition := (required or {}).get(column)) is not None:
+                test = f"(({column} IS NULL AND {condition}) OR ({test}))"
         branches.append(
             f"SELECT legacy_id, {position} AS position, jsonb_build_object('column', '{column}',"
             f" 'value', {column}) AS details FROM {table} WHERE {{page}} AND {test}"
@@ -180,14 +212,37 @@ ROW_CHECKS_SQL: dict[str, tuple[tuple[AnomalyKind, str], ...]] = {
         (A.INVALID_STRIPE_ID, _stripe_ids_select(PAYMENTS, PAYMENT_STRIPE_IDS)),
         (
             A.UNKNOWN_CURRENCY,
-            _currency_select(PAYMENTS, ("currency",), is_known=False, is_required=True),
+            _currency_select(
+                PAYMENTS, ("currency",), is_known=False, required={"currency": "TRUE"}
+            ),
         ),
         (A.CURRENCY_CASE, _currency_select(PAYMENTS, ("currency",), is_known=True)),
     ),
     "stripe_accounts": ((A.INVALID_STRIPE_ID, _stripe_ids_select(ACCOUNTS, ACCOUNT_STRIPE_IDS)),),
     "transactions": (
-        (A.UNKNOWN_CURRENCY, _currency_select(ORDERS, TRANSACTION_CURRENCIES, is_known=False)),
+        (
+            A.UNKNOWN_CURRENCY,
+            _currency_select(
+                ORDERS,
+                TRANSACTION_CURRENCIES,
+                is_known=False,
+                required={"unit_price_currency": _STRIPE_TRANSACTION},
+            ),
+        ),
         (A.CURRENCY_CASE, _currency_select(ORDERS, TRANSACTION_CURRENCIES, is_known=True)),
+        (
+            A.NULL_MONEY,
+            _money_select(
+                ORDERS, ("unit_price_cents",), "{column} IS NULL", where=_STRIPE_TRANSACTION
+            ),
+        ),
+        (
+            A.NEGATIVE_MONEY,
+            _money_select(
+                ORDERS, TRANSACTION_MONEY_COLUMNS, "{column} < 0", where=_STRIPE_TRANSACTION
+            ),
+        ),
+        (A.INVALID_TERMS, _columns_select(ORDERS, _INVALID_TERMS, where=_STRIPE_TRANSACTION)),
     ),
 }
 assert set(ROW_CHECKS_SQL) == set(ROW_CHECKS), "every row check has its SQL form"
@@ -283,7 +338,7 @@ def orders_scope(scope_after: int) -> str:
         return "TRUE"
     # still open, or resolved by this run (its checks or its orders load): the later steps
     # take it too
-    retried = [A.PERSON_WITHOUT_USER, *REFERENCE_ORDER_KINDS]
+    retried = [*sorted(ORDER_LOAD_ANOMALIES), *REFERENCE_ORDER_KINDS]
     return (
         f"(o.staged_run_id > %(scope)s OR o.legacy_id IN (SELECT transaction_legacy_id"
         f" FROM {TRANSITIONS} WHERE staged_run_id > %(scope)s) OR o.legacy_id IN"
@@ -343,13 +398,17 @@ REFERENCE_ORDER_KINDS = (
     A.TRANSACTION_DELETED,
     A.SEVERAL_PAYMENTS,
 )
-REFERENCE_PAYMENT_KINDS = (A.ORPHAN_PAYMENT, A.DUPLICATE_STRIPE_ID)
+# What a payment says against its transaction: checked for the payments in scope and those
+# of the orders in scope (the portal may fix either row).
+PAYMENT_ORDER_KINDS = (A.RECEIVER_MISMATCH, A.PAYMENT_GATEWAY_MISMATCH)
+REFERENCE_PAYMENT_KINDS = (A.ORPHAN_PAYMENT, A.DUPLICATE_STRIPE_ID, *PAYMENT_ORDER_KINDS)
 # What ``history_checks_run`` finds, on the orders and on their payments.
 HISTORY_ORDER_KINDS = (
     A.STATE_MISMATCH,
     A.TRANSITION_NOT_ALLOWED,
     A.DEPRECATED_STATE,
     A.TRANSITION_OUT_OF_ORDER,
+    A.STUCK_REQUIRES_ACTION,  # on a Stripe transaction without a payment row
 )
 HISTORY_PAYMENT_KINDS = (A.PAYMENT_STATUS_MISMATCH, A.STUCK_REQUIRES_ACTION)
 
@@ -410,7 +469,8 @@ def history_checks_run(
         "SELECT o.legacy_id::text, jsonb_build_object('current_state', o.current_state,"
         " 'last_transition', s.to_state)"
         f" FROM {ORDERS} o LEFT JOIN _legacy_steps s ON s.tx = o.legacy_id AND s.is_last"
-        f" WHERE {order_scope} AND o.current_state IS DISTINCT FROM s.to_state",
+        # no history is a mismatch even with no current state (both NULL): no order without
+        f" WHERE {order_scope} AND (s.tx IS NULL OR o.current_state IS DISTINCT FROM s.to_state)",
         params,
         reopen=True,
     )
@@ -458,6 +518,19 @@ def history_checks_run(
         {**params, "stuck_before": watermark - timedelta(hours=stuck_hours)},
         reopen=True,
     )
+    # A Stripe transaction stuck so with no payment row: listed on the transaction (its order
+    # is imported ``requires_action`` with no PaymentIntent: the buyer must pay again).
+    found += anomalies_insert(
+        A.STUCK_REQUIRES_ACTION,
+        "transactions",
+        "SELECT s.tx::text, jsonb_build_object('since', s.legacy_created_at, 'intent', NULL)"
+        f" FROM _legacy_steps s JOIN {ORDERS} o ON o.legacy_id = s.tx"
+        " WHERE s.is_last AND s.to_state = 'payment_intent_requires_action'"
+        f" AND o.payment_gateway = '{STRIPE_GATEWAY}' AND s.legacy_created_at <= %(stuck_before)s"
+        f" AND NOT EXISTS (SELECT 1 FROM {PAYMENTS} pay WHERE pay.transaction_legacy_id = s.tx)",
+        {**params, "stuck_before": watermark - timedelta(hours=stuck_hours)},
+        reopen=True,
+    )
     return found
 
 
@@ -490,6 +563,18 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
         kinds=[A.ORPHAN_PAYMENT],
         rows=f"SELECT pay.legacy_id FROM {PAYMENTS} pay WHERE {payment_scope} AND pay.legacy_id"
         f" IN ({anomaly_ids_sql([A.ORPHAN_PAYMENT], 'stripe_payments')})",
+        params=params,
+    )
+    payment_order_scope = (
+        f"FROM {PAYMENTS} pay LEFT JOIN {ORDERS} o ON o.legacy_id = pay.transaction_legacy_id"
+        f" WHERE ({payment_scope} OR {order_scope})"
+    )
+    anomalies_resolve(
+        run_id=run_id,
+        table="stripe_payments",
+        kinds=PAYMENT_ORDER_KINDS,
+        rows=f"SELECT pay.legacy_id {payment_order_scope} AND pay.legacy_id"
+        f" IN ({anomaly_ids_sql(PAYMENT_ORDER_KINDS, 'stripe_payments')})",
         params=params,
     )
     # Every payment is checked for ids claimed twice: every open one is resolved, and those
@@ -546,6 +631,27 @@ def reference_checks_run(*, run_id: int, scope_after: int) -> int:
         " pay.transaction_legacy_id)"
         f" FROM {PAYMENTS} pay LEFT JOIN {ORDERS} o ON o.legacy_id = pay.transaction_legacy_id"
         f" WHERE {payment_scope} AND o.legacy_id IS NULL",
+        params,
+        reopen=True,
+    )
+    # The ledger credits a payment's receiver and the order line names the transaction's
+    # seller: a payment of another (or of nobody) would leave one seller owed what the other
+    # is paid out.
+    found += anomalies_insert(
+        A.RECEIVER_MISMATCH,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('receiver_id', pay.receiver_legacy_id,"
+        f" 'listing_author_id', o.listing_author_legacy_id) {payment_order_scope}"
+        " AND o.legacy_id IS NOT NULL"
+        " AND pay.receiver_legacy_id IS DISTINCT FROM o.listing_author_legacy_id",
+        params,
+        reopen=True,
+    )
+    found += anomalies_insert(
+        A.PAYMENT_GATEWAY_MISMATCH,
+        "stripe_payments",
+        "SELECT pay.legacy_id::text, jsonb_build_object('payment_gateway', o.payment_gateway)"
+        f" {payment_order_scope} AND o.payment_gateway <> '{STRIPE_GATEWAY}'",
         params,
         reopen=True,
     )

@@ -98,8 +98,8 @@ def amounts_expected_sql(
     """``amounts_compute`` in SQL over the given column expressions: LATERAL joins naming
     ``expected.sum_cents``, ``expected.subtotal_cents``, ``expected.seller_commission_cents``,
     ``expected.buyer_commission_cents`` and ``expected.is_valid`` (false where the Python
-    rules raise MoneyError: a quantity below zero, a negative item total or percentage). As the
-    loaders call ``amounts_compute``, a quantity of 0 or none counts as 1.
+    rules raise MoneyError: a quantity below one, a negative item total or percentage). As the
+    loaders call ``amounts_compute``, no quantity counts as 1 (the portal's column default).
 
     Exact: a percentage has three decimals, so item total × percent × 1000 is an integer and
     the commission is that divided by 100 000, rounded half to even in numeric arithmetic.
@@ -114,8 +114,8 @@ def amounts_expected_sql(
         )
 
     return (
-        f" CROSS JOIN LATERAL (SELECT ({unit_price})::numeric * COALESCE(NULLIF({quantity}, 0),"
-        f" 1) AS item_total, COALESCE({shipping}, 0) AS shipping,"
+        f" CROSS JOIN LATERAL (SELECT ({unit_price})::numeric * COALESCE({quantity}, 1)"
+        f" AS item_total, COALESCE({shipping}, 0) AS shipping,"
         f" COALESCE({seller_percent}, 0) AS seller_percent,"
         f" COALESCE({buyer_percent}, 0) AS buyer_percent) AS _terms"
         " CROSS JOIN LATERAL (SELECT _terms.item_total * _terms.seller_percent * 1000 AS seller,"
@@ -126,6 +126,6 @@ def amounts_expected_sql(
         " AS sum_cents, _terms.item_total + _terms.shipping AS subtotal_cents,"
         " _commission.seller AS seller_commission_cents,"
         " _commission.buyer AS buyer_commission_cents,"
-        f" COALESCE({quantity}, 0) >= 0 AND _terms.item_total >= 0"
+        f" COALESCE({quantity}, 1) >= 1 AND _terms.item_total >= 0"
         " AND _terms.seller_percent >= 0 AND _terms.buyer_percent >= 0 AS is_valid) AS expected"
     )

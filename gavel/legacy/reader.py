@@ -696,16 +696,74 @@ def account_anomalies(record: StripeAccountRecord) -> list[Anomaly]:
     return _stripe_id_anomalies("stripe_accounts", record.legacy_id, record, ACCOUNT_STRIPE_IDS)
 
 
-TRANSACTION_CURRENCIES = ("unit_price_currency", "minimum_commission_currency")
+TRANSACTION_CURRENCIES = (
+    "unit_price_currency",
+    "minimum_commission_currency",
+    "minimum_buyer_fee_currency",
+)
+# The money of a transaction's terms: what the portal's rules price an unpaid order from.
+TRANSACTION_MONEY_COLUMNS = (
+    "unit_price_cents",
+    "shipping_price_cents",
+    "minimum_commission_cents",
+    "minimum_buyer_fee_cents",
+)
+# Each minimum fee and the currency it is stored in.
+TRANSACTION_MINIMUMS = (
+    ("minimum_commission_cents", "minimum_commission_currency"),
+    ("minimum_buyer_fee_cents", "minimum_buyer_fee_currency"),
+)
+STRIPE_GATEWAY = "stripe"
+
+
+def _currency_normal(value: str) -> str:
+    return value.strip(CURRENCY_WHITESPACE).upper()
+
+
+def transaction_invalid_terms(record: TransactionRecord) -> list[str]:
+    """The columns of a transaction's terms that the portal's rules cannot price it by: a
+    quantity below one (none counts as the schema's default, one), a negative commission
+    percentage, a minimum fee (not zero) stored in another supported currency than the price's, or a
+    price of zero with no shipping (nothing to charge)."""
+    invalid = []
+    if record.listing_quantity is not None and record.listing_quantity < 1:
+        invalid.append("listing_quantity")
+    for column in ("commission_from_seller", "commission_from_buyer"):
+        if (percent := getattr(record, column)) is not None and percent < 0:
+            invalid.append(column)
+    price = record.unit_price_currency
+    price_currency = _currency_normal(price) if price is not None else None
+    for amount_column, currency_column in TRANSACTION_MINIMUMS:
+        value = getattr(record, currency_column)
+        currency = _currency_normal(value) if value is not None else None
+        # Both supported (an unknown one is ``unknown_currency`` already) and not the same.
+        if (
+            getattr(record, amount_column)
+            and currency in SUPPORTED_CURRENCIES
+            and price_currency in SUPPORTED_CURRENCIES
+            and currency != price_currency
+        ):
+            invalid.append(currency_column)
+    if record.unit_price_cents == 0 and not record.shipping_price_cents:
+        invalid.append("unit_price_cents")
+    return invalid
 
 
 def transaction_anomalies(record: TransactionRecord) -> list[Anomaly]:
-    """One anomaly of a kind per transaction: the first column that has it (in
-    ``TRANSACTION_CURRENCIES`` order), with the others that have it too under ``also``."""
+    """One anomaly of a kind per transaction. Currencies: the first column that has it (in
+    ``TRANSACTION_CURRENCIES`` order), with the others that have it too under ``also``; a
+    Stripe transaction's price needs one. A Stripe transaction's terms are checked too: its
+    price (``null_money``), money below zero (``negative_money``) and the rest of what the
+    portal's rules need (``invalid_terms``). Other gateways' terms are never used."""
+    is_stripe = record.payment_gateway == STRIPE_GATEWAY
     by_kind: dict[AnomalyKind, list[Anomaly]] = {}
     for column in TRANSACTION_CURRENCIES:
         anomaly = _currency_anomaly(
-            "transactions", record.legacy_id, column, getattr(record, column)
+            "transactions",
+            record.legacy_id,
+            column,
+            getattr(record, column),
+            is_required=is_stripe and column == "unit_price_currency",
         )
         if anomaly is not None:
             by_kind.setdefault(anomaly.kind, []).append(anomaly)
@@ -716,6 +774,29 @@ def transaction_anomalies(record: TransactionRecord) -> list[Anomaly]:
                 details={**first.details, "also": [other.details for other in others]}
             )
         found.append(first)
+    if not is_stripe:
+        return found
+    legacy_id = str(record.legacy_id)
+    if record.unit_price_cents is None:
+        found.append(
+            Anomaly(
+                AnomalyKind.NULL_MONEY, "transactions", legacy_id, {"columns": ["unit_price_cents"]}
+            )
+        )
+    negatives = [
+        column
+        for column in TRANSACTION_MONEY_COLUMNS
+        if (value := getattr(record, column)) is not None and value < 0
+    ]
+    if negatives:
+        found.append(
+            Anomaly(AnomalyKind.NEGATIVE_MONEY, "transactions", legacy_id, {"columns": negatives})
+        )
+    invalid = transaction_invalid_terms(record)
+    if invalid:
+        found.append(
+            Anomaly(AnomalyKind.INVALID_TERMS, "transactions", legacy_id, {"columns": invalid})
+        )
     return found
 
 

@@ -131,6 +131,18 @@ class AnomalyKind(enum.StrEnum):
     # the amounts of the first by id).
     TRANSACTION_DELETED = "transaction_deleted"
     SEVERAL_PAYMENTS = "several_payments"
+    # A Stripe transaction whose terms the portal's rules cannot price: a quantity below one,
+    # a negative commission percentage, a minimum fee in another currency than the price, or
+    # nothing to charge (item total and shipping zero).
+    INVALID_TERMS = "invalid_terms"
+    # A payment whose receiver is not its transaction's seller (or is missing): the ledger
+    # would owe one seller what the order says another sold.
+    RECEIVER_MISMATCH = "receiver_mismatch"
+    # A ``stripe_payments`` row of a transaction the portal says was not paid through Stripe.
+    PAYMENT_GATEWAY_MISMATCH = "payment_gateway_mismatch"
+    # A transaction in scope that the orders load could not make an order of for a reason no
+    # other anomaly names (the safety net: never dropped in silence).
+    ORDER_NOT_LOADED = "order_not_loaded"
 
 
 BLOCKING_ANOMALIES = frozenset(
@@ -147,6 +159,10 @@ BLOCKING_ANOMALIES = frozenset(
         AnomalyKind.SELLER_WITHOUT_USER,
         AnomalyKind.NEGATIVE_MONEY,
         AnomalyKind.PERSON_WITHOUT_USER,
+        AnomalyKind.INVALID_TERMS,
+        AnomalyKind.RECEIVER_MISMATCH,
+        AnomalyKind.PAYMENT_GATEWAY_MISMATCH,
+        AnomalyKind.ORDER_NOT_LOADED,
     }
 )
 
@@ -154,7 +170,7 @@ BLOCKING_ANOMALIES = frozenset(
 # then: never a quarantine flag. A transaction whose buyer had no user (an ``email_conflict``)
 # is tried again by each later run, and its payment, posted when it was found (the money
 # moved), is not held back afterwards.
-ORDER_LOAD_ANOMALIES = frozenset({AnomalyKind.PERSON_WITHOUT_USER})
+ORDER_LOAD_ANOMALIES = frozenset({AnomalyKind.PERSON_WITHOUT_USER, AnomalyKind.ORDER_NOT_LOADED})
 
 
 # Every legacy state -> the status of Gavel's order state machine (gavel.payments Order.Status)

@@ -161,7 +161,7 @@ def _python_amounts(case: tuple[Any, ...]) -> tuple[Any, ...]:
     try:
         amounts = amounts_compute(
             unit_price_cents=unit_price,
-            quantity=quantity or 1,  # as the loaders call it
+            quantity=1 if quantity is None else quantity,  # as the loaders call it
             shipping_price_cents=shipping,
             commission_from_seller=seller_pct,
             minimum_commission_cents=seller_min,
@@ -191,7 +191,7 @@ def test_the_sql_rules_give_what_python_gives():
         (10, 3, None, Decimal("12.25"), None, None, None),
         (10**12, 50, 10**6, Decimal("99.999"), 0, Decimal("0.001"), 0),
         (100, None, None, None, None, None, None),  # no quantity: one
-        (100, 0, None, Decimal("5"), 0, Decimal("5"), 0),  # quantity 0: one
+        (100, 0, None, Decimal("5"), 0, Decimal("5"), 0),  # refused: quantity 0
         (100, -2, None, Decimal("5"), 0, Decimal("5"), 0),  # refused
         (-100, 1, None, Decimal("5"), 0, Decimal("5"), 0),  # refused
         (100, 1, None, Decimal("-5"), 0, Decimal("5"), 0),  # refused

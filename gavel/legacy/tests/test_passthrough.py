@@ -73,6 +73,26 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
                 " minimum_commission_currency = ' eur' WHERE id = 3"
             )
             cursor.execute("UPDATE stripe_payments SET currency = NULL WHERE id = 4")
+            # Terms the portal's rules cannot price, on Stripe transactions; the same on
+            # another gateway's is never used, and not checked.
+            cursor.execute(
+                "UPDATE transactions SET payment_gateway = 'stripe', listing_quantity = 0,"
+                " commission_from_buyer = -1, unit_price_currency = 'EUR',"
+                " minimum_commission_currency = 'EUR', minimum_buyer_fee_cents = 30,"
+                " minimum_buyer_fee_currency = 'GBP' WHERE id = 6"
+            )
+            cursor.execute(
+                "UPDATE transactions SET payment_gateway = 'stripe', unit_price_cents = NULL,"
+                " shipping_price_cents = -5, unit_price_currency = NULL WHERE id = 7"
+            )
+            cursor.execute(
+                "UPDATE transactions SET payment_gateway = 'stripe', unit_price_cents = 0,"
+                " shipping_price_cents = NULL WHERE id = 8"
+            )
+            cursor.execute(
+                "UPDATE transactions SET payment_gateway = 'paypal', unit_price_cents = NULL,"
+                " listing_quantity = -1, unit_price_currency = NULL WHERE id = 9"
+            )
             cursor.execute(
                 "UPDATE stripe_payments SET fee_cents = -fee_cents, real_fee_cents = -1"
                 " WHERE id = 5"
@@ -116,6 +136,24 @@ def test_copied_tables_stage_and_check_what_the_record_path_does(
         ' "minimum_commission_currency"}], "value": "zzz", "column": "unit_price_currency"}',
         ("currency_case", "3"): '{"also": [{"value": " eur", "column":'
         ' "minimum_commission_currency"}], "value": "usd", "column": "unit_price_currency"}',
+    }
+    terms = {
+        (kind, legacy_id): (is_blocking, details)
+        for kind, table, legacy_id, is_blocking, details in by_records["anomalies"]
+        if table == "transactions"
+        and legacy_id in ("6", "7", "8", "9")
+        and kind in {"invalid_terms", "null_money", "negative_money", "unknown_currency"}
+    }
+    assert terms == {
+        ("invalid_terms", "6"): (
+            True,
+            '{"columns": ["listing_quantity", "commission_from_buyer",'
+            ' "minimum_buyer_fee_currency"]}',
+        ),
+        ("null_money", "7"): (True, '{"columns": ["unit_price_cents"]}'),
+        ("negative_money", "7"): (True, '{"columns": ["shipping_price_cents"]}'),
+        ("unknown_currency", "7"): (True, '{"value": null, "column": "unit_price_currency"}'),
+        ("invalid_terms", "8"): (True, '{"columns": ["unit_price_cents"]}'),
     }
     assert results == [by_records, by_records]
     listing = next(row for row in by_records["legacy_legacylisting"] if row[0] == 1)
