@@ -175,14 +175,30 @@ def _preset_configured() -> str:
     return preset
 
 
+# Stripe forgets an idempotency key after 24 hours; past that a replay would create a second
+# account, so an older unsettled row is left to support (logged as an error), by the janitor
+# and by "become a seller" alike.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
 def _stripe_account_ensure(*, account_pk: int) -> ConnectedAccount:
     """Create the Stripe account of a stored row, once. Under the row lock, so a concurrent
     second request waits and then finds the id; the idempotency key comes from the row, so a
-    replay after a lost answer returns the account Stripe made the first time."""
+    replay after a lost answer returns the account Stripe made the first time. A row older
+    than ``IDEMPOTENCY_WINDOW`` is not replayed (409): support settles it."""
     with transaction.atomic():
         account = connected_account_lock(account_pk=account_pk)
         if account.stripe_account_id is not None:
             return account
+        if account.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
+            logger.error(
+                "connected account create unsettled past the idempotency window",
+                extra={"connected_account_id": account.pk},
+            )
+            raise ConflictError(
+                "Creating your Stripe account was not confirmed in time; contact support.",
+                code="account_create_unsettled",
+            )
         # Every parameter comes from the row, so a replay sends the same request (Stripe
         # refuses a reused key with different parameters). Stripe's onboarding asks the email.
         try:
@@ -436,11 +452,6 @@ class JanitorResult:
     failed: int
 
 
-# Stripe forgets an idempotency key after 24 hours; past that a replay would create a second
-# account, so the janitor leaves older unsettled rows to support (logged as an error).
-IDEMPOTENCY_WINDOW = timedelta(hours=23)
-
-
 def connected_accounts_janitor() -> JanitorResult:
     """Settle rows whose create answer was lost (same idempotency key, so the account Stripe
     made is found, never a second one) and re-read accounts not synced for a while. One
@@ -462,17 +473,10 @@ def connected_accounts_janitor() -> JanitorResult:
         .order_by(F("synced_at").asc(nulls_first=True), "id")
     )
     settled = resynced = failed = 0
-    for account_pk, created_at in unsettled.values_list("pk", "created_at")[:batch]:
-        if created_at < now - IDEMPOTENCY_WINDOW:
-            logger.error(
-                "connected account create unsettled past the idempotency window",
-                extra={"connected_account_id": account_pk},
-            )
-            failed += 1
-            continue
+    for account_pk in unsettled.values_list("pk", flat=True)[:batch]:
         try:
             _stripe_account_ensure(account_pk=account_pk)
-        except ServiceError:
+        except ServiceError:  # past IDEMPOTENCY_WINDOW (logged there, left to support) included
             failed += 1
             continue
         settled += 1

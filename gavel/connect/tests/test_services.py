@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from gavel.common.models import OutboxMessage
 from gavel.connect.models import ConnectedAccount, ConnectedAccountChange, StripeLinkRequest
@@ -242,3 +244,23 @@ def test_gateway_refuses_a_non_account_payload() -> None:
 
     with pytest.raises(GatewayFinalError):
         account_from_payload({"object": "customer", "id": "cus_1"})
+
+
+def test_become_a_seller_past_the_idempotency_window_is_left_to_support(
+    seller: User, seller_client: Any, sandbox: Any
+) -> None:
+    sandbox.timeout_after_apply(method="POST", path="/v1/accounts")
+    assert seller_client.post(ONBOARDING_URL, {}, format="json").status_code == 503
+    ConnectedAccount.objects.update(created_at=timezone.now() - timedelta(hours=30))
+    before = list(ConnectedAccount.objects.values())
+    changes_before = ConnectedAccountChange.objects.count()
+
+    response = seller_client.post(ONBOARDING_URL, {}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (
+        409,
+        "account_create_unsettled",
+    )
+    assert list(ConnectedAccount.objects.values()) == before
+    assert ConnectedAccountChange.objects.count() == changes_before
+    assert len(sandbox.client().v1.accounts.list().data) == 1  # only the lost create's
