@@ -1170,7 +1170,9 @@ def update_dispute(ctx: Ctx, p: Obj, dp_id: str) -> Obj:
     if p.get("submit", True) and "evidence" in p:
         prev["status"] = dp["status"]
         prev["evidence_details"] = dict(dp["evidence_details"])
-        dp["status"] = "under_review"
+        # an inquiry's evidence puts it under review as an inquiry still (Stripe's statuses)
+        is_inquiry = dp["status"].startswith("warning_")
+        dp["status"] = "warning_under_review" if is_inquiry else "under_review"
         dp["evidence_details"]["submission_count"] += 1
     if prev:
         sb.emit(ctx, "charge.dispute.updated", dp, prev)

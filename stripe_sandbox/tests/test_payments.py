@@ -468,6 +468,9 @@ def test_dispute_inquiry(sb: Sandbox, client: Any) -> None:
     assert dp.is_charge_refundable is True
     assert balance_total(sb, None) == 3000 - 117  # inquiries move no money
     client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 500})
+    # evidence on an inquiry: under review, still an inquiry
+    dp = client.v1.disputes.update(dp.id, params={"evidence": {"uncategorized_text": "sent"}})
+    assert dp.status == "warning_under_review"
     dp = client.v1.disputes.close(dp.id)
     assert dp.status == "warning_closed"
     # an inquiry escalated to a chargeback that is lost
