@@ -14,8 +14,16 @@ REDACTED = "[redacted]"
 # 13 to 19 digits, optionally separated by single spaces or dashes.
 _CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _SECRET_TOKENS = re.compile(
-    r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]+|\bwhsec_[A-Za-z0-9_]+|\bBearer\s+[A-Za-z0-9._\-]+",
+    r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]+|\bwhsec_[A-Za-z0-9_]+|\bBearer\s+[A-Za-z0-9._\-]+"
+    # Client secrets: a PaymentIntent's or SetupIntent's, an account session's.
+    r"|\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+|\baccs_secret_[A-Za-z0-9_]+",
 )
+# The value after "Authorization:" or "authorization=", whatever the scheme (Basic, Token...).
+_AUTHORIZATION_VALUE = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:[A-Za-z]+\s+)?[^\s\"',;]+"
+)
+_EMAIL = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+EMAIL_REDACTED = "[email redacted]"
 SENSITIVE_KEYS = frozenset(
     {
         "authorization", "cookie", "set-cookie", "password", "secret", "secret_key",
@@ -24,6 +32,18 @@ SENSITIVE_KEYS = frozenset(
         "csrftoken", "http_authorization", "http_cookie", "http_stripe_signature",
     }
 )  # fmt: skip
+# A key holding any of these (new_password, LEGACY_WEBHOOK_SECRET, Proxy-Authorization) is
+# sensitive too.
+_SENSITIVE_KEY_PARTS = ("password", "passwd", "secret", "authorization")
+
+
+def _sensitive_key(key: object) -> bool:
+    if isinstance(key, bytes):
+        key = key.decode("latin-1")
+    if not isinstance(key, str):
+        return False
+    lowered = key.lower()
+    return lowered in SENSITIVE_KEYS or any(part in lowered for part in _SENSITIVE_KEY_PARTS)
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -46,8 +66,11 @@ def _mask_card(match: re.Match[str]) -> str:
 
 
 def scrub_text(text: str) -> str:
-    """Mask Luhn-valid card numbers and Stripe secrets, webhook secrets and bearer tokens."""
-    return _SECRET_TOKENS.sub(REDACTED, _CARD_CANDIDATE.sub(_mask_card, text))
+    """Mask Luhn-valid card numbers, Stripe secret keys, webhook and client secrets,
+    Authorization values of any scheme and email addresses."""
+    text = _SECRET_TOKENS.sub(REDACTED, _CARD_CANDIDATE.sub(_mask_card, text))
+    text = _AUTHORIZATION_VALUE.sub(lambda match: match.group(1) + REDACTED, text)
+    return _EMAIL.sub(EMAIL_REDACTED, text)
 
 
 def scrub_value(value: Any, *, depth: int = 0) -> Any:
@@ -58,13 +81,12 @@ def scrub_value(value: Any, *, depth: int = 0) -> Any:
         return scrub_text(value)
     if isinstance(value, dict):
         return {
-            key: (
-                REDACTED
-                if isinstance(key, str) and key.lower() in SENSITIVE_KEYS
-                else scrub_value(item, depth=depth + 1)
-            )
+            key: REDACTED if _sensitive_key(key) else scrub_value(item, depth=depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
+        if len(value) == 2 and _sensitive_key(value[0]):
+            # A (name, value) header pair, as ASGI and WSGI carry them.
+            return [value[0], REDACTED]
         return [scrub_value(item, depth=depth + 1) for item in value]
     return value
