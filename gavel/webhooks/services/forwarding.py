@@ -3,8 +3,8 @@
 The rule (settings): the event's connected account is in LEGACY_FORWARD_ACCOUNTS, or its
 object's metadata holds one of the LEGACY_FORWARD_METADATA ``key=value`` pairs. The body goes
 out byte for byte, re-signed with LEGACY_WEBHOOK_SECRET the way Stripe signs, so the portal's
-existing Stripe verification accepts it. Any answer but 2xx is a failure, retried like a
-handler failure.
+existing Stripe verification accepts it. Any answer but 2xx (a redirect too: it is not
+followed) is a failure, retried like a handler failure.
 """
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ USER_AGENT = "Gavel-Forwarder/1.0"
 
 class ForwardFailed(Exception):
     """The legacy portal did not take the event (network error or a non-2xx answer)."""
+
+
+class _RedirectRefused(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: following it would re-send the POST as a GET
+    without the event, and its 2xx would mark the event forwarded though the portal never
+    received it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_RedirectRefused)
 
 
 def _metadata_rules() -> list[tuple[str, str]]:
@@ -68,9 +80,7 @@ def event_forward(*, payload: str) -> int:
         },
     )
     try:
-        with urllib.request.urlopen(  # noqa: S310 - scheme checked above
-            request, timeout=settings.LEGACY_WEBHOOK_TIMEOUT_SECONDS
-        ) as response:
+        with _opener.open(request, timeout=settings.LEGACY_WEBHOOK_TIMEOUT_SECONDS) as response:
             status = int(response.status)
     except urllib.error.HTTPError as error:
         raise ForwardFailed(f"legacy portal answered {error.code}") from error

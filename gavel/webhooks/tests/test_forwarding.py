@@ -31,6 +31,7 @@ class LegacyPortal:
     url: str
     answers: list[int] = field(default_factory=list)  # statuses to answer, then 200
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    followed: list[str] = field(default_factory=list)  # GETs of a redirect's target
 
 
 @pytest.fixture
@@ -43,6 +44,14 @@ def legacy_portal(settings: Any) -> Iterator[LegacyPortal]:
             portal.received.append((dict(self.headers), body))
             status = portal.answers.pop(0) if portal.answers else 200
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/login")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            portal.followed.append(self.path)
+            self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -133,6 +142,25 @@ def test_failed_forward_is_retried_and_audited(
         (2, "forward", Outcome.FORWARDED),
     ]
     assert "legacy portal answered 500" in attempts[0].error
+    assert len(legacy_portal.received) == 2
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_redirect_is_a_failure_not_a_delivery(
+    legacy_portal: LegacyPortal, applied: Applied, status: int
+) -> None:
+    """Following a redirect would turn the POST into a GET whose 200 says nothing about the
+    event: it would be marked forwarded and never reach the portal."""
+    legacy_portal.answers = [status]
+    event_pk = store(event_payload("test.apply", account="acct_legacy"))
+
+    assert event_process(event_pk=event_pk) == Status.RETRYING
+
+    assert legacy_portal.followed == []
+    attempt = WebhookAttempt.objects.get(event_id=event_pk)
+    assert (attempt.action, attempt.outcome) == ("forward", Outcome.FAILED)
+    assert f"legacy portal answered {status}" in attempt.error
+    assert event_process(event_pk=event_pk) == Status.FORWARDED
     assert len(legacy_portal.received) == 2
 
 
