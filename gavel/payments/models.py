@@ -253,6 +253,8 @@ class SellerTransfer(models.Model):
         SALE = "sale"  # separate transfer of the seller's net
         DESTINATION = "destination"  # made by Stripe for a destination charge
         REINSTATEMENT = "reinstatement"  # dispute won: what was reversed goes back
+        # a refund Stripe failed after Gavel booked it: the seller's share it took goes back
+        REFUND_FAILED = "refund_failed"
 
     class Status(models.TextChoices):
         CREATING = "creating"
@@ -292,7 +294,9 @@ class SellerTransfer(models.Model):
 class Refund(models.Model):
     """A refund to the buyer. A buyer's request waits for staff (REQUESTED); staff refunds go
     straight to CREATING. Row id = operation id. ``allocation`` is the per-line split fixed when
-    the refund was approved."""
+    the refund was approved; ``booked_lines`` what booking it took from each line's running
+    totals (given back if Stripe fails the refund afterwards). Status moves go through
+    ``gavel.payments.states.refund_transition`` (history: ``RefundTransition``)."""
 
     class Status(models.TextChoices):
         REQUESTED = "requested"
@@ -316,8 +320,17 @@ class Refund(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     allocation = models.JSONField(default=list, blank=True)
+    booked_lines = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="per line, the minor units booking took: seller, absorbed, commission,"
+        " premium, reversed (destination charges)",
+    )
     stripe_refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     error_code = models.CharField(max_length=100, blank=True, default="")
+    failure_reason = models.CharField(
+        max_length=100, blank=True, default="", help_text="Stripe's failure_reason, if it failed"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -328,6 +341,21 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"Refund {self.pk} ({self.status})"
+
+
+class RefundTransition(models.Model):
+    """Append-only history of a refund's status: one row per move."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="transitions")
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    operation = models.CharField(max_length=32)
+    reason = models.CharField(max_length=300, blank=True, default="")
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status} ({self.operation})"
 
 
 class Dispute(models.Model):

@@ -1,4 +1,4 @@
-"""The order payment state machine as data (docs/payments.md has the same table).
+"""The order payment and refund state machines as data (docs/payments.md has the tables).
 
 Transitions are keyed by (current status, operation); the value is the set of statuses that
 operation may lead to. ``order_transition`` is the one function that moves an order: it
@@ -15,9 +15,10 @@ from enum import StrEnum
 from django.utils import timezone
 
 from gavel.common.errors import ConflictError
-from gavel.payments.models import Order, OrderTransition
+from gavel.payments.models import Order, OrderTransition, Refund, RefundTransition
 
 S = Order.Status
+R = Refund.Status
 
 
 class Operation(StrEnum):
@@ -32,6 +33,7 @@ class Operation(StrEnum):
     DISPUTE_OPEN = "dispute_open"
     DISPUTE_WIN = "dispute_win"
     DISPUTE_LOSE = "dispute_lose"
+    REFUND_FAIL = "refund_fail"  # a booked refund failed at Stripe: the money came back
 
 
 _BEFORE_PAYMENT = (S.PENDING, S.UNKNOWN, S.REQUIRES_ACTION, S.FAILED)
@@ -55,6 +57,9 @@ def _table() -> dict[tuple[str, Operation], frozenset[str]]:
     allow((*_PAID, S.REFUNDED), Operation.DISPUTE_OPEN, S.DISPUTED)
     allow((S.DISPUTED,), Operation.DISPUTE_WIN, S.CAPTURED, S.PARTIALLY_REFUNDED, S.REFUNDED)
     allow((S.DISPUTED,), Operation.DISPUTE_LOSE, S.DISPUTE_LOST)
+    allow(
+        (S.PARTIALLY_REFUNDED, S.REFUNDED), Operation.REFUND_FAIL, S.CAPTURED, S.PARTIALLY_REFUNDED
+    )
     return table
 
 
@@ -76,6 +81,56 @@ def status_is_terminal(status: str) -> bool:
 
 class IllegalTransition(ConflictError):
     code = "illegal_transition"
+
+
+class RefundOperation(StrEnum):
+    APPROVE = "approve"  # staff approve a buyer's request: it is sent
+    REJECT = "reject"
+    OUTCOME_UNKNOWN = "outcome_unknown"  # the call's answer was lost (the janitor settles it)
+    SUCCEED = "succeed"  # Stripe made it: booked
+    FAIL = "fail"  # refused, or failed at Stripe before Gavel booked it
+    FAIL_AFTER_SUCCESS = "fail_after_success"  # Stripe failed it after reporting it succeeded
+
+
+def _refund_table() -> dict[tuple[str, RefundOperation], frozenset[str]]:
+    in_flight = (R.CREATING, R.UNKNOWN)
+    return {
+        (R.REQUESTED, RefundOperation.APPROVE): frozenset({R.CREATING}),
+        (R.REQUESTED, RefundOperation.REJECT): frozenset({R.REJECTED}),
+        (R.CREATING, RefundOperation.OUTCOME_UNKNOWN): frozenset({R.UNKNOWN}),
+        **{(status, RefundOperation.SUCCEED): frozenset({R.SUCCEEDED}) for status in in_flight},
+        **{(status, RefundOperation.FAIL): frozenset({R.FAILED}) for status in in_flight},
+        (R.SUCCEEDED, RefundOperation.FAIL_AFTER_SUCCESS): frozenset({R.FAILED}),
+    }
+
+
+REFUND_TRANSITIONS = _refund_table()
+REFUND_TERMINAL_STATUSES = frozenset({R.REJECTED, R.FAILED})
+
+
+def refund_transition(
+    *, refund: Refund, operation: RefundOperation, to_status: str, reason: str = ""
+) -> bool:
+    """Move ``refund`` (locked by the caller) to ``to_status`` and record it: False, writing
+    nothing, when it is already there; IllegalTransition for a move the table does not allow."""
+    if refund.status == to_status:
+        return False
+    if to_status not in REFUND_TRANSITIONS.get((refund.status, operation), frozenset()):
+        raise IllegalTransition(
+            f"A refund that is {refund.status} cannot {operation} to {to_status}.",
+        )
+    now = timezone.now()
+    RefundTransition.objects.create(
+        refund=refund,
+        from_status=refund.status,
+        to_status=to_status,
+        operation=operation,
+        reason=reason[:300],
+        occurred_at=now,
+    )
+    Refund.objects.filter(pk=refund.pk).update(status=to_status, updated_at=now)
+    refund.status = to_status
+    return True
 
 
 def order_transition_allowed(*, order: Order, operation: Operation, to_status: str) -> bool:

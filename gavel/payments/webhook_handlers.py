@@ -8,7 +8,7 @@ from gavel.gateway.payment_types import StripeDispute, StripePaymentIntent, Stri
 from gavel.payments.services.charging import attempt_intent_apply, attempt_of_metadata
 from gavel.payments.services.disputes import dispute_closed_apply, dispute_opened_apply
 from gavel.payments.services.events import event_record
-from gavel.payments.services.refunds import refund_failed_apply
+from gavel.payments.services.refunds import STRIPE_REFUND_FAILED, refund_failed_apply
 from gavel.webhooks.registry import IncomingEvent, webhook_handler
 
 
@@ -57,10 +57,23 @@ def dispute_closed_event_apply(event: IncomingEvent) -> None:
 
 
 @webhook_handler("refund.failed")
+@webhook_handler("charge.refund.updated")
 def refund_failed_event_apply(event: IncomingEvent) -> None:
+    """Stripe failed (or canceled) a refund: in flight on our side, or already booked (then
+    unwound). Both events of one failure, and replays, apply it once."""
     from gavel.payments.models import Refund
 
     stripe_refund = StripeRefund.from_payload(event.data_object)
+    if stripe_refund.status not in STRIPE_REFUND_FAILED:
+        event_record(
+            order=None,
+            type=event.type,
+            stripe_object_id=stripe_refund.id,
+            stripe_event_id=event.id,
+            applied=False,
+            message=f"refund is {stripe_refund.status}",
+        )
+        return
     refund_id = stripe_refund.metadata.get("gavel_refund_id", "")
     refund = (
         Refund.objects.filter(pk=int(refund_id)).first()
@@ -77,4 +90,9 @@ def refund_failed_event_apply(event: IncomingEvent) -> None:
             message="no refund of ours",
         )
         return
-    refund_failed_apply(refund_id=refund.pk, stripe_refund=stripe_refund, stripe_event_id=event.id)
+    refund_failed_apply(
+        refund_id=refund.pk,
+        stripe_refund=stripe_refund,
+        stripe_event_id=event.id,
+        failure_reason=str(event.data_object.get("failure_reason") or ""),
+    )

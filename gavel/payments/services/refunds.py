@@ -7,13 +7,18 @@ commission. The seller's part is taken from their payable: before the transfer b
 less, after it by reversing their transfer (never below zero: what cannot be recovered is
 absorbed by the platform). Destination charges reverse the transfer and refund the
 application fee through Stripe, in proportion.
+
+A refund Stripe fails after Gavel booked it (``refund_failed_apply``) is unwound: the money
+back in the balance is posted against what booking took, the lines' refunded totals and the
+order's status go back, and each seller whose transfer was reversed for it is transferred that
+share again (a ``refund_failed`` transfer).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 
 from gavel.common.errors import ConflictError, NotFoundError, ServiceError
 from gavel.common.money import MoneyError
@@ -31,14 +36,21 @@ from gavel.payments.lock_objects import order_lock, refund_lock
 from gavel.payments.models import Order, OrderLine, Refund, SellerTransfer, TransferReversal
 from gavel.payments.postings import (
     BalanceLink,
+    credit,
     debit,
     linked_balance_transaction_ids,
     money_post,
 )
 from gavel.payments.services.charging import _order_get_for_buyer
 from gavel.payments.services.events import audit_record, event_record
-from gavel.payments.services.transfers import reversal_execute, seller_owed_minor
-from gavel.payments.states import Operation, order_transition
+from gavel.payments.services.transfers import (
+    _transfers_allowed,
+    line_releasable_minor,
+    reversal_execute,
+    seller_owed_minor,
+    transfer_execute,
+)
+from gavel.payments.states import Operation, RefundOperation, order_transition, refund_transition
 from gavel.users.models import User
 
 R = Refund.Status
@@ -184,10 +196,10 @@ def refund_approve(*, refund_id: int, actor: User) -> Refund:
                 "This refund is not awaiting approval.", code="refund_not_requested"
             )
         _refund_check(order, refund.amount_minor)
-        refund.status = R.CREATING
+        refund_transition(refund=refund, operation=RefundOperation.APPROVE, to_status=R.CREATING)
         refund.approved_by = actor
         refund.allocation = _allocation(order, refund.amount_minor)
-        refund.save(update_fields=["status", "approved_by", "allocation", "updated_at"])
+        refund.save(update_fields=["approved_by", "allocation", "updated_at"])
         audit_record(
             actor=actor,
             action="refund_approve",
@@ -206,9 +218,11 @@ def refund_reject(*, refund_id: int, actor: User, reason: str) -> Refund:
             raise ConflictError(
                 "This refund is not awaiting approval.", code="refund_not_requested"
             )
-        refund.status = R.REJECTED
+        refund_transition(
+            refund=refund, operation=RefundOperation.REJECT, to_status=R.REJECTED, reason=reason
+        )
         refund.approved_by = actor
-        refund.save(update_fields=["status", "approved_by", "updated_at"])
+        refund.save(update_fields=["approved_by", "updated_at"])
         audit_record(
             actor=actor,
             action="refund_reject",
@@ -245,15 +259,31 @@ def refund_execute(*, refund_id: int) -> Refund:
         )
     except GatewayRetryableError as error:
         if error.outcome_unknown:
-            Refund.objects.filter(pk=refund.pk, status=R.CREATING).update(status=R.UNKNOWN)
+            with transaction.atomic():
+                locked = refund_lock(refund_id=refund.pk).get()
+                if locked.status == R.CREATING:
+                    refund_transition(
+                        refund=locked,
+                        operation=RefundOperation.OUTCOME_UNKNOWN,
+                        to_status=R.UNKNOWN,
+                        reason=error.code or "",
+                    )
             metrics.OUTCOMES_UNKNOWN.labels(operation="refund").inc()
         metrics.REFUNDS.labels(outcome="retry").inc()
         refund.refresh_from_db()
         return refund
     except GatewayFinalError as error:
-        Refund.objects.filter(pk=refund.pk, status__in=IN_FLIGHT).update(
-            status=R.FAILED, error_code=(error.code or "failed")[:100]
-        )
+        with transaction.atomic():
+            locked = refund_lock(refund_id=refund.pk).get()
+            if locked.status in IN_FLIGHT:
+                refund_transition(
+                    refund=locked,
+                    operation=RefundOperation.FAIL,
+                    to_status=R.FAILED,
+                    reason=error.message,
+                )
+                locked.error_code = (error.code or "failed")[:100]
+                locked.save(update_fields=["error_code", "updated_at"])
         event_record(order=order, type="refund_failure", message=error.message, applied=False)
         metrics.REFUNDS.labels(outcome="failed").inc()
         refund.refresh_from_db()
@@ -278,9 +308,9 @@ def refund_succeeded_apply(*, refund_id: int, stripe_refund: StripeRefund) -> Re
             balance_transaction_id=stripe_refund.balance_transaction_id
         )
         if order.funds_flow == Order.FundsFlow.DESTINATION_CHARGE:
-            lines, links = _destination_refund_postings(order, refund, stripe_refund)
+            lines, links, booked = _destination_refund_postings(order, refund, stripe_refund)
         else:
-            lines, reversal_ids = _separate_refund_postings(order, refund)
+            lines, reversal_ids, booked = _separate_refund_postings(order, refund)
             links = []
         money_post(
             reference=f"refund:{refund.pk}",
@@ -289,9 +319,10 @@ def refund_succeeded_apply(*, refund_id: int, stripe_refund: StripeRefund) -> Re
             links=[BalanceLink(refund_bt), *links],
             description=f"Refund {stripe_refund.id} of order {order.pk}",
         )
-        refund.status = R.SUCCEEDED
+        refund_transition(refund=refund, operation=RefundOperation.SUCCEED, to_status=R.SUCCEEDED)
         refund.stripe_refund_id = stripe_refund.id
-        refund.save(update_fields=["status", "stripe_refund_id", "updated_at"])
+        refund.booked_lines = booked
+        refund.save(update_fields=["stripe_refund_id", "booked_lines", "updated_at"])
         Order.objects.filter(pk=order.pk).update(
             refunded_minor=F("refunded_minor") + refund.amount_minor
         )
@@ -316,21 +347,30 @@ def refund_succeeded_apply(*, refund_id: int, stripe_refund: StripeRefund) -> Re
 
 
 def refund_failed_apply(
-    *, refund_id: int, stripe_refund: StripeRefund, stripe_event_id: str = ""
+    *,
+    refund_id: int,
+    stripe_refund: StripeRefund,
+    stripe_event_id: str = "",
+    failure_reason: str = "",
 ) -> Refund:
     """Stripe reports the refund failed (or canceled): the money came back to the balance.
 
     A refund still in flight on our side is marked failed; its balance transactions (the
     refund and its refund_failure, which cancel out) are linked in one entry so the books
-    reconcile. A refund we booked as succeeded is not unwound here (the refunded totals, the
-    sellers' reversals and the order's status would all have to move back): the event is
-    recorded, not applied, and reconciliation reports the refund_failure transaction.
+    reconcile. A refund we booked as succeeded is unwound (``_booked_refund_unwind``). Anything
+    else (a replay, a refund already failed) is recorded and changes nothing.
     """
     order_id = _refund_order_id(refund_id)
+    transfer_ids: list[int] = []
     with transaction.atomic():
         order = order_lock(order_id=order_id).get()
         refund = refund_lock(refund_id=refund_id).get()
-        if refund.status not in IN_FLIGHT:
+        if refund.status == R.SUCCEEDED and refund.booked_lines:
+            transfer_ids = _booked_refund_unwind(
+                order, refund, stripe_refund, stripe_event_id, failure_reason
+            )
+            metrics.REFUNDS.labels(outcome="failed").inc()
+        elif refund.status not in IN_FLIGHT:
             event_record(
                 order=order,
                 type="refund_failed_after_apply"
@@ -340,42 +380,220 @@ def refund_failed_apply(
                 stripe_object_id=stripe_refund.id,
                 stripe_event_id=stripe_event_id,
                 applied=False,
-                message=f"our refund {refund.pk} is {refund.status}",
+                message=f"our refund {refund.pk} is {refund.status}"
+                + (
+                    " (booked before its lines were recorded)"
+                    if refund.status == R.SUCCEEDED
+                    else ""
+                ),
             )
-            return refund
-        linked = linked_balance_transaction_ids(source_id=stripe_refund.id)
-        links = [
-            BalanceLink(bt)
-            for bt in gateway_balance.balance_transactions_list(source_id=stripe_refund.id)
-            if bt.id not in linked
-        ]
-        if links and sum(link.transaction.net_minor for link in links) == 0:
-            money_post(
-                reference=f"refund:{refund.pk}:failed",
-                kind="refund_failed",
-                lines=[],
-                links=links,
-                description=f"Refund {stripe_refund.id} of order {order.pk} failed",
-            )
-        refund.status = R.FAILED
-        refund.stripe_refund_id = stripe_refund.id
-        refund.error_code = stripe_refund.status[:100]
-        refund.save(update_fields=["status", "stripe_refund_id", "error_code", "updated_at"])
-        event_record(
-            order=order,
-            type="refund_failure",
-            amount_minor=stripe_refund.amount_minor,
-            stripe_object_id=stripe_refund.id,
-            stripe_event_id=stripe_event_id,
-        )
-    metrics.REFUNDS.labels(outcome="failed").inc()
+        else:
+            _in_flight_refund_fail(order, refund, stripe_refund, stripe_event_id, failure_reason)
+            metrics.REFUNDS.labels(outcome="failed").inc()
+    for transfer_id in transfer_ids:
+        transfer_execute(transfer_id=transfer_id)
     return refund
 
 
-def _separate_refund_postings(order: Order, refund: Refund) -> tuple[list[Line], list[int]]:
+def _in_flight_refund_fail(
+    order: Order,
+    refund: Refund,
+    stripe_refund: StripeRefund,
+    stripe_event_id: str,
+    failure_reason: str,
+) -> None:
+    linked = linked_balance_transaction_ids(source_id=stripe_refund.id)
+    links = [
+        BalanceLink(bt)
+        for bt in gateway_balance.balance_transactions_list(source_id=stripe_refund.id)
+        if bt.id not in linked
+    ]
+    if links and sum(link.transaction.net_minor for link in links) == 0:
+        money_post(
+            reference=f"refund:{refund.pk}:failed",
+            kind="refund_failed",
+            lines=[],
+            links=links,
+            description=f"Refund {stripe_refund.id} of order {order.pk} failed",
+        )
+    refund_transition(
+        refund=refund,
+        operation=RefundOperation.FAIL,
+        to_status=R.FAILED,
+        reason=failure_reason or stripe_refund.status,
+    )
+    refund.stripe_refund_id = stripe_refund.id
+    refund.error_code = stripe_refund.status[:100]
+    refund.failure_reason = failure_reason[:100]
+    refund.save(update_fields=["stripe_refund_id", "error_code", "failure_reason", "updated_at"])
+    event_record(
+        order=order,
+        type="refund_failure",
+        amount_minor=stripe_refund.amount_minor,
+        stripe_object_id=stripe_refund.id,
+        stripe_event_id=stripe_event_id,
+    )
+
+
+def _booked_refund_unwind(
+    order: Order,
+    refund: Refund,
+    stripe_refund: StripeRefund,
+    stripe_event_id: str,
+    failure_reason: str,
+) -> list[int]:
+    """Undo a booked refund Stripe failed (order and refund locked): post the refund_failure
+    balance transaction against everything booking took (the seller payables, commission,
+    premium, absorbed share), give the lines' refunded totals and ``refunded_minor`` back, move
+    the order back (a frozen order keeps its status) and the refund to failed. Returns the
+    ``refund_failed`` transfers to send: each seller's share this refund took from a transfer
+    already made goes back to them. The entry's reference and its links are unique: a replay
+    posts nothing."""
+    currency = order.currency
+    linked = linked_balance_transaction_ids(source_id=stripe_refund.id)
+    links = [
+        BalanceLink(bt)
+        for bt in gateway_balance.balance_transactions_list(source_id=stripe_refund.id)
+        if bt.type == "refund_failure" and bt.id not in linked
+    ]
+    returned = sum(link.transaction.net_minor for link in links)
+    if returned != refund.amount_minor:
+        # Stripe has not booked the money back (yet): nothing to post against; not applied.
+        event_record(
+            order=order,
+            type="refund_failed_after_apply",
+            amount_minor=stripe_refund.amount_minor,
+            stripe_object_id=stripe_refund.id,
+            stripe_event_id=stripe_event_id,
+            applied=False,
+            message=f"refund_failure balance transactions of {returned}, not {refund.amount_minor}",
+        )
+        return []
+    lines: list[Line] = []
+    totals = {"commission": 0, "premium": 0, "absorbed": 0}
+    for booked in refund.booked_lines:
+        account = OrderLine.objects.values_list("seller_account_id", flat=True).get(
+            pk=booked["line_id"]
+        )
+        lines.append(credit(accounts.seller_payable(account), booked["seller_minor"], currency))
+        OrderLine.objects.filter(pk=booked["line_id"]).update(
+            refunded_seller_minor=F("refunded_seller_minor") - booked["seller_minor"],
+            refunded_absorbed_minor=F("refunded_absorbed_minor") - booked["absorbed_minor"],
+            refunded_commission_minor=F("refunded_commission_minor") - booked["commission_minor"],
+            refunded_premium_minor=F("refunded_premium_minor") - booked["premium_minor"],
+        )
+        totals["commission"] += booked["commission_minor"]
+        totals["premium"] += booked["premium_minor"]
+        totals["absorbed"] += booked["absorbed_minor"]
+    lines += [
+        credit(accounts.COMMISSION_REVENUE, totals["commission"], currency),
+        credit(accounts.BUYERS_PREMIUM_REVENUE, totals["premium"], currency),
+        credit(accounts.REFUNDS_ABSORBED, totals["absorbed"], currency),
+    ]
+    money_post(
+        reference=f"refund:{refund.pk}:failed",
+        kind="refund_failed_after_booking",
+        lines=lines,
+        links=links,
+        description=f"Refund {stripe_refund.id} of order {order.pk} failed after it was booked",
+    )
+    Order.objects.filter(pk=order.pk).update(
+        refunded_minor=F("refunded_minor") - refund.amount_minor
+    )
+    order.refresh_from_db()
+    reason = f"refund {refund.pk} failed: {failure_reason or stripe_refund.status}"
+    if order.status in (S.PARTIALLY_REFUNDED, S.REFUNDED):
+        order_transition(
+            order=order,
+            operation=Operation.REFUND_FAIL,
+            to_status=S.PARTIALLY_REFUNDED if order.refunded_minor else S.CAPTURED,
+            reason=reason,
+        )
+    refund_transition(
+        refund=refund,
+        operation=RefundOperation.FAIL_AFTER_SUCCESS,
+        to_status=R.FAILED,
+        reason=reason,
+    )
+    refund.error_code = stripe_refund.status[:100]
+    refund.failure_reason = failure_reason[:100]
+    refund.save(update_fields=["error_code", "failure_reason", "updated_at"])
+    event_record(
+        order=order,
+        type="refund_failed_after_apply",
+        amount_minor=refund.amount_minor,
+        stripe_object_id=stripe_refund.id,
+        stripe_event_id=stripe_event_id,
+        message=reason,
+    )
+    return _seller_shares_give_back(order, refund)
+
+
+def _seller_shares_give_back(order: Order, refund: Refund) -> list[int]:
+    """For each line this refund took a seller share from after its sale transfer was made
+    (a reversal, or a smaller transfer), a ``refund_failed`` transfer of what the line owes
+    the seller again, at most that share. A line not transferred yet needs nothing (its
+    release pays the restored net). Not for destination charges (Stripe keeps the transfer
+    reversed), nor while a dispute freezes the order, a transfer of the line is in flight or
+    Connect refuses transfers: the share then stays owed in the seller's payable, recorded as
+    ``transfer_waiting`` for staff."""
+    created: list[int] = []
+    for booked in refund.booked_lines:
+        line = OrderLine.objects.select_related("seller").get(pk=booked["line_id"])
+        transfers = line.transfers.exclude(status=SellerTransfer.Status.FAILED)
+        if order.funds_flow != Order.FundsFlow.SEPARATE_TRANSFERS:
+            amount, waiting = booked["seller_minor"], "destination charge"
+        elif not transfers.filter(
+            kind=SellerTransfer.Kind.SALE, status=SellerTransfer.Status.SUCCEEDED
+        ).exists():
+            continue
+        else:
+            amount = min(booked["seller_minor"], line_releasable_minor(line))
+            waiting = _give_back_blocked(order, line, transfers)
+        if amount <= 0:
+            continue
+        if waiting:
+            event_record(
+                order=order,
+                type="transfer_waiting",
+                amount_minor=amount,
+                applied=False,
+                message=f"{line.seller_account_id}: share of failed refund {refund.pk} left owed"
+                f" in the seller payable ({waiting})",
+            )
+            continue
+        created.append(
+            SellerTransfer.objects.create(
+                line=line,
+                kind=SellerTransfer.Kind.REFUND_FAILED,
+                amount_minor=amount,
+                currency=order.currency,
+                destination_account_id=line.seller_account_id,
+            ).pk
+        )
+    return created
+
+
+def _give_back_blocked(order: Order, line: OrderLine, transfers: QuerySet[SellerTransfer]) -> str:
+    """Why a seller's share cannot be transferred back now ("" when it can)."""
+    if order.status in FROZEN_STATUSES:
+        return f"order {order.status}"
+    if transfers.filter(
+        status__in=(SellerTransfer.Status.CREATING, SellerTransfer.Status.UNKNOWN)
+    ).exists():
+        return "a transfer of this line is in flight"
+    if not _transfers_allowed(line.seller):
+        return "Connect does not allow transfers now"
+    return ""
+
+
+def _separate_refund_postings(
+    order: Order, refund: Refund
+) -> tuple[list[Line], list[int], list[dict[str, int]]]:
     currency = order.currency
     lines: list[Line] = []
     reversal_ids: list[int] = []
+    booked: list[dict[str, int]] = []
     owed_by_account: dict[str, int] = {}
     totals = {"commission": 0, "premium": 0, "absorbed": 0}
     for part in refund.allocation:
@@ -422,6 +640,11 @@ def _separate_refund_postings(order: Order, refund: Refund) -> tuple[list[Line],
             refunded_commission_minor=F("refunded_commission_minor") + part["commission_minor"],
             refunded_premium_minor=F("refunded_premium_minor") + part["premium_minor"],
         )
+        booked.append(
+            _booked_line(
+                line.pk, charged, absorbed, part["commission_minor"], part["premium_minor"]
+            )
+        )
         totals["commission"] += part["commission_minor"]
         totals["premium"] += part["premium_minor"]
         totals["absorbed"] += absorbed
@@ -430,12 +653,25 @@ def _separate_refund_postings(order: Order, refund: Refund) -> tuple[list[Line],
         debit(accounts.BUYERS_PREMIUM_REVENUE, totals["premium"], currency),
         debit(accounts.REFUNDS_ABSORBED, totals["absorbed"], currency),
     ]
-    return lines, reversal_ids
+    return lines, reversal_ids, booked
+
+
+def _booked_line(
+    line_id: int, seller_minor: int, absorbed_minor: int, commission_minor: int, premium_minor: int
+) -> dict[str, int]:
+    """What booking a refund took from one line's running totals (``Refund.booked_lines``)."""
+    return {
+        "line_id": line_id,
+        "seller_minor": seller_minor,
+        "absorbed_minor": absorbed_minor,
+        "commission_minor": commission_minor,
+        "premium_minor": premium_minor,
+    }
 
 
 def _destination_refund_postings(
     order: Order, refund: Refund, stripe_refund: StripeRefund
-) -> tuple[list[Line], list[BalanceLink]]:
+) -> tuple[list[Line], list[BalanceLink], list[dict[str, int]]]:
     currency = order.currency
     line = order.lines.get()
     account = line.seller_account_id
@@ -497,4 +733,4 @@ def _destination_refund_postings(
         debit(accounts.BUYERS_PREMIUM_REVENUE, premium, currency),
         debit(accounts.REFUNDS_ABSORBED, absorbed, currency),
     ]
-    return lines, links
+    return lines, links, [_booked_line(line.pk, seller_loss, absorbed, commission, premium)]
