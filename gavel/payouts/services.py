@@ -23,7 +23,7 @@ from gavel.ledger import accounts
 from gavel.payments.models import OrderLine
 from gavel.payments.postings import BalanceLink, credit, debit, money_post
 from gavel.payments.services.transfers import seller_owed_minor
-from gavel.payouts.lock_objects import payout_lock
+from gavel.payouts.lock_objects import payout_account_lock, payout_lock
 from gavel.payouts.models import Payout, PayoutAccount, PayoutRun
 
 logger = logging.getLogger(__name__)
@@ -111,11 +111,20 @@ def payouts_for_account_create(*, account_id: str, run: PayoutRun | None = None)
     balance = gateway_balance.balance_retrieve(account_id=account_id)
     created = []
     for currency, available in sorted(balance.available_minor.items()):
-        amount = min(available, seller_owed_minor(account_id=account_id, currency=currency))
-        if amount < settings.PAYOUTS_MINIMUM_MINOR:
-            continue
         try:
             with transaction.atomic():
+                # Runs of one account take turns here, and read what it is owed only when no
+                # payout of another is open: a payout leaves `creating` in the commit that posts
+                # its debit, so an amount read earlier could pay the same money twice.
+                payout_account_lock(account_id=account_id).get()
+                if Payout.objects.filter(
+                    account_id=account_id, currency=currency, status__in=OPEN
+                ).exists():
+                    continue
+                owed = seller_owed_minor(account_id=account_id, currency=currency)
+                amount = min(available, owed)
+                if amount < settings.PAYOUTS_MINIMUM_MINOR:
+                    continue
                 payout = Payout.objects.create(
                     account_id=account_id, run=run, amount_minor=amount, currency=currency
                 )
