@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 from gavel.common.context import request_id_var, task_id_var, user_id_var
 from gavel.observability.scrub import scrub_text, scrub_value
@@ -32,3 +35,21 @@ class ScrubFilter(logging.Filter):
             if name not in _STANDARD_ATTRIBUTES and isinstance(value, (str, dict, list, tuple)):
                 setattr(record, name, scrub_value(value))
         return True
+
+
+class ScrubbingJsonFormatter(JsonFormatter):
+    """JSON lines whose traceback and stack are scrubbed as well: an exception's message can
+    carry what the message and extras may not. (A filter cannot do it without taking the
+    exception away from every other handler of the record.)"""
+
+    def formatException(self, ei: Any) -> Any:  # noqa: N802 - logging.Formatter's name
+        return _scrub_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: Any) -> Any:  # noqa: N802 - logging.Formatter's name
+        return _scrub_lines(super().formatStack(stack_info))
+
+
+def _scrub_lines(formatted: str | list[str]) -> str | list[str]:
+    if isinstance(formatted, list):
+        return [scrub_text(line) for line in formatted]
+    return scrub_text(formatted)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import cast
+
+from django.utils.module_loading import import_string
 
 from gavel.observability.logging import ScrubFilter
 from gavel.observability.scrub import REDACTED, scrub_text, scrub_value
@@ -87,3 +90,48 @@ def test_email_addresses_are_scrubbed_from_logs_and_error_reports() -> None:
         logger.removeHandler(handler)
     assert "bea@example.com" not in stream.getvalue()
     assert stream.getvalue().count("[email redacted]") == 2
+
+
+class _Collecting(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_logged_exceptions_are_scrubbed_too() -> None:
+    """logger.exception: the traceback carries the exception's message, which the JSON
+    formatter writes as it is unless it is scrubbed; the record keeps its exception for any
+    other handler."""
+    from django.conf import settings
+
+    formatters = cast(dict[str, dict[str, str]], settings.LOGGING["formatters"])
+    config = formatters["json"]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(import_string(config["()"])(config["fmt"]))
+    handler.addFilter(ScrubFilter())
+    logger = logging.getLogger("gavel.test.scrub.exception")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
+    other = _Collecting()
+    logger.addHandler(other)
+    try:
+        try:
+            raise ValueError(
+                f"Stripe said no to sk_live_abcDEF123 for bea@example.com: {PAYMENT_INTENT_SECRET}"
+            )
+        except ValueError:
+            logger.exception("charge failed", stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.removeHandler(other)
+    assert other.records[0].exc_info is not None
+    output = stream.getvalue()
+    assert "ValueError" in output  # the traceback is kept ...
+    for secret in ("sk_live_abcDEF123", "bea@example.com", "Zyx987wvu654"):
+        assert secret not in output  # ... without what it must not carry
