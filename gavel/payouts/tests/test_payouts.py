@@ -104,3 +104,38 @@ def test_connect_verdict_stops_the_run(sandbox: Any, paid_seller: str) -> None:
     )
     assert payout_run().payouts_created == 0
     assert Payout.objects.count() == 0
+
+
+def test_a_payout_of_another_account_naming_ours_in_its_metadata_changes_nothing(
+    sandbox: Any, paid_seller: str
+) -> None:
+    from gavel.payouts.services import payouts_for_account_create
+
+    [payout_id] = payouts_for_account_create(account_id=paid_seller)
+    _, other_account = seller_make(sandbox)
+    sandbox.client().v1.payment_intents.create(
+        params={
+            "amount": 5_000,
+            "currency": "usd",
+            "payment_method": "pm_card_bypassPending",
+            "confirm": True,
+            "transfer_data": {"destination": other_account},
+        }
+    )
+    # A payout Gavel did not make (a Standard account's own, the legacy portal's) whose
+    # metadata happens to name our payout.
+    sandbox.client().v1.payouts.create(
+        params={
+            "amount": 5_000,
+            "currency": "usd",
+            "metadata": {"gavel_payout_id": str(payout_id)},
+        },
+        options={"stripe_account": other_account},
+    )
+    sandbox.advance(3 * 86_400)
+
+    assert events_deliver(sandbox, "payout.paid", account=other_account) == 1
+
+    payout = Payout.objects.get()
+    assert (payout.pk, payout.account_id, payout.status) == (payout_id, paid_seller, "pending")
+    assert account_balance(code=f"seller_payable:{paid_seller}", currency="USD") == 0
