@@ -171,6 +171,8 @@ def payout_apply(*, payout_id: int, stripe_payout: StripePayout) -> Payout:
         new_status = stripe_payout.status
         if new_status not in P.values or payout.status in ENDED:
             return payout
+        if payout.stripe_payout_id and payout.stripe_payout_id != stripe_payout.id:
+            return payout  # another Stripe payout that names this one: not its state
         stale = new_status in RANK and RANK[new_status] <= RANK.get(payout.status, -1)
         if stale and payout.stripe_payout_id:
             return payout

@@ -139,3 +139,39 @@ def test_a_payout_of_another_account_naming_ours_in_its_metadata_changes_nothing
     payout = Payout.objects.get()
     assert (payout.pk, payout.account_id, payout.status) == (payout_id, paid_seller, "pending")
     assert account_balance(code=f"seller_payable:{paid_seller}", currency="USD") == 0
+
+
+def test_another_stripe_payout_naming_ours_does_not_end_it(sandbox: Any, paid_seller: str) -> None:
+    from gavel.payouts.services import payouts_for_account_create
+
+    [payout_id] = payouts_for_account_create(account_id=paid_seller)
+    sandbox.client().v1.payment_intents.create(
+        params={
+            "amount": 9_000,
+            "currency": "usd",
+            "payment_method": "pm_card_bypassPending",
+            "confirm": True,
+            "transfer_data": {"destination": paid_seller},
+        }
+    )
+    # A second Stripe payout of the same account whose metadata names our payout (one Gavel did
+    # not record, e.g. re-sent after its idempotency key expired), and it fails.
+    other = sandbox.client().v1.payouts.create(
+        params={
+            "amount": 9_000,
+            "currency": "usd",
+            "metadata": {"gavel_payout_id": str(payout_id)},
+        },
+        options={"stripe_account": paid_seller},
+    )
+    sandbox.fail_payout(other.id, "account_closed")
+
+    assert events_deliver(sandbox, "payout.failed", account=paid_seller) == 1
+
+    payout = Payout.objects.get()
+    assert (payout.status, payout.blocks_until_bank_changes, payout.failure_code) == (
+        "pending",
+        False,
+        "",
+    )
+    assert account_balance(code=f"seller_payable:{paid_seller}", currency="USD") == 0
