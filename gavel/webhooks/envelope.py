@@ -38,7 +38,10 @@ def _created(value: Any) -> datetime:
     if isinstance(value, bool):
         raise NotAnEvent("created")
     if isinstance(value, int):
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError) as error:  # no datetime holds that time
+            raise NotAnEvent("created") from error
     if isinstance(value, str):
         # v2 events carry RFC 3339 timestamps with milliseconds.
         try:

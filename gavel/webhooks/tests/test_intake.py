@@ -178,6 +178,15 @@ def test_invalid_utf8_is_refused() -> None:
         {"object": "event", "id": "evt_1", "type": "a.b", "created": 1, "data": {"object": {}}},
         {"object": "event", "id": "evt_1", "type": "a.b", "created": 1, "livemode": False},
         {"object": "event", "id": "evt_1", "type": "", "created": 1, "livemode": False},
+        # A time no datetime holds (year 31,690,708): refused, not a 500.
+        {
+            "object": "event",
+            "id": "evt_1",
+            "type": "a.b",
+            "created": 10**15,
+            "livemode": False,
+            "data": {"object": {}},
+        },
     ],
 )
 def test_json_that_is_not_an_event_is_refused(payload: Any) -> None:
