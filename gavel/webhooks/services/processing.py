@@ -52,7 +52,9 @@ _STATUS_BY_OUTCOME = {
 ERROR_MAX_CHARS = 4000
 NOT_OUR_MODE = "livemode differs from the configured key: kept, never applied"
 # Stripe's answers for an object that can no longer be read: gone (404), or on an account that
-# is no longer ours to read (403, e.g. after the seller disconnected). Retrying cannot help.
+# is no longer ours to read (403 on a connected account's object, e.g. after the seller
+# disconnected). Retrying cannot help. A 403 on the platform's own object is our key refused
+# (a restricted key missing a permission): a failure, retried and dead-lettered like any other.
 RELATED_OBJECT_GONE_STATUSES = (403, 404)
 RELATED_OBJECT_GONE = "the thin event's related object can no longer be read ({detail}): ignored"
 
@@ -208,7 +210,9 @@ def _run(plan: _Plan, cursor: WebhookObjectCursor | None) -> tuple[Outcome, Acti
         try:
             incoming = incoming_event_build(event, incoming.raw)
         except GatewayFinalError as error:
-            if error.http_status not in RELATED_OBJECT_GONE_STATUSES:
+            if error.http_status not in RELATED_OBJECT_GONE_STATUSES or (
+                error.http_status == 403 and not event.account
+            ):
                 raise
             detail = f"{error.http_status} {error.code or ''}".strip()
             plan.note = RELATED_OBJECT_GONE.format(detail=detail)

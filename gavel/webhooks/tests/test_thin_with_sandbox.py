@@ -475,3 +475,28 @@ def test_a_thin_event_fetch_refused_otherwise_is_still_retried(
     assert stored.event_pk is not None
     assert event_process(event_pk=stored.event_pk) == Status.RETRYING
     assert applied.events == []
+
+
+@pytest.mark.django_db
+def test_a_platform_thin_event_refused_403_is_retried_not_ignored(
+    sandbox: Any, applied: Applied
+) -> None:
+    """A 403 on the platform's own object is not an account that left: it is our key refused
+    (a restricted key missing a permission). Ignoring it would drop the event without a dead
+    letter; it is a failure, retried until the key is fixed."""
+    [customer_id] = _customers(sandbox, 1)
+    sandbox.client().v1.customers.update(customer_id, params={"name": "Seen"})
+    updated = next(
+        event for event in sandbox.list_thin_events() if event["type"] == "v1.customer.updated"
+    )
+    stored = event_ingest(
+        envelope=envelope_read(updated), body=json.dumps(updated), source=WebhookEvent.Source.THIN
+    )
+    sandbox.fail_requests(403, method="GET", path=f"/v1/customers/{customer_id}")
+
+    assert stored.event_pk is not None
+    assert event_process(event_pk=stored.event_pk) == Status.RETRYING
+    assert applied.events == []
+    assert event_process(event_pk=stored.event_pk) == Status.PROCESSED
+    [event] = applied.events
+    assert (event.account, event.data_object["name"]) == (None, "Seen")
