@@ -269,12 +269,16 @@ def payouts_janitor_run(*, now: datetime | None = None, limit: int = 100) -> int
             stripe_payout = gateway_payouts.payout_retrieve(
                 account_id=payout.account_id, payout_id=payout.stripe_payout_id
             )
+            if stripe_payout.status != payout.status:
+                # applying it may read a balance transaction: Stripe's silence there leaves
+                # this payout for the next pass (its entry rolled back), not the others
+                payout_apply(payout_id=payout.pk, stripe_payout=stripe_payout)
+                settled += 1
         except GatewayError as error:
-            logger.warning("payout janitor: no answer yet", extra={"error": str(error)})
-            continue
-        if stripe_payout.status != payout.status:
-            payout_apply(payout_id=payout.pk, stripe_payout=stripe_payout)
-            settled += 1
+            logger.warning(
+                "payout janitor: no answer yet",
+                extra={"payout_id": payout.pk, "error": str(error)},
+            )
     for payout in stuck:
         try:
             found = [

@@ -126,6 +126,31 @@ def test_payout_timeout_then_janitor_settles(
     assert_books_clean()
 
 
+def test_payout_janitor_goes_on_past_a_payout_stripe_cannot_answer_for_yet(
+    sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
+) -> None:
+    order = order_charge(order_id=_order(card_buyer, seller_pair).pk)
+    order_receipt_confirm(order_id=order.pk, user=card_buyer)
+    payout_run()
+    first, second = Payout.objects.order_by("pk")
+    assert first.stripe_payout_id
+    sandbox.fail_payout(first.stripe_payout_id)  # its webhook is not delivered here
+    sandbox.advance(3 * 86_400)  # the other is paid
+    # The failed payout's returned-funds balance transaction cannot be read on this pass.
+    sandbox.fail_requests(500, method="GET", path="/v1/balance_transactions")
+
+    assert payouts_janitor_run() == 1  # before, the error ended the pass: none was settled
+
+    statuses = dict(Payout.objects.values_list("pk", "status"))
+    assert statuses == {first.pk: "pending", second.pk: "paid"}
+    assert payouts_janitor_run() == 1
+    assert dict(Payout.objects.values_list("pk", "status")) == {
+        first.pk: "failed",
+        second.pk: "paid",
+    }
+    assert_books_clean()
+
+
 def test_processing_payment_is_settled_by_the_janitor(
     sandbox: Any, card_buyer: User, seller_pair: list[tuple[User, str]]
 ) -> None:
