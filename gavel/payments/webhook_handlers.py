@@ -12,6 +12,19 @@ from gavel.payments.services.refunds import STRIPE_REFUND_FAILED, refund_failed_
 from gavel.webhooks.registry import IncomingEvent, webhook_handler
 
 
+def _event_not_applied(event: IncomingEvent, stripe_object_id: str, message: str) -> None:
+    """Record an event about an object that is not ours, or in no state to apply: nothing
+    changes."""
+    event_record(
+        order=None,
+        type=event.type,
+        stripe_object_id=stripe_object_id,
+        stripe_event_id=event.id,
+        applied=False,
+        message=message,
+    )
+
+
 @webhook_handler(
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
@@ -28,14 +41,7 @@ def payment_intent_event_apply(event: IncomingEvent) -> None:
 
         attempt = PaymentAttempt.objects.filter(stripe_payment_intent_id=intent.id).first()
     if attempt is None:
-        event_record(
-            order=None,
-            type=event.type,
-            stripe_object_id=intent.id,
-            stripe_event_id=event.id,
-            applied=False,
-            message="no attempt of ours",
-        )
+        _event_not_applied(event, intent.id, "no attempt of ours")
         return
     attempt_intent_apply(
         attempt_id=attempt.pk, intent=intent, source="webhook", stripe_event_id=event.id
@@ -65,14 +71,7 @@ def refund_failed_event_apply(event: IncomingEvent) -> None:
 
     stripe_refund = StripeRefund.from_payload(event.data_object)
     if stripe_refund.status not in STRIPE_REFUND_FAILED:
-        event_record(
-            order=None,
-            type=event.type,
-            stripe_object_id=stripe_refund.id,
-            stripe_event_id=event.id,
-            applied=False,
-            message=f"refund is {stripe_refund.status}",
-        )
+        _event_not_applied(event, stripe_refund.id, f"refund is {stripe_refund.status}")
         return
     refund_id = stripe_refund.metadata.get("gavel_refund_id", "")
     refund = (
@@ -81,14 +80,7 @@ def refund_failed_event_apply(event: IncomingEvent) -> None:
         else Refund.objects.filter(stripe_refund_id=stripe_refund.id).first()
     )
     if refund is None:
-        event_record(
-            order=None,
-            type=event.type,
-            stripe_object_id=stripe_refund.id,
-            stripe_event_id=event.id,
-            applied=False,
-            message="no refund of ours",
-        )
+        _event_not_applied(event, stripe_refund.id, "no refund of ours")
         return
     refund_failed_apply(
         refund_id=refund.pk,
